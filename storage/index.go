@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// State is a recording's lifecycle state as written in its index.
+type State string
+
+const (
+	// Recording: segments are still being sealed.
+	Recording State = "recording"
+	// Complete: the recording ended and its last segment is sealed.
+	Complete State = "complete"
+	// Interrupted: the device lost power or the daemon was killed; every
+	// sealed segment is valid, the unsealed tail is lost.
+	Interrupted State = "interrupted"
+)
+
+// IndexVersion is the version of index.json this package writes.
+const IndexVersion = 1
+
+// Index is the plaintext index.json of a recording. It carries no personal
+// data: an opaque id, sizes, hashes of ciphertext and the state.
+type Index struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Seq orders recordings on this device (the wall clock may be unset).
+	Seq   uint64 `json:"seq"`
+	State State  `json:"state"`
+	// RecipientKind is "x25519" or "mlkem768x25519" (post-quantum hybrid).
+	RecipientKind string     `json:"recipient_kind"`
+	Segments      []FileInfo `json:"segments"`
+	Manifest      *FileInfo  `json:"manifest,omitempty"`
+}
+
+// FileInfo describes one sealed file by its ciphertext.
+type FileInfo struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Bytes is the total ciphertext size of the recording's segments.
+func (ix *Index) Bytes() int64 {
+	var n int64
+	for _, s := range ix.Segments {
+		n += s.Size
+	}
+	return n
+}
+
+const (
+	indexName    = "index.json"
+	manifestName = "manifest.age"
+)
+
+// segmentName is the file name of segment n.
+func segmentName(n int) string { return fmt.Sprintf("%06d.age", n) }
+
+var (
+	segmentRE = regexp.MustCompile(`^[0-9]{6}\.age$`)
+	idRE      = regexp.MustCompile(`^[0-9a-f]{16}$`)
+)
+
+// ValidID reports whether id has the form of a recording id.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+func readIndex(dir string) (*Index, error) {
+	b, err := os.ReadFile(filepath.Join(dir, indexName))
+	if err != nil {
+		return nil, err
+	}
+	return parseIndex(b)
+}
+
+// parseIndex decodes and checks an index.json.
+func parseIndex(b []byte) (*Index, error) {
+	var ix Index
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return nil, fmt.Errorf("parse index: %v", err)
+	}
+	if ix.Version != IndexVersion {
+		return nil, fmt.Errorf("parse index: unsupported version %d", ix.Version)
+	}
+	if !ValidID(ix.ID) {
+		return nil, errors.New("parse index: bad recording id")
+	}
+	switch ix.State {
+	case Recording, Complete, Interrupted:
+	default:
+		return nil, fmt.Errorf("parse index: unknown state %q", ix.State)
+	}
+	for i, s := range ix.Segments {
+		if s.Name != segmentName(i) || s.Size < 0 || len(s.SHA256) != 64 {
+			return nil, fmt.Errorf("parse index: bad segment entry %d", i)
+		}
+	}
+	return &ix, nil
+}
+
+func writeIndex(dir string, ix *Index) error {
+	b, err := json.MarshalIndent(ix, "", "  ")
+	if err != nil {
+		return err
+	}
+	a, err := createAtomic(dir, indexName)
+	if err != nil {
+		return err
+	}
+	if _, err := a.Write(append(b, '\n')); err != nil {
+		a.abort()
+		return err
+	}
+	_, _, err = a.commit()
+	return err
+}
+
+// Manifest is the encrypted description of a recording: everything about it
+// that is not needed to store and move it. It is sealed to the same
+// recipients as the footage.
+type Manifest struct {
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Started is the wall time at the start; ClockTrusted says whether the
+	// device clock had been set by the paired laptop when it was read.
+	Started      time.Time `json:"started"`
+	ClockTrusted bool      `json:"clock_trusted"`
+	Device       string    `json:"device,omitempty"`
+	Source       string    `json:"source"`
+	Audio        string    `json:"audio"`
+	Tracks       []Track   `json:"tracks"`
+	Marks        []Mark    `json:"marks"`
+	// Set when the recording ends.
+	Ended     *time.Time `json:"ended,omitempty"`
+	Duration  float64    `json:"duration_seconds,omitempty"`
+	EndReason string     `json:"end_reason,omitempty"`
+	Segments  int        `json:"segments,omitempty"`
+}
+
+// Track describes one stream of the recording.
+type Track struct {
+	Kind       string  `json:"kind"`
+	Codec      string  `json:"codec"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	FPS        float64 `json:"fps,omitempty"`
+	SampleRate int     `json:"sample_rate,omitempty"`
+	Channels   int     `json:"channels,omitempty"`
+}
+
+// Mark is a moment the practitioner marked, as an offset from the start.
+type Mark struct {
+	Offset float64 `json:"offset_seconds"`
+}

@@ -1,0 +1,298 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"filippo.io/age"
+)
+
+// Rec is a recording being written. It is the capture.Sink of the live
+// stream: Write encrypts as it goes into the current segment's temporary
+// file, Flush seals that segment. A Rec is written by one goroutine; the
+// manifest may be updated from another.
+type Rec struct {
+	s    *Store
+	dir  string
+	rcpt Recipients
+
+	mu       sync.Mutex
+	ix       *Index
+	manifest Manifest
+
+	seg    *atomicFile    // current segment's file, nil between segments
+	enc    io.WriteCloser // age writer into seg
+	segMax int64          // largest sealed segment so far
+	err    error          // sticky write error
+	closed bool
+}
+
+// Create starts a new recording sealed to rcpt. It refuses to start when
+// free space is below the floor. The manifest is sealed at once, so even a
+// recording cut off in its first second says what it was.
+func (s *Store) Create(rcpt Recipients, m Manifest) (*Rec, error) {
+	if len(rcpt.List) == 0 {
+		return nil, errors.New("create recording: no recipients")
+	}
+	free, err := s.Free()
+	if err != nil {
+		return nil, fmt.Errorf("create recording: %w", err)
+	}
+	if free == 0 {
+		return nil, fmt.Errorf("create recording: %w: less than the %d MB floor free", ErrFull, s.opts.MinFree>>20)
+	}
+	s.mu.Lock()
+	s.seq++
+	seq := s.seq
+	s.mu.Unlock()
+
+	id := newID()
+	dir := filepath.Join(s.dir, id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create recording: %v", err)
+	}
+	m.Version = IndexVersion
+	m.ID = id
+	if m.Marks == nil {
+		m.Marks = []Mark{}
+	}
+	r := &Rec{
+		s: s, dir: dir, rcpt: rcpt, manifest: m,
+		ix: &Index{Version: IndexVersion, ID: id, Seq: seq, State: Recording, RecipientKind: rcpt.Kind, Segments: []FileInfo{}},
+	}
+	if err := r.sealManifestLocked(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create recording: %v", err)
+	}
+	if err := r.commitIndexLocked(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create recording: %v", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return nil, fmt.Errorf("create recording: %v", err)
+	}
+	return r, nil
+}
+
+// ID is the recording's opaque id.
+func (r *Rec) ID() string { return r.ix.ID }
+
+// Write encrypts p into the current segment.
+func (r *Rec) Write(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.closed {
+		return 0, errors.New("write segment: recording closed")
+	}
+	if r.seg == nil {
+		if err := r.openSegment(); err != nil {
+			r.err = err
+			return 0, err
+		}
+	}
+	n, err := r.enc.Write(p)
+	if err != nil {
+		r.fail(err)
+		return n, r.err
+	}
+	return n, nil
+}
+
+func (r *Rec) openSegment() error {
+	// Room for a segment as large as the largest so far, and the index.
+	free, err := r.s.Free()
+	if err != nil {
+		return err
+	}
+	if free < uint64(2*r.segMax)+(64<<10) {
+		return ErrFull
+	}
+	n := len(r.ix.Segments)
+	seg, err := createAtomic(r.dir, segmentName(n))
+	if err != nil {
+		return classify(fmt.Errorf("open segment: %w", err))
+	}
+	enc, err := age.Encrypt(seg, r.rcpt.List...)
+	if err != nil {
+		seg.abort()
+		return fmt.Errorf("open segment: %v", err)
+	}
+	r.seg, r.enc = seg, enc
+	return nil
+}
+
+// fail drops the unsealed segment and makes err sticky.
+func (r *Rec) fail(err error) {
+	if r.seg != nil {
+		r.seg.abort()
+		r.seg, r.enc = nil, nil
+	}
+	r.err = classify(fmt.Errorf("write segment: %w", err))
+}
+
+// classify turns "no space left" into ErrFull so callers end cleanly.
+func classify(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w (%v)", ErrFull, err)
+	}
+	return err
+}
+
+// Flush seals the current segment: finishes the age file, fsyncs it,
+// renames it into place, records it in the index and fsyncs the directory.
+// Flush with no open segment does nothing.
+func (r *Rec) Flush() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.seg == nil {
+		return nil
+	}
+	if err := r.enc.Close(); err != nil {
+		r.fail(err)
+		return r.err
+	}
+	size, sum, err := r.seg.commit()
+	r.seg, r.enc = nil, nil
+	if err != nil {
+		r.err = classify(fmt.Errorf("seal segment: %w", err))
+		return r.err
+	}
+	if size > r.segMax {
+		r.segMax = size
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ix.Segments = append(r.ix.Segments, FileInfo{Name: segmentName(len(r.ix.Segments)), Size: size, SHA256: sum})
+	if err := r.commitIndexLocked(); err != nil {
+		r.err = classify(fmt.Errorf("seal segment: %w", err))
+		return r.err
+	}
+	if err := syncDir(r.dir); err != nil {
+		r.err = fmt.Errorf("seal segment: %w", err)
+		return r.err
+	}
+	return nil
+}
+
+// Segments is the number of sealed segments.
+func (r *Rec) Segments() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ix.Segments)
+}
+
+// Bytes is the ciphertext size of the sealed segments.
+func (r *Rec) Bytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ix.Bytes()
+}
+
+// UpdateManifest changes the manifest and seals the new version at once.
+func (r *Rec) UpdateManifest(f func(*Manifest)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.manifest)
+	if err := r.sealManifestLocked(); err != nil {
+		return err
+	}
+	if err := r.commitIndexLocked(); err != nil {
+		return err
+	}
+	return syncDir(r.dir)
+}
+
+func (r *Rec) sealManifestLocked() error {
+	b, err := json.MarshalIndent(&r.manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	a, err := createAtomic(r.dir, manifestName)
+	if err != nil {
+		return classify(err)
+	}
+	enc, err := age.Encrypt(a, r.rcpt.List...)
+	if err != nil {
+		a.abort()
+		return err
+	}
+	if _, err := enc.Write(b); err != nil {
+		a.abort()
+		return classify(err)
+	}
+	if err := enc.Close(); err != nil {
+		a.abort()
+		return classify(err)
+	}
+	size, sum, err := a.commit()
+	if err != nil {
+		return classify(err)
+	}
+	r.ix.Manifest = &FileInfo{Name: manifestName, Size: size, SHA256: sum}
+	return nil
+}
+
+func (r *Rec) commitIndexLocked() error { return writeIndex(r.dir, r.ix) }
+
+// Close ends the recording: it seals what is pending (if it can), marks the
+// index complete and seals the final manifest via update. A recording that
+// ended because the disk filled is still complete: every sealed segment is
+// valid and nothing else was lost.
+func (r *Rec) Close(update func(*Manifest)) error {
+	if r.closed {
+		return nil
+	}
+	flushErr := r.Flush()
+	if r.seg != nil {
+		r.seg.abort()
+		r.seg, r.enc = nil, nil
+	}
+	r.closed = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ix.State = Complete
+	if update != nil {
+		update(&r.manifest)
+	}
+	r.manifest.Segments = len(r.ix.Segments)
+	if err := r.sealManifestLocked(); err != nil {
+		// The manifest from the start is still there; the index must still
+		// say the recording is complete.
+		r.s.log.Warn("final manifest not sealed", "recording", r.ix.ID, "err", err)
+	}
+	if err := r.commitIndexLocked(); err != nil {
+		return fmt.Errorf("close recording: %w", classify(err))
+	}
+	if err := syncDir(r.dir); err != nil {
+		return fmt.Errorf("close recording: %w", err)
+	}
+	if flushErr != nil && !errors.Is(flushErr, ErrFull) {
+		return fmt.Errorf("close recording: %w", flushErr)
+	}
+	return nil
+}
+
+// fileInfo hashes a sealed file.
+func fileInfo(dir, name string) (FileInfo, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return FileInfo{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return FileInfo{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package system
+
+func kernelClockSynced() bool { return false }

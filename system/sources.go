@@ -1,0 +1,75 @@
+package system
+
+import (
+	"fmt"
+	"strings"
+
+	"attune.dev/attune/capture"
+)
+
+// SourceSpec says where a recording's video and audio come from.
+type SourceSpec struct {
+	Video string // "testsrc", "file:PATH", "v4l2:/dev/videoN"
+	Audio string // "auto", "none", "testsrc", "alsa:NAME"
+	Pace  capture.Pace
+	Modes []capture.Mode
+}
+
+// OpenSources opens the sources of spec. "auto" audio means the tone with
+// the test source, the file's own audio with a file, and the default
+// microphone with a camera.
+func OpenSources(spec SourceSpec) ([]capture.Source, error) {
+	if err := CheckSource(spec.Video); err != nil {
+		return nil, fmt.Errorf("open sources: %v", err)
+	}
+	if err := CheckAudio(spec.Audio); err != nil {
+		return nil, fmt.Errorf("open sources: %v", err)
+	}
+	audio := spec.Audio
+	var srcs []capture.Source
+	switch {
+	case spec.Video == "testsrc":
+		srcs = append(srcs, capture.NewPatternSource(spec.Pace))
+		if audio == "auto" {
+			audio = "testsrc"
+		}
+	case strings.HasPrefix(spec.Video, "file:"):
+		withFileAudio := audio == "auto"
+		src, err := capture.OpenFile(strings.TrimPrefix(spec.Video, "file:"), spec.Pace, withFileAudio)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, src)
+		if audio == "auto" {
+			audio = "none" // the file's own audio, if any, is already in src
+		}
+	case strings.HasPrefix(spec.Video, "v4l2:"):
+		src, err := capture.OpenV4L2(strings.TrimPrefix(spec.Video, "v4l2:"), capture.V4L2Options{Prefer: spec.Modes})
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, src)
+		if audio == "auto" {
+			audio = "alsa:"
+		}
+	}
+	switch {
+	case audio == "none":
+	case audio == "testsrc":
+		srcs = append(srcs, capture.NewToneSource(spec.Pace))
+	case strings.HasPrefix(audio, "alsa:"):
+		mic, err := capture.OpenMicrophone(strings.TrimPrefix(audio, "alsa:"))
+		if err != nil {
+			closeSources(srcs)
+			return nil, err
+		}
+		srcs = append(srcs, mic)
+	}
+	return srcs, nil
+}
+
+func closeSources(srcs []capture.Source) {
+	for _, s := range srcs {
+		s.Close()
+	}
+}
