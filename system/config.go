@@ -94,10 +94,6 @@ func LoadConfig(path string) (Config, error) {
 	}
 	md, err := toml.Decode(string(b), &cfg)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return cfg, fmt.Errorf("config %s:%d: %s", path, pe.Position.Line, pe.Message)
-		}
 		return cfg, fmt.Errorf("config %s: %v", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {

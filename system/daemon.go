@@ -53,7 +53,7 @@ type Daemon struct {
 	Spec       SourceSpec
 	Log        *slog.Logger
 	// Open opens the sources; nil means OpenSources.
-	Open func(SourceSpec) ([]capture.Source, error)
+	Open func(SourceSpec, *slog.Logger) ([]capture.Source, error)
 
 	events chan Event
 	ready  chan struct{}
@@ -198,7 +198,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // start begins a recording, or reports why it cannot.
-func (d *Daemon) start(ctx context.Context, open func(SourceSpec) ([]capture.Source, error)) (context.CancelFunc, chan recDone) {
+func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) ([]capture.Source, error)) (context.CancelFunc, chan recDone) {
 	rcpt, ok := d.Recipients()
 	if !ok {
 		d.Log.Warn("recording refused: no recipients (pair first)")
@@ -210,7 +210,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec) ([]capture.Sou
 		d.idleState()
 		return nil, nil
 	}
-	srcs, err := open(d.Spec)
+	srcs, err := open(d.Spec, d.Log)
 	if err != nil {
 		d.Log.Error("recording refused: source failed", "err", err)
 		d.update(func(s *Status) { s.State, s.Fault = StateFault, "cam" })

@@ -1,7 +1,9 @@
 package system
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"attune.dev/attune/capture"
@@ -17,8 +19,10 @@ type SourceSpec struct {
 
 // OpenSources opens the sources of spec. "auto" audio means the tone with
 // the test source, the file's own audio with a file, and the default
-// microphone with a camera.
-func OpenSources(spec SourceSpec) ([]capture.Source, error) {
+// microphone with a camera — or no audio, with a warning, when this build or
+// this board has no microphone. An explicit "alsa:NAME" that cannot be
+// opened is an error.
+func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 	if err := CheckSource(spec.Video); err != nil {
 		return nil, fmt.Errorf("open sources: %v", err)
 	}
@@ -59,6 +63,13 @@ func OpenSources(spec SourceSpec) ([]capture.Source, error) {
 		srcs = append(srcs, capture.NewToneSource(spec.Pace))
 	case strings.HasPrefix(audio, "alsa:"):
 		mic, err := capture.OpenMicrophone(strings.TrimPrefix(audio, "alsa:"))
+		if err != nil && spec.Audio == "auto" &&
+			(errors.Is(err, capture.ErrMicrophoneUnsupported) || errors.Is(err, capture.ErrNoMicrophone)) {
+			if log != nil {
+				log.Warn("recording video without audio", "reason", err)
+			}
+			break
+		}
 		if err != nil {
 			closeSources(srcs)
 			return nil, err

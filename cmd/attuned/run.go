@@ -120,7 +120,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		limit = 0 // the whole file
 	}
 	spec := system.SourceSpec{Video: *source, Audio: *audio, Pace: p}
-	srcs, err := system.OpenSources(spec)
+	srcs, err := system.OpenSources(spec, log)
 	if err != nil {
 		return fmt.Errorf("record: %v", err)
 	}

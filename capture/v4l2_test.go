@@ -1,0 +1,656 @@
+package capture_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"attune.dev/attune/capture"
+	"attune.dev/attune/capture/capturetest"
+)
+
+// v4l2Open starts a source on cam and, at the end of the test, closes it and
+// checks that the camera was used correctly.
+func v4l2Open(t *testing.T, cam *capturetest.Camera, opts capture.V4L2Options) *capture.V4L2Source {
+	t.Helper()
+	src, err := capture.NewV4L2Source(cam, opts)
+	if err != nil {
+		t.Fatalf("NewV4L2Source: %v", err)
+	}
+	s := src.(*capture.V4L2Source)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := cam.Check(); err != nil {
+			t.Error(err)
+		}
+		if c := cam.Calls(); c.Held != 0 || c.Closes != 1 {
+			t.Errorf("after Close: %d buffers held, %d closes; want 0 and 1", c.Held, c.Closes)
+		}
+	})
+	return s
+}
+
+func v4l2Next(t *testing.T, s capture.Source) capture.Packet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return p
+}
+
+// v4l2JPEG encodes a w x h picture: a colour gradient with a frame number
+// drawn in as a bright bar, so frames differ.
+func v4l2JPEG(t testing.TB, w, h, n int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), 128, 255}
+			if x/8 == n%(w/8) {
+				c = color.RGBA{255, 255, 255, 255}
+			}
+			img.SetRGBA(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// v4l2Segments splits a JPEG header into marker segments up to SOS.
+func v4l2Segments(t testing.TB, b []byte) (segs [][]byte, rest []byte) {
+	t.Helper()
+	i := 2
+	for i+4 <= len(b) {
+		if b[i] != 0xFF {
+			t.Fatalf("no marker at %d", i)
+		}
+		if b[i+1] == 0xDA {
+			return segs, b[i:]
+		}
+		n := int(b[i+2])<<8 | int(b[i+3])
+		segs = append(segs, b[i:i+2+n])
+		i += 2 + n
+	}
+	t.Fatal("no SOS")
+	return nil, nil
+}
+
+// v4l2StripDHT removes the Huffman tables, as "MJPEG AVI1" cameras do, and
+// returns them.
+func v4l2StripDHT(t testing.TB, b []byte) (stripped, dht []byte) {
+	t.Helper()
+	segs, rest := v4l2Segments(t, b)
+	out := []byte{0xFF, 0xD8}
+	for _, s := range segs {
+		if s[1] == 0xC4 {
+			dht = append(dht, s...)
+			continue
+		}
+		out = append(out, s...)
+	}
+	if dht == nil {
+		t.Fatal("test JPEG has no DHT")
+	}
+	return append(out, rest...), dht
+}
+
+func TestV4L2NegotiatePreferred(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Formats[capture.V4L2PixFmtYUYV] = "YUYV 4:2:2"
+	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
+		capture.V4L2PixFmtMJPEG: {capturetest.Discrete(640, 480), capturetest.Discrete(1920, 1080), capturetest.Discrete(1280, 720)},
+		capture.V4L2PixFmtYUYV:  {capturetest.Discrete(640, 480)},
+	}
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
+	if got := s.Tracks(); len(got) != 1 || got[0] != want {
+		t.Errorf("Tracks = %+v, want %+v", got, want)
+	}
+	c := cam.Calls()
+	if c.Format != capture.V4L2PixFmtMJPEG || c.Width != 1280 || c.Height != 720 || c.FPS != 30 || c.BufferCount != 4 || c.Starts != 1 {
+		t.Errorf("calls = %+v", c)
+	}
+	h := cam.History()
+	wantH := []string{"SetImageFormat MJPG 1280x720", "SetFramerate 30", "SetBufferCount 4", "StartStreaming"}
+	if !slices.Equal(h, wantH) {
+		t.Errorf("history = %q, want %q", h, wantH)
+	}
+}
+
+func TestV4L2NegotiateRates(t *testing.T) {
+	// 1280x720 only at 10 fps: the next preference, 1920x1080@30, wins.
+	cam := capturetest.NewCamera()
+	cam.Sizes[capture.V4L2PixFmtMJPEG] = []capture.V4L2FrameSize{capturetest.Discrete(1280, 720), capturetest.Discrete(1920, 1080)}
+	cam.RatesFor = func(f capture.V4L2PixelFormat, w, h uint32) []capture.V4L2FrameRate {
+		if w == 1280 {
+			return []capture.V4L2FrameRate{capturetest.FPS(10)}
+		}
+		return []capture.V4L2FrameRate{capturetest.Interval(1001, 30000), capturetest.FPS(15)}
+	}
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	tr := s.Tracks()[0]
+	if tr.Width != 1920 || tr.Height != 1080 || tr.FPS < 29.96 || tr.FPS > 29.98 {
+		t.Errorf("track = %+v, want 1920x1080@29.97", tr)
+	}
+}
+
+func TestV4L2NegotiateCustomAndStepwise(t *testing.T) {
+	cam := capturetest.NewCamera()
+	delete(cam.Formats, capture.V4L2PixFmtMJPEG)
+	cam.Formats[capture.V4L2PixFmtJPEG] = "JFIF JPEG"
+	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
+		capture.V4L2PixFmtJPEG: {capturetest.Stepwise(160, 1920, 16, 120, 1080, 8)},
+	}
+	cam.Rates = []capture.V4L2FrameRate{capturetest.IntervalRange(1, 60, 1, 5)} // 5 to 60 fps
+	s := v4l2Open(t, cam, capture.V4L2Options{Prefer: []capture.Mode{{Width: 1000, Height: 600, FPS: 24}, {Width: 800, Height: 600, FPS: 24}}})
+	// 1000 is not on the 16-pixel grid from 160; 800x600 is.
+	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 800, Height: 600, FPS: 24}
+	if got := s.Tracks()[0]; got != want {
+		t.Errorf("track = %+v, want %+v", got, want)
+	}
+	if c := cam.Calls(); c.Format != capture.V4L2PixFmtJPEG {
+		t.Errorf("format = %v, want JPEG", c.Format)
+	}
+}
+
+func TestV4L2NegotiateFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sizes []capture.V4L2FrameSize
+		rates []capture.V4L2FrameRate
+		want  capture.Track
+	}{
+		{"largest within 1280x720",
+			[]capture.V4L2FrameSize{capturetest.Discrete(320, 240), capturetest.Discrete(1024, 576), capturetest.Discrete(1600, 1200), capturetest.Discrete(352, 288)},
+			[]capture.V4L2FrameRate{capturetest.FPS(5), capturetest.FPS(25), capturetest.FPS(60)},
+			capture.Track{Width: 1024, Height: 576, FPS: 25}},
+		{"all too big: smallest",
+			[]capture.V4L2FrameSize{capturetest.Discrete(2592, 1944), capturetest.Discrete(1600, 1200)},
+			[]capture.V4L2FrameRate{capturetest.FPS(15)},
+			capture.Track{Width: 1600, Height: 1200, FPS: 15}},
+		{"stepwise clamped",
+			[]capture.V4L2FrameSize{capturetest.Stepwise(100, 1000, 100, 100, 500, 100)},
+			[]capture.V4L2FrameRate{capturetest.IntervalRange(1, 20, 1, 1)},
+			capture.Track{Width: 1000, Height: 500, FPS: 20}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cam := capturetest.NewCamera()
+			cam.Sizes[capture.V4L2PixFmtMJPEG] = tc.sizes
+			cam.Rates = tc.rates
+			s := v4l2Open(t, cam, capture.V4L2Options{})
+			tc.want.Kind, tc.want.Codec = capture.Video, capture.CodecMJPEG
+			if got := s.Tracks()[0]; got != tc.want {
+				t.Errorf("track = %+v, want %+v", got, tc.want)
+			}
+			if c := cam.Calls(); int(c.Width) != tc.want.Width || int(c.Height) != tc.want.Height || float64(c.FPS) != tc.want.FPS {
+				t.Errorf("set %dx%d@%g, want %dx%d@%g", c.Width, c.Height, c.FPS, tc.want.Width, tc.want.Height, tc.want.FPS)
+			}
+		})
+	}
+}
+
+func TestV4L2NegotiateDriverAdjusts(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Adjust = func(f capture.V4L2PixelFormat, w, h uint32) (capture.V4L2PixelFormat, uint32, uint32) {
+		return f, 1280, 704
+	}
+	cam.SetFramerateErr = syscall.ENOTTY
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	if got := s.Tracks()[0]; got.Width != 1280 || got.Height != 704 || got.FPS != 0 {
+		t.Errorf("track = %+v, want 1280x704 at unknown rate", got)
+	}
+	// Frames of another size are delivered but counted.
+	cam.Push(v4l2JPEG(t, 64, 48, 0))
+	v4l2Next(t, s)
+	if st := s.Stats(); st.Mismatch != 1 {
+		t.Errorf("stats = %+v, want 1 mismatch", st)
+	}
+}
+
+func TestV4L2NegotiateErrors(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixelFormat('H' | '2'<<8 | '6'<<16 | '4'<<24): "H.264"}
+	_, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	if err == nil || !strings.HasPrefix(err.Error(), "v4l2: ") || !strings.Contains(err.Error(), "H264 (H.264)") {
+		t.Errorf("err = %v, want a v4l2 error listing H264", err)
+	}
+	if c := cam.Calls(); c.Closes != 1 {
+		t.Errorf("device closed %d times after a failed start, want 1", c.Closes)
+	}
+
+	cam = capturetest.NewCamera()
+	cam.StartErr = errors.New("failed to map request buffers")
+	_, err = capture.NewV4L2Source(cam, capture.V4L2Options{})
+	if err == nil || !strings.Contains(err.Error(), "v4l2: start streaming: failed to map") {
+		t.Errorf("err = %v", err)
+	}
+	if c := cam.Calls(); c.Closes != 1 {
+		t.Errorf("device closed %d times after a failed start, want 1", c.Closes)
+	}
+
+	if _, err := capture.OpenV4L2(filepath.Join(t.TempDir(), "video9"), capture.V4L2Options{}); err == nil || !strings.HasPrefix(err.Error(), "v4l2: open ") {
+		t.Errorf("OpenV4L2 of a missing device: %v", err)
+	}
+}
+
+func TestV4L2FramesCopiedAndReleased(t *testing.T) {
+	cam := capturetest.NewCamera()
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	var want [][]byte
+	for i := range 10 {
+		want = append(want, v4l2JPEG(t, 64, 48, i))
+	}
+	// Garbage before and between good frames is skipped and counted.
+	cam.Push([]byte{}, []byte{0, 0, 0, 0}, []byte("garbage"))
+	cam.Push(want[:5]...)
+	cam.Push([]byte{})
+	cam.Push(want[5:]...)
+
+	var got []capture.Packet
+	last := time.Duration(-1)
+	for range want {
+		before := capture.Now()
+		p := v4l2Next(t, s)
+		if p.Kind != capture.Video || !p.Key || p.PTS < before || p.PTS > capture.Now() || p.PTS < last {
+			t.Errorf("packet %+v: wrong kind, key or time (Next called at %v)", p.Kind, before)
+		}
+		last = p.PTS
+		got = append(got, p)
+	}
+	// The camera scribbled over each buffer when it was released; the
+	// packets must still hold the frames.
+	for i := range want {
+		if !bytes.Equal(got[i].Data, want[i]) {
+			t.Fatalf("frame %d changed after release (%d bytes, starts % x)", i, len(got[i].Data), got[i].Data[:min(8, len(got[i].Data))])
+		}
+	}
+	c := cam.Calls()
+	released := 0
+	for _, n := range c.Releases {
+		released += n
+	}
+	if c.Gets != 14 || released != c.Gets || c.Held != 0 {
+		t.Errorf("gets %d, releases %d (%v), held %d; want 14 each and none held", c.Gets, released, c.Releases, c.Held)
+	}
+	// The test frames are smaller than the track says: counted, not dropped.
+	if st := s.Stats(); st != (capture.V4L2Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10}) {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestV4L2Generator(t *testing.T) {
+	cam := capturetest.NewCamera()
+	frames := [][]byte{v4l2JPEG(t, 32, 32, 0), v4l2JPEG(t, 32, 32, 1), v4l2JPEG(t, 32, 32, 2)}
+	cam.Generate = func(n int) []byte { return frames[n%3] }
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	for i := range 50 {
+		if p := v4l2Next(t, s); !bytes.Equal(p.Data, frames[i%3]) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	if c := cam.Calls(); c.Gets != 50 || c.Held != 0 {
+		t.Errorf("calls = %+v", c)
+	}
+}
+
+func TestV4L2InsertsHuffmanTables(t *testing.T) {
+	orig := v4l2JPEG(t, 96, 64, 3)
+	noDHT, dht := v4l2StripDHT(t, orig)
+	if _, err := jpeg.Decode(bytes.NewReader(noDHT)); err == nil {
+		t.Fatal("image/jpeg decoded a JPEG without Huffman tables: the test proves nothing")
+	}
+
+	cam := capturetest.NewCamera()
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	// Zero padding after EOI, as some drivers leave it, is dropped too.
+	cam.Push(noDHT, orig, append(slices.Clone(noDHT), make([]byte, 1000)...))
+	fixed := v4l2Next(t, s).Data
+	untouched := v4l2Next(t, s).Data
+	padded := v4l2Next(t, s).Data
+
+	if !bytes.Equal(untouched, orig) {
+		t.Error("a frame with Huffman tables was changed")
+	}
+	if !bytes.Equal(padded, fixed) {
+		t.Error("a padded frame was not trimmed to its EOI")
+	}
+	// image/jpeg writes the T.81 K.3 tables in one segment, like ours.
+	if !bytes.Contains(fixed, dht) {
+		t.Error("inserted tables differ from image/jpeg's standard ones")
+	}
+	segs, _ := v4l2Segments(t, fixed)
+	if last := segs[len(segs)-1]; last[1] != 0xC4 {
+		t.Errorf("tables not inserted right before SOS (last segment %02X)", last[1])
+	}
+	a, err := jpeg.Decode(bytes.NewReader(fixed))
+	if err != nil {
+		t.Fatalf("repaired frame does not decode: %v", err)
+	}
+	b, _ := jpeg.Decode(bytes.NewReader(orig))
+	if !v4l2SameImage(a, b) {
+		t.Error("repaired frame decodes to a different picture")
+	}
+	if st := s.Stats(); st.Repaired != 2 || st.Frames != 3 {
+		t.Errorf("stats = %+v", st)
+	}
+
+	// ffmpeg, as the reader of recordings, must take it as well.
+	if ff, err := exec.LookPath("ffmpeg"); err == nil {
+		in := filepath.Join(t.TempDir(), "frame.jpg")
+		if err := os.WriteFile(in, fixed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(ff, "-v", "error", "-xerror", "-i", in, "-f", "null", "-").CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("ffmpeg on the repaired frame: %v: %s", err, out)
+		}
+	}
+}
+
+func v4l2SameImage(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	r := a.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// v4l2Bars are the colours of the test bars in a YUYV frame.
+var v4l2Bars = []color.RGBA{
+	{255, 255, 255, 255}, {255, 255, 0, 255}, {0, 255, 255, 255}, {0, 255, 0, 255},
+	{255, 0, 255, 255}, {255, 0, 0, 255}, {0, 0, 255, 255}, {0, 0, 0, 255},
+}
+
+func TestV4L2YUYVFallback(t *testing.T) {
+	const w, h = 320, 240
+	cam := capturetest.NewCamera()
+	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixFmtYUYV: "YUYV 4:2:2"}
+	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
+		capture.V4L2PixFmtYUYV: {capturetest.Discrete(1920, 1080), capturetest.Discrete(w, h)},
+	}
+	cam.RatesFor = func(f capture.V4L2PixelFormat, fw, fh uint32) []capture.V4L2FrameRate {
+		if fw == 1920 {
+			return []capture.V4L2FrameRate{capturetest.FPS(5)}
+		}
+		return []capture.V4L2FrameRate{capturetest.FPS(30), capturetest.FPS(15)}
+	}
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: w, Height: h, FPS: 30}
+	if got := s.Tracks()[0]; got != want {
+		t.Errorf("track = %+v, want %+v", got, want)
+	}
+	if c := cam.Calls(); c.Format != capture.V4L2PixFmtYUYV {
+		t.Errorf("format = %v, want YUYV", c.Format)
+	}
+
+	bars := capturetest.YUYV(w, h, func(x, y int) (uint8, uint8, uint8) {
+		c := v4l2Bars[x*len(v4l2Bars)/w]
+		return c.R, c.G, c.B
+	})
+	// A frame with padded rows (bytesperline 2*w+64) decodes the same.
+	padded := make([]byte, 0, (2*w+64)*h)
+	for y := range h {
+		padded = append(padded, bars[y*2*w:(y+1)*2*w]...)
+		padded = append(padded, make([]byte, 64)...)
+	}
+	cam.Push(bars[:len(bars)/2], bars, padded) // the short one is skipped
+
+	for i := range 2 {
+		p := v4l2Next(t, s)
+		img, err := jpeg.Decode(bytes.NewReader(p.Data))
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if img.Bounds() != image.Rect(0, 0, w, h) {
+			t.Fatalf("frame %d is %v", i, img.Bounds())
+		}
+		for b, c := range v4l2Bars {
+			x := (2*b + 1) * w / (2 * len(v4l2Bars))
+			r, g, bl, _ := img.At(x, h/2).RGBA()
+			got := color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), 255}
+			if v4l2Dist(got, c) > 12 {
+				t.Errorf("frame %d bar %d: got %v, want %v", i, b, got, c)
+			}
+		}
+	}
+	if st := s.Stats(); st.Frames != 2 || st.Corrupt != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func v4l2Dist(a, b color.RGBA) int {
+	d := 0
+	for _, p := range [][2]uint8{{a.R, b.R}, {a.G, b.G}, {a.B, b.B}} {
+		d = max(d, max(int(p[0])-int(p[1]), int(p[1])-int(p[0])))
+	}
+	return d
+}
+
+func TestV4L2TimeoutThenRecovery(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Second = time.Millisecond
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	frame := v4l2JPEG(t, 32, 32, 0)
+	cam.PushTimeouts(2)
+	cam.PushWaitError(syscall.EINTR)
+	cam.Push(frame)
+	if p := v4l2Next(t, s); !bytes.Equal(p.Data, frame) {
+		t.Error("wrong frame")
+	}
+	if st := s.Stats(); st.Timeouts != 2 || st.Frames != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestV4L2FrameWhileWaiting(t *testing.T) {
+	cam := capturetest.NewCamera()
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	frame := v4l2JPEG(t, 32, 32, 0)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cam.Push(frame)
+	}()
+	if p := v4l2Next(t, s); !bytes.Equal(p.Data, frame) {
+		t.Error("wrong frame")
+	}
+}
+
+func TestV4L2NoFrames(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Second = time.Millisecond // each 2 s timeout takes 2 ms
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	start := time.Now()
+	_, err := s.Next(context.Background())
+	if err == nil || err.Error() != "v4l2: no frames for 5s (is the camera unplugged?)" {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+
+	// Only garbage is no better.
+	cam.Push([]byte("x"), []byte("y"))
+	_, err = s.Next(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no usable frames for 5s (2 skipped") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestV4L2DeviceErrors(t *testing.T) {
+	t.Run("dequeue ENODEV", func(t *testing.T) {
+		cam := capturetest.NewCamera()
+		s := v4l2Open(t, cam, capture.V4L2Options{})
+		cam.Push(v4l2JPEG(t, 32, 32, 0))
+		cam.PushGetError(syscall.ENODEV)
+		v4l2Next(t, s)
+		_, err := s.Next(context.Background())
+		if !errors.Is(err, syscall.ENODEV) || !strings.HasPrefix(err.Error(), "v4l2: dequeue frame: ") {
+			t.Errorf("err = %v, want a wrapped ENODEV", err)
+		}
+	})
+	t.Run("unplugged while waiting", func(t *testing.T) {
+		cam := capturetest.NewCamera()
+		s := v4l2Open(t, cam, capture.V4L2Options{})
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			cam.Unplug()
+		}()
+		_, err := s.Next(context.Background())
+		if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), "unplugged") {
+			t.Errorf("err = %v, want ENODEV with a hint", err)
+		}
+	})
+	t.Run("wait error", func(t *testing.T) {
+		cam := capturetest.NewCamera()
+		s := v4l2Open(t, cam, capture.V4L2Options{})
+		cam.PushWaitError(syscall.EBADF)
+		_, err := s.Next(context.Background())
+		if !errors.Is(err, syscall.EBADF) || !strings.HasPrefix(err.Error(), "v4l2: wait for frame: ") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestV4L2CloseUnblocksNext(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Second = time.Hour // only Close can end the wait
+	src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.Next(context.Background())
+		errc <- err
+	}()
+	for cam.Calls().Waits == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// Close twice, concurrently, while Next waits.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := src.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Next after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Next")
+	}
+	if _, err := src.Next(context.Background()); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Next after Close: %v", err)
+	}
+	if c := cam.Calls(); c.Stops != 1 || c.Closes != 1 {
+		t.Errorf("calls = %+v, want one stop and one close", c)
+	}
+	if err := cam.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestV4L2CloseWhileStreaming races Close against a reader that takes frames
+// as fast as they come (run with -race).
+func TestV4L2CloseWhileStreaming(t *testing.T) {
+	for i := range 20 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			cam := capturetest.NewCamera()
+			frame := v4l2JPEG(t, 16, 16, 0)
+			cam.Generate = func(int) []byte { return frame }
+			src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				for {
+					if _, err := src.Next(context.Background()); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+			time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+			if err := src.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, os.ErrClosed) {
+				t.Errorf("Next: %v", err)
+			}
+			if err := cam.Check(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestV4L2ContextCancel(t *testing.T) {
+	cam := capturetest.NewCamera()
+	cam.Second = 10 * time.Millisecond
+	s := v4l2Open(t, cam, capture.V4L2Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+	// The source still works afterwards.
+	cam.Push(v4l2JPEG(t, 16, 16, 0))
+	v4l2Next(t, s)
+}
+
+func BenchmarkV4L2YUYV720p(b *testing.B) {
+	cam := capturetest.NewCamera()
+	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixFmtYUYV: "YUYV 4:2:2"}
+	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{capture.V4L2PixFmtYUYV: {capturetest.Discrete(1280, 720)}}
+	frame := capturetest.YUYV(1280, 720, func(x, y int) (uint8, uint8, uint8) { return uint8(x), uint8(y), uint8(x + y) })
+	cam.Generate = func(int) []byte { return frame }
+	src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if _, err := src.Next(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package system
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "attuned.toml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigValid(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, `
+board = "sim"
+data = "/tmp/x"
+recipients = "/etc/r.txt"
+[capture]
+source = "v4l2:/dev/video2"
+audio = "alsa:USB"
+modes = ["1920x1080@30", "1280x720@29.97"]
+pace = "none"
+[storage]
+min_free_mb = 100
+max_minutes = 15
+segment_seconds = 0.5
+[system]
+lock_memory = false
+log_level = "debug"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Board != "sim" || cfg.Capture.Source != "v4l2:/dev/video2" || cfg.MaxDuration().Minutes() != 15 ||
+		cfg.SegmentDuration().Seconds() != 0.5 || cfg.System.LockMemory || cfg.Listen != ":8443" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	m, _ := ParseMode(cfg.Capture.Modes[1])
+	if m.Width != 1280 || m.Height != 720 || m.FPS != 29.97 {
+		t.Errorf("mode = %+v", m)
+	}
+	if _, err := LoadConfig(""); err != nil {
+		t.Errorf("defaults invalid: %v", err)
+	}
+}
+
+func TestConfigErrorsNameKeyAndFix(t *testing.T) {
+	for _, tc := range []struct{ conf, want string }{
+		{"bord = \"sim\"\n", `unknown key bord`},
+		{"[storage]\nmax_minute = 3\n", `unknown key storage.max_minute`},
+		{"[storage]\nmax_minutes = -3\n", `storage.max_minutes: must be more than 0`},
+		{"[storage]\nmin_free_mb = 0\n", `storage.min_free_mb: must be between 1 and`},
+		{"[storage]\nsegment_seconds = 60\n", `storage.segment_seconds: must be between 0.2 and 10`},
+		{"[capture]\nsource = \"/dev/video0\"\n", `capture.source: "/dev/video0" is not a source; use "testsrc"`},
+		{"[capture]\naudio = \"mic\"\n", `capture.audio: "mic" is not an audio source`},
+		{"[capture]\nmodes = [\"720p\"]\n", `capture.modes: mode "720p": want WIDTHxHEIGHT@FPS`},
+		{"[capture]\npace = \"fast\"\n", `capture.pace: pace must be "realtime" or "none"`},
+		{"[system]\nlog_level = \"loud\"\n", `system.log_level: must be "debug"`},
+		{"data = \n", `line 2`},                               // syntax error names the line
+		{"[storage]\nmax_minutes = \"ten\"\n", `max_minutes`}, // wrong type names the key
+	} {
+		_, err := LoadConfig(writeConfig(t, tc.conf))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.conf, err, tc.want)
+		}
+	}
+}

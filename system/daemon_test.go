@@ -1,0 +1,177 @@
+package system
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"attune.dev/attune/capture"
+	"attune.dev/attune/storage"
+)
+
+type testDaemon struct {
+	d      *Daemon
+	store  *storage.Store
+	id     *age.X25519Identity
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newTestDaemon(t *testing.T) *testDaemon {
+	t.Helper()
+	id, _ := age.GenerateX25519Identity()
+	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.Open(t.TempDir(), storage.Options{MinFree: 1 << 20}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &Recorder{Store: store, Clock: NewClock(), Segment: 200 * time.Millisecond, MaxDuration: time.Minute}
+	d := NewDaemon(rec, func() (storage.Recipients, bool) { return rcpt, true },
+		SourceSpec{Video: "testsrc", Audio: "testsrc", Pace: capture.Realtime}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	td := &testDaemon{d: d, store: store, id: id, cancel: cancel, done: make(chan error, 1)}
+	go func() { td.done <- d.Run(ctx) }()
+	<-d.Ready()
+	t.Cleanup(func() { td.stop(t) })
+	return td
+}
+
+func (td *testDaemon) stop(t *testing.T) {
+	t.Helper()
+	td.cancel()
+	select {
+	case err := <-td.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		td.done <- nil // idempotent
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func (td *testDaemon) waitState(t *testing.T, want State) Status {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := td.d.Status()
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s, want %s", st.State, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (td *testDaemon) manifest(t *testing.T, id string) storage.Manifest {
+	t.Helper()
+	f, err := os.Open(filepath.Join(td.store.Dir(), id, "manifest.age"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, td.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	var m storage.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestDaemonRecordMarkStop(t *testing.T) {
+	td := newTestDaemon(t)
+	if st := td.d.Status(); st.State != StateReady || st.MinutesLeft <= 0 {
+		t.Fatalf("at start: %+v", st)
+	}
+	td.d.Send(EventRec)
+	st := td.waitState(t, StateRecording)
+	time.Sleep(300 * time.Millisecond)
+	td.d.Send(EventMark)
+	deadline := time.Now().Add(2 * time.Second)
+	for td.d.Status().Marks != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if e := td.d.Status().Elapsed; e < 300*time.Millisecond {
+		t.Errorf("elapsed %v after 300ms", e)
+	}
+	time.Sleep(300 * time.Millisecond)
+	td.d.Send(EventRec)
+	after := td.waitState(t, StateReady)
+	if after.LastID != st.Recording || after.LastReason != "stopped" {
+		t.Errorf("after stop: %+v", after)
+	}
+	ix, err := td.store.Index(st.Recording)
+	if err != nil || ix.State != storage.Complete || len(ix.Segments) < 2 {
+		t.Fatalf("index %+v, %v", ix, err)
+	}
+	m := td.manifest(t, st.Recording)
+	if len(m.Marks) != 1 || m.Marks[0].Offset < 0.25 || m.Marks[0].Offset > 0.6 || m.EndReason != "stopped" {
+		t.Errorf("manifest marks %+v, end %q", m.Marks, m.EndReason)
+	}
+}
+
+// TestDaemonMashing presses REC and MARK at random for a while: the daemon
+// never wedges, every recording ends complete, and cancelling seals the
+// open one.
+func TestDaemonMashing(t *testing.T) {
+	td := newTestDaemon(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		if rng.IntN(3) == 0 {
+			td.d.Send(EventRec)
+		} else {
+			td.d.Send(EventMark)
+		}
+		time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
+	}
+	td.d.Send(EventRec)
+	time.Sleep(100 * time.Millisecond)
+	td.stop(t) // seals whatever is open
+	list, err := td.store.List()
+	if err != nil || len(list) == 0 {
+		t.Fatalf("no recordings after mashing: %v", err)
+	}
+	for _, ix := range list {
+		if ix.State != storage.Complete {
+			t.Errorf("recording %s left %s", ix.ID, ix.State)
+		}
+	}
+	t.Logf("%d recordings from 300 random presses", len(list))
+}
+
+func TestDaemonRefusesWithoutRecipients(t *testing.T) {
+	store, _ := storage.Open(t.TempDir(), storage.Options{MinFree: 1 << 20}, nil)
+	rec := &Recorder{Store: store, Clock: NewClock(), Segment: time.Second, MaxDuration: time.Minute}
+	d := NewDaemon(rec, func() (storage.Recipients, bool) { return storage.Recipients{}, false },
+		SourceSpec{Video: "testsrc", Audio: "none"}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	<-d.Ready()
+	if st := d.Status(); st.State != StateNotPaired {
+		t.Errorf("state %s, want not_paired", st.State)
+	}
+	d.Send(EventRec)
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-done
+	if list, _ := store.List(); len(list) != 0 {
+		t.Errorf("recorded without recipients")
+	}
+}
