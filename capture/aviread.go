@@ -81,7 +81,7 @@ func (a *aviReader) tracks() []Track { return a.trk }
 // readHead reads RIFF 'AVI ' and LIST 'hdrl', stopping inside LIST 'movi'.
 func (a *aviReader) readHead(withAudio bool) error {
 	var h [12]byte
-	if err := a.s.readFull(h[:]); err != nil {
+	if err := a.s.readSmall(h[:]); err != nil {
 		return err
 	}
 	if string(h[:4]) != "RIFF" || string(h[8:]) != "AVI " {
@@ -107,7 +107,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 			return fmt.Errorf("list at offset %d is too short", off)
 		}
 		var typ [4]byte
-		if err := a.s.readFull(typ[:]); err != nil {
+		if err := a.s.readSmall(typ[:]); err != nil {
 			return err
 		}
 		switch string(typ[:]) {
@@ -364,7 +364,7 @@ func (a *aviReader) readPacket() (Packet, error) {
 				return Packet{}, fmt.Errorf("list at offset %d is too short", off)
 			}
 			var typ [4]byte
-			if err := a.s.readFull(typ[:]); err != nil {
+			if err := a.s.readSmall(typ[:]); err != nil {
 				return Packet{}, err
 			}
 			if string(typ[:]) != "rec " {
@@ -414,7 +414,7 @@ func (a *aviReader) toMovi() error {
 	if a.aviRIFFEnd >= 0 && a.s.pos >= a.aviRIFFEnd {
 		// After a RIFF: only an OpenDML extension may follow.
 		var h [12]byte
-		if err := a.s.readFull(h[:]); err != nil {
+		if err := a.s.readSmall(h[:]); err != nil {
 			return err
 		}
 		if string(h[:4]) != "RIFF" || string(h[8:]) != "AVIX" {
@@ -430,7 +430,7 @@ func (a *aviReader) toMovi() error {
 	switch id {
 	case "RIFF": // in a RIFF of unknown size
 		var typ [4]byte
-		if err := a.s.readFull(typ[:]); err != nil {
+		if err := a.s.readSmall(typ[:]); err != nil {
 			return err
 		}
 		if string(typ[:]) != "AVIX" {
@@ -443,7 +443,7 @@ func (a *aviReader) toMovi() error {
 			return fmt.Errorf("list at offset %d is too short", off)
 		}
 		var typ [4]byte
-		if err := a.s.readFull(typ[:]); err != nil {
+		if err := a.s.readSmall(typ[:]); err != nil {
 			return err
 		}
 		if string(typ[:]) == "movi" {
@@ -464,7 +464,7 @@ func (a *aviReader) toMovi() error {
 func (a *aviReader) readChunk(end int64) (id string, size uint32, off int64, err error) {
 	off = a.s.pos
 	var h [8]byte
-	if err := a.s.readFull(h[:]); err != nil {
+	if err := a.s.readSmall(h[:]); err != nil {
 		return "", 0, off, err
 	}
 	id, size = string(h[:4]), binary.LittleEndian.Uint32(h[4:])

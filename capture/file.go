@@ -114,8 +114,9 @@ type fileSource struct {
 	mu      sync.Mutex // serialises Next
 	started bool
 	base    time.Duration // Now() at the first Next
-	pending *Packet       // read but not yet delivered (ctx ended while waiting)
-	err     error         // sticky end of stream
+	pending Packet        // read but not yet delivered (ctx ended while waiting)
+	hasPend bool
+	err     error // sticky end of stream
 }
 
 func (s *fileSource) Tracks() []Track { return append([]Track(nil), s.trk...) }
@@ -136,8 +137,8 @@ func (s *fileSource) Next(ctx context.Context) (Packet, error) {
 		s.started, s.base = true, Now()
 	}
 	var p Packet
-	if s.pending != nil {
-		p, s.pending = *s.pending, nil
+	if s.hasPend {
+		p, s.hasPend = s.pending, false
 	} else {
 		var err error
 		p, err = s.d.next()
@@ -157,7 +158,7 @@ func (s *fileSource) Next(ctx context.Context) (Packet, error) {
 		stop()
 		cancel()
 		if err != nil {
-			s.pending = &p
+			s.pending, s.hasPend = p, true
 			if s.closed.Err() != nil {
 				return Packet{}, errReplayClosed
 			}
@@ -211,6 +212,23 @@ func (s *replayStream) readFull(p []byte) error {
 	n, err := io.ReadFull(s.br, p)
 	s.pos += int64(n)
 	return err
+}
+
+// readSmall fills a header-sized p byte by byte: unlike readFull, it does not
+// make p escape to the heap.
+func (s *replayStream) readSmall(p []byte) error {
+	for i := range p {
+		b, err := s.br.ReadByte()
+		if err != nil {
+			if i > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		p[i] = b
+		s.pos++
+	}
+	return nil
 }
 
 // skip advances n bytes. Seeking past the end of a file is not an error here:

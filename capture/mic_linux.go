@@ -34,6 +34,13 @@ import (
 	"github.com/pion/mediadevices/pkg/wave"
 )
 
+// Format of the microphone track.
+const (
+	micRate     = 48000
+	micChannels = 1
+	micBits     = 16
+)
+
 const (
 	micPeriod    = 20 * time.Millisecond  // miniaudio period: one packet
 	micStall     = 5 * time.Second        // no audio for this long is an error

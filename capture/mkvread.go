@@ -99,9 +99,10 @@ type mkvReader struct {
 	scale     int64  // nanoseconds per timecode tick
 	segEnd    int64  // -1: unknown size, ends at EOF
 	inCluster bool
-	clEnd     int64 // -1: unknown size
-	clTime    int64 // cluster timecode, in ticks
-	pending   *mkvrElem
+	clEnd     int64    // -1: unknown size
+	clTime    int64    // cluster timecode, in ticks
+	pending   mkvrElem // read but not handled; valid if hasPend
+	hasPend   bool
 	skipTo    int64 // rest of a BlockGroup to skip before reading on
 }
 
@@ -186,7 +187,7 @@ func (m *mkvReader) readHead(withAudio bool) error {
 		}
 		switch {
 		case e.id == eidCluster || e.id == eidEBML || e.id == eidSegment:
-			m.pending = &e
+			m.pending, m.hasPend = e, true
 			return true, nil
 		case e.id == eidInfo:
 			body, err := m.readBody(e)
@@ -424,12 +425,12 @@ func (m *mkvReader) readPacket() (Packet, error) {
 		if m.inCluster && m.clEnd >= 0 && m.s.pos >= m.clEnd {
 			m.inCluster = false
 		}
-		if m.segEnd >= 0 && m.s.pos >= m.segEnd && m.pending == nil {
+		if m.segEnd >= 0 && m.s.pos >= m.segEnd && !m.hasPend {
 			return Packet{}, io.EOF
 		}
 		var e mkvrElem
-		if m.pending != nil {
-			e, m.pending = *m.pending, nil
+		if m.hasPend {
+			e, m.hasPend = m.pending, false
 		} else {
 			var err error
 			if e, err = mkvrReadElem(m.s); err != nil {
@@ -441,7 +442,7 @@ func (m *mkvReader) readPacket() (Packet, error) {
 			if mkvrEndsCluster(e.id) {
 				// Ends a cluster of unknown size.
 				m.inCluster = false
-				m.pending = &e
+				m.pending, m.hasPend = e, true
 				continue
 			}
 			end := m.clEnd
@@ -538,14 +539,14 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 	if e.size < 1 {
 		return Packet{}, false, fmt.Errorf("block at offset %d is empty", e.off)
 	}
-	if err := m.s.readFull(hdr[:1]); err != nil {
+	if err := m.s.readSmall(hdr[:1]); err != nil {
 		return Packet{}, false, err
 	}
 	n := bits.LeadingZeros8(hdr[0]) + 1
 	if n > 8 || int64(n)+3 > e.size {
 		return Packet{}, false, fmt.Errorf("block at offset %d has a malformed header", e.off)
 	}
-	if err := m.s.readFull(hdr[1:n]); err != nil {
+	if err := m.s.readSmall(hdr[1:n]); err != nil {
 		return Packet{}, false, err
 	}
 	track, _, _ := mkvrVint(hdr[:n])
@@ -560,7 +561,7 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 		return Packet{}, false, m.s.skip(rest)
 	}
 	var tf [3]byte
-	if err := m.s.readFull(tf[:]); err != nil {
+	if err := m.s.readSmall(tf[:]); err != nil {
 		return Packet{}, false, err
 	}
 	rest -= 3
@@ -627,7 +628,7 @@ func mkvrReadElem(s *replayStream) (mkvrElem, error) {
 		return e, fmt.Errorf("invalid element id at offset %d", e.off)
 	}
 	buf[0] = first
-	if err := s.readFull(buf[1:n]); err != nil {
+	if err := s.readSmall(buf[1:n]); err != nil {
 		return e, io.ErrUnexpectedEOF
 	}
 	_, raw, _ := mkvrVint(buf[:n])
@@ -640,7 +641,7 @@ func mkvrReadElem(s *replayStream) (mkvrElem, error) {
 	if n > 8 {
 		return e, fmt.Errorf("invalid size of element 0x%X at offset %d", e.id, e.off)
 	}
-	if err := s.readFull(buf[1:n]); err != nil {
+	if err := s.readSmall(buf[1:n]); err != nil {
 		return e, io.ErrUnexpectedEOF
 	}
 	v, _, unknown := mkvrVint(buf[:n])

@@ -24,13 +24,6 @@ var (
 	ErrNoMicrophone = errors.New("microphone: no capture device found")
 )
 
-// Format of the microphone track.
-const (
-	micRate     = 48000
-	micChannels = 1
-	micBits     = 16
-)
-
 // appendMonoS16LE appends a to dst as mono signed 16-bit little-endian PCM.
 // Channels are averaged; float samples (full scale ±1.0) are scaled by 32767,
 // rounded and clipped.

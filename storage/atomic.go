@@ -86,21 +86,4 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// writeAtomic writes a whole small file atomically, directory fsync included.
-func writeAtomic(dir, name string, data []byte) (int64, string, error) {
-	a, err := createAtomic(dir, name)
-	if err != nil {
-		return 0, "", err
-	}
-	if _, err := a.Write(data); err != nil {
-		a.abort()
-		return 0, "", err
-	}
-	n, sum, err := a.commit()
-	if err != nil {
-		return 0, "", err
-	}
-	return n, sum, syncDir(dir)
-}
-
 func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }

@@ -65,8 +65,7 @@ const (
 func segmentName(n int) string { return fmt.Sprintf("%06d.age", n) }
 
 var (
-	segmentRE = regexp.MustCompile(`^[0-9]{6}\.age$`)
-	idRE      = regexp.MustCompile(`^[0-9a-f]{16}$`)
+	idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 )
 
 // ValidID reports whether id has the form of a recording id.
