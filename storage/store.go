@@ -194,3 +194,22 @@ func (s *Store) recoverOne(id string) error {
 	s.log.Info("recording interrupted", "recording", id, "segments", len(ix.Segments))
 	return syncDir(dir)
 }
+
+// EraseAll deletes every recording (a factory reset). What it deletes is
+// ciphertext; the keys that could open it never were on the device.
+func (s *Store) EraseAll() (int, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("erase: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			return n, fmt.Errorf("erase: %v", err)
+		}
+		if e.IsDir() && ValidID(e.Name()) {
+			n++
+		}
+	}
+	return n, syncDir(s.dir)
+}

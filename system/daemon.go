@@ -2,10 +2,15 @@ package system
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/big"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/capture"
 	"attune.dev/attune/storage"
@@ -15,69 +20,128 @@ import (
 type State string
 
 const (
-	StateBooting   State = "booting"
-	StateNotPaired State = "not_paired"
-	StateReady     State = "ready"
-	StateRecording State = "recording"
-	StateFull      State = "storage_full"
-	StateFault     State = "fault"
+	StateBooting      State = "booting"
+	StateNotPaired    State = "not_paired"
+	StatePairing      State = "pairing"
+	StateReady        State = "ready"
+	StateRecording    State = "recording"
+	StateSyncing      State = "syncing"
+	StateFull         State = "storage_full"
+	StateFault        State = "fault"
+	StateConfirmReset State = "confirm_reset"
+	StateResetting    State = "resetting"
 )
 
 // Event is something the practitioner (or the system) asks for.
 type Event int
 
 const (
-	// EventRec toggles recording.
+	// EventRec toggles recording, or confirms a factory reset.
 	EventRec Event = iota + 1
 	// EventMark marks the current moment of a recording.
 	EventMark
+	// EventPair opens a pairing window (PAIR held 3 s).
+	EventPair
+	// EventReset asks for a factory reset (REC+PAIR held 10 s); REC within
+	// the confirmation window confirms it.
+	EventReset
+	// EventOther is any other press: it cancels a pending confirmation or
+	// an open pairing window.
+	EventOther
 )
+
+func (e Event) String() string {
+	switch e {
+	case EventRec:
+		return "rec"
+	case EventMark:
+		return "mark"
+	case EventPair:
+		return "pair"
+	case EventReset:
+		return "reset"
+	case EventOther:
+		return "other"
+	}
+	return "unknown"
+}
 
 // Status is a snapshot of the daemon for indicators and APIs.
 type Status struct {
 	State       State
 	Recording   string        // id of the open recording
 	Elapsed     time.Duration // of the open recording
-	Marks       int
-	MinutesLeft int    // recording time left at the current bitrate
-	Fault       string // short fault code when State is fault
-	LastID      string // the last finished recording
-	LastReason  string // why it ended
+	Marks       int           // marks in the open recording
+	MinutesLeft int           // recording time left at the current bitrate
+	Fault       string        // short fault code when State is fault: "cam", "disk", "rec"
+	Code        string        // the pairing code while pairing (shown on the display)
+	SyncPercent int           // while syncing
+	Battery     int           // percent, -1 without a gauge
+	LastID      string        // the last finished recording
+	LastReason  string        // why it ended
 }
+
+// Windows of the front-panel flows.
+const (
+	PairWindow    = 2 * time.Minute
+	ConfirmWindow = 10 * time.Second
+)
 
 // Daemon is the state machine. Events come in through Send; Run owns the
 // recording goroutine and seals any open recording before it returns.
 type Daemon struct {
-	Rec        *Recorder
-	Recipients func() (storage.Recipients, bool) // the current recipients, false if none
-	Spec       SourceSpec
-	Log        *slog.Logger
+	Rec  *Recorder
+	Spec SourceSpec
+	Log  *slog.Logger
+	// Clock times the pairing and confirmation windows.
+	Clock clockwork.Clock
 	// Open opens the sources; nil means OpenSources.
 	Open func(SourceSpec, *slog.Logger) ([]capture.Source, error)
+	// Reset performs a confirmed factory reset; nil means erase every
+	// recording and forget the recipients.
+	Reset func(context.Context) error
 
 	events chan Event
 	ready  chan struct{}
 
 	mu        sync.Mutex
 	status    Status
-	started   time.Time // monotonic, of the open recording
+	rcpt      storage.Recipients
+	paired    bool
+	started   time.Duration // capture clock at the start of the open recording
 	rec       *storage.Rec
 	bitrate   float64 // ciphertext bytes per second, measured
+	usedCodes map[string]bool
 	listeners []chan struct{}
 }
 
 // NewDaemon returns a daemon in the booting state.
-func NewDaemon(r *Recorder, rcpt func() (storage.Recipients, bool), spec SourceSpec, log *slog.Logger) *Daemon {
+func NewDaemon(r *Recorder, spec SourceSpec, log *slog.Logger) *Daemon {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Daemon{
-		Rec: r, Recipients: rcpt, Spec: spec, Log: log,
-		events:  make(chan Event, 16),
-		ready:   make(chan struct{}),
-		status:  Status{State: StateBooting},
-		bitrate: 2 << 20, // 720p30 MJPEG is about 1–3 MB/s until measured
+		Rec: r, Spec: spec, Log: log, Clock: clockwork.NewRealClock(),
+		events:    make(chan Event, 16),
+		ready:     make(chan struct{}),
+		status:    Status{State: StateBooting, Battery: -1},
+		bitrate:   2 << 20, // 720p30 MJPEG is about 1–3 MB/s until measured
+		usedCodes: map[string]bool{},
 	}
+}
+
+// SetRecipients gives the daemon the recipients new recordings are sealed
+// to (from a file, or from pairing).
+func (d *Daemon) SetRecipients(r storage.Recipients) {
+	d.mu.Lock()
+	d.rcpt, d.paired = r, len(r.List) > 0
+	d.mu.Unlock()
+}
+
+func (d *Daemon) recipients() (storage.Recipients, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rcpt, d.paired
 }
 
 // Send queues an event; it never blocks (a toddler can press faster than
@@ -97,7 +161,7 @@ func (d *Daemon) Status() Status {
 	defer d.mu.Unlock()
 	s := d.status
 	if s.State == StateRecording {
-		s.Elapsed = time.Since(d.started)
+		s.Elapsed = capture.Now() - d.started
 	}
 	return s
 }
@@ -127,11 +191,17 @@ func (d *Daemon) update(f func(*Status)) {
 	}
 }
 
+// SetBattery records a battery reading for the indicators.
+func (d *Daemon) SetBattery(percent int) {
+	d.update(func(s *Status) { s.Battery = percent })
+}
+
 // idleState computes the resting state: ready, full or not paired.
 func (d *Daemon) idleState() {
 	free, err := d.Rec.Store.Free()
-	_, paired := d.Recipients()
+	_, paired := d.recipients()
 	d.update(func(s *Status) {
+		s.Code = ""
 		switch {
 		case err != nil:
 			s.State, s.Fault = StateFault, "disk"
@@ -151,6 +221,14 @@ type recDone struct {
 	err error
 }
 
+// timerC is a timer's channel, or nil (blocks forever) without one.
+func timerC(t clockwork.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.Chan()
+}
+
 // Run runs the state machine until ctx is done. An open recording is
 // stopped and sealed before Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
@@ -161,45 +239,122 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.idleState()
 	close(d.ready)
 	var (
-		stop context.CancelFunc
-		done chan recDone
+		stop    context.CancelFunc
+		done    chan recDone
+		window  clockwork.Timer // pairing or reset confirmation
+		refresh = d.Clock.NewTicker(10 * time.Second)
 	)
-	refresh := time.NewTicker(10 * time.Second)
 	defer refresh.Stop()
+	closeWindow := func() {
+		if window != nil {
+			window.Stop()
+			window = nil
+		}
+	}
+	defer closeWindow()
 	for {
 		select {
 		case <-ctx.Done():
 			if stop != nil {
 				stop()
-				r := <-done
-				d.finished(r)
+				d.finished(<-done)
 			}
 			return nil
-		case <-refresh.C:
-			if stop == nil {
+		case <-refresh.Chan():
+			if stop == nil && window == nil {
 				d.idleState()
 			}
 		case r := <-done:
 			stop, done = nil, nil
 			d.finished(r)
+		case <-timerC(window):
+			window = nil
+			st := d.Status().State
+			d.Log.Info("window closed", "state", string(st))
+			d.idleState()
 		case ev := <-d.events:
-			switch ev {
-			case EventRec:
-				if stop != nil {
+			st := d.Status().State
+			switch {
+			case stop != nil: // recording: REC stops, MARK marks, others ignored
+				switch ev {
+				case EventRec:
 					stop() // finished() runs when the recorder returns
-					continue
+				case EventMark:
+					d.mark()
 				}
+			case st == StateConfirmReset:
+				closeWindow()
+				if ev == EventRec {
+					d.reset(ctx)
+				} else {
+					d.Log.Info("factory reset cancelled")
+				}
+				d.idleState()
+			case st == StatePairing:
+				if ev == EventPair {
+					continue // still held: keep the window
+				}
+				closeWindow()
+				d.Log.Info("pairing cancelled")
+				d.idleState()
+			case ev == EventRec:
 				stop, done = d.start(ctx, open)
-			case EventMark:
-				d.mark()
+			case ev == EventPair:
+				window = d.Clock.NewTimer(PairWindow)
+				d.openPairing()
+			case ev == EventReset:
+				window = d.Clock.NewTimer(ConfirmWindow)
+				d.Log.Info("factory reset requested: waiting for REC to confirm")
+				d.update(func(s *Status) { s.State = StateConfirmReset })
 			}
 		}
 	}
 }
 
+// openPairing shows a fresh 6-digit code, never one used before.
+func (d *Daemon) openPairing() {
+	var code string
+	for {
+		n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+		if err != nil {
+			d.update(func(s *Status) { s.State, s.Fault = StateFault, "rng" })
+			return
+		}
+		code = fmt.Sprintf("%06d", n.Int64())
+		d.mu.Lock()
+		used := d.usedCodes[code]
+		d.usedCodes[code] = true
+		d.mu.Unlock()
+		if !used {
+			break
+		}
+	}
+	d.Log.Info("pairing window open", "seconds", PairWindow.Seconds())
+	d.update(func(s *Status) { s.State, s.Code = StatePairing, code })
+}
+
+// reset performs a confirmed factory reset.
+func (d *Daemon) reset(ctx context.Context) {
+	d.update(func(s *Status) { s.State = StateResetting })
+	d.Log.Warn("factory reset confirmed")
+	var err error
+	if d.Reset != nil {
+		err = d.Reset(ctx)
+	} else {
+		var n int
+		n, err = d.Rec.Store.EraseAll()
+		d.SetRecipients(storage.Recipients{})
+		d.Log.Warn("factory reset: recordings erased", "recordings", n)
+	}
+	if err != nil {
+		d.Log.Error("factory reset failed", "err", err)
+		d.update(func(s *Status) { s.State, s.Fault = StateFault, "disk" })
+	}
+}
+
 // start begins a recording, or reports why it cannot.
 func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) ([]capture.Source, error)) (context.CancelFunc, chan recDone) {
-	rcpt, ok := d.Recipients()
+	rcpt, ok := d.recipients()
 	if !ok {
 		d.Log.Warn("recording refused: no recipients (pair first)")
 		d.idleState()
@@ -222,7 +377,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 		res, err := d.Rec.Record(rctx, srcs, rcpt, d.Spec, func(rec *storage.Rec) {
 			d.mu.Lock()
 			d.rec = rec
-			d.started = time.Now()
+			d.started = capture.Now()
 			d.mu.Unlock()
 			d.update(func(s *Status) {
 				s.State, s.Recording, s.Marks, s.Fault = StateRecording, rec.ID(), 0, ""
@@ -235,10 +390,10 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 
 func (d *Daemon) finished(r recDone) {
 	d.mu.Lock()
-	elapsed := time.Since(d.started)
+	elapsed := (capture.Now() - d.started).Seconds()
 	d.rec = nil
-	if r.res.Bytes > 0 && elapsed > 5*time.Second {
-		d.bitrate = float64(r.res.Bytes) / elapsed.Seconds()
+	if r.res.Bytes > 0 && elapsed > 5 {
+		d.bitrate = float64(r.res.Bytes) / elapsed
 	}
 	d.mu.Unlock()
 	if r.err != nil {
@@ -253,7 +408,7 @@ func (d *Daemon) finished(r recDone) {
 	}
 }
 
-// mark adds a mark to the open recording.
+// mark adds a mark to the open recording, sealed in its manifest at once.
 func (d *Daemon) mark() {
 	d.mu.Lock()
 	rec, started := d.rec, d.started
@@ -261,7 +416,7 @@ func (d *Daemon) mark() {
 	if rec == nil {
 		return
 	}
-	off := time.Since(started).Seconds()
+	off := (capture.Now() - started).Seconds()
 	if err := rec.UpdateManifest(func(m *storage.Manifest) {
 		m.Marks = append(m.Marks, storage.Mark{Offset: off})
 	}); err != nil {

@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/capture"
 	"attune.dev/attune/storage"
@@ -25,6 +27,10 @@ type testDaemon struct {
 }
 
 func newTestDaemon(t *testing.T) *testDaemon {
+	return newTestDaemonClock(t, nil)
+}
+
+func newTestDaemonClock(t *testing.T, clock clockwork.Clock) *testDaemon {
 	t.Helper()
 	id, _ := age.GenerateX25519Identity()
 	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
@@ -36,8 +42,11 @@ func newTestDaemon(t *testing.T) *testDaemon {
 		t.Fatal(err)
 	}
 	rec := &Recorder{Store: store, Clock: NewClock(), Segment: 200 * time.Millisecond, MaxDuration: time.Minute}
-	d := NewDaemon(rec, func() (storage.Recipients, bool) { return rcpt, true },
-		SourceSpec{Video: "testsrc", Audio: "testsrc", Pace: capture.Realtime}, nil)
+	d := NewDaemon(rec, SourceSpec{Video: "testsrc", Audio: "testsrc", Pace: capture.Realtime}, nil)
+	d.SetRecipients(rcpt)
+	if clock != nil {
+		d.Clock = clock
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	td := &testDaemon{d: d, store: store, id: id, cancel: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()
@@ -158,8 +167,7 @@ func TestDaemonMashing(t *testing.T) {
 func TestDaemonRefusesWithoutRecipients(t *testing.T) {
 	store, _ := storage.Open(t.TempDir(), storage.Options{MinFree: 1 << 20}, nil)
 	rec := &Recorder{Store: store, Clock: NewClock(), Segment: time.Second, MaxDuration: time.Minute}
-	d := NewDaemon(rec, func() (storage.Recipients, bool) { return storage.Recipients{}, false },
-		SourceSpec{Video: "testsrc", Audio: "none"}, nil)
+	d := NewDaemon(rec, SourceSpec{Video: "testsrc", Audio: "none"}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- d.Run(ctx) }()
@@ -173,5 +181,77 @@ func TestDaemonRefusesWithoutRecipients(t *testing.T) {
 	<-done
 	if list, _ := store.List(); len(list) != 0 {
 		t.Errorf("recorded without recipients")
+	}
+}
+
+func TestDaemonPairingWindow(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	td := newTestDaemonClock(t, clock)
+	codes := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		td.d.Send(EventPair)
+		st := td.waitState(t, StatePairing)
+		if len(st.Code) != 6 || strings.Trim(st.Code, "0123456789") != "" {
+			t.Fatalf("code %q", st.Code)
+		}
+		if codes[st.Code] {
+			t.Fatalf("code %s shown twice", st.Code)
+		}
+		codes[st.Code] = true
+		if i%2 == 0 {
+			// The window closes by itself after two minutes.
+			clock.Advance(PairWindow - time.Second)
+			time.Sleep(20 * time.Millisecond)
+			if td.d.Status().State != StatePairing {
+				t.Fatal("window closed early")
+			}
+			clock.Advance(time.Second)
+		} else {
+			td.d.Send(EventOther) // any other press cancels
+		}
+		if st := td.waitState(t, StateReady); st.Code != "" {
+			t.Fatalf("code still shown after the window: %+v", st)
+		}
+	}
+}
+
+func TestDaemonResetConfirmation(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	td := newTestDaemonClock(t, clock)
+	// One recording to erase.
+	td.d.Send(EventRec)
+	td.waitState(t, StateRecording)
+	time.Sleep(300 * time.Millisecond)
+	td.d.Send(EventRec)
+	td.waitState(t, StateReady)
+	count := func() int { l, _ := td.store.List(); return len(l) }
+
+	// Cancel by another button.
+	td.d.Send(EventReset)
+	td.waitState(t, StateConfirmReset)
+	td.d.Send(EventMark)
+	td.waitState(t, StateReady)
+	// Cancel by silence.
+	td.d.Send(EventReset)
+	td.waitState(t, StateConfirmReset)
+	clock.Advance(ConfirmWindow)
+	td.waitState(t, StateReady)
+	if count() != 1 {
+		t.Fatal("a cancelled reset erased recordings")
+	}
+	// REC within the window confirms.
+	td.d.Send(EventReset)
+	td.waitState(t, StateConfirmReset)
+	clock.Advance(ConfirmWindow - time.Second)
+	td.d.Send(EventRec)
+	td.waitState(t, StateNotPaired)
+	if count() != 0 {
+		t.Fatal("confirmed reset left recordings")
+	}
+	// After the reset nothing can be recorded until paired again.
+	td.d.Send(EventRec)
+	time.Sleep(50 * time.Millisecond)
+	if count() != 0 || td.d.Status().State != StateNotPaired {
+		t.Fatal("recorded after reset without recipients")
 	}
 }

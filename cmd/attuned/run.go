@@ -177,12 +177,10 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lockMemory(cfg.System.LockMemory, log)
 
 	var rcpt storage.Recipients
-	haveRcpt := false
 	if cfg.Recipients != "" {
 		if rcpt, err = storage.ReadRecipientsFile(cfg.Recipients); err != nil {
 			return fmt.Errorf("run: recipients: %v", err)
 		}
-		haveRcpt = true
 	}
 	store, err := storage.Open(cfg.Data, storage.Options{MinFree: uint64(cfg.Storage.MinFreeMB) << 20}, log)
 	if err != nil {
@@ -198,7 +196,8 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Store: store, Clock: system.NewClock(), Log: log, Version: version,
 		Segment: cfg.SegmentDuration(), MaxDuration: cfg.MaxDuration(),
 	}
-	d := system.NewDaemon(rec, func() (storage.Recipients, bool) { return rcpt, haveRcpt }, spec, log)
+	d := system.NewDaemon(rec, spec, log)
+	d.SetRecipients(rcpt)
 
 	ctx, stop := system.Signals(ctx, d, log)
 	defer stop()
@@ -217,7 +216,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case <-ctx.Done():
 		}
 	}()
-	log.Info("attuned running", "version", version, "board", cfg.Board, "source", cfg.Capture.Source, "paired", haveRcpt)
+	log.Info("attuned running", "version", version, "board", cfg.Board, "source", cfg.Capture.Source, "paired", len(rcpt.List) > 0)
 	err = d.Run(ctx)
 	system.Notify("STOPPING=1")
 	wg.Wait()
