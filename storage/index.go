@@ -45,6 +45,10 @@ type FileInfo struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Acked: the paired laptop verified and acknowledged this file, and
+	// the device deleted it. The entry stays so the index still proves what
+	// the recording was.
+	Acked bool `json:"acked,omitempty"`
 }
 
 // Bytes is the total ciphertext size of the recording's segments.

@@ -79,7 +79,35 @@ func (s *Store) Create(rcpt Recipients, m Manifest) (*Rec, error) {
 	if err := syncDir(s.dir); err != nil {
 		return nil, fmt.Errorf("create recording: %v", err)
 	}
+	s.mu.Lock()
+	s.open[id] = r
+	s.mu.Unlock()
 	return r, nil
+}
+
+// snapshot copies the index.
+func (r *Rec) snapshot() *Index {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ix := *r.ix
+	ix.Segments = append([]FileInfo(nil), r.ix.Segments...)
+	if r.ix.Manifest != nil {
+		m := *r.ix.Manifest
+		ix.Manifest = &m
+	}
+	return &ix
+}
+
+// ack acknowledges segments of a recording still being written.
+func (r *Rec) ack(segments []int, manifest bool) (*Index, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := ackIndex(r.dir, r.ix, segments, manifest); err != nil {
+		return nil, err
+	}
+	ix := *r.ix
+	ix.Segments = append([]FileInfo(nil), r.ix.Segments...)
+	return &ix, nil
 }
 
 // ID is the recording's opaque id.
@@ -258,6 +286,11 @@ func (r *Rec) Close(update func(*Manifest)) error {
 		r.seg, r.enc = nil, nil
 	}
 	r.closed = true
+	defer func() {
+		r.s.mu.Lock()
+		delete(r.s.open, r.ix.ID)
+		r.s.mu.Unlock()
+	}()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ix.State = Complete

@@ -334,3 +334,44 @@ func BenchmarkSeal(b *testing.B) {
 	b.StopTimer()
 	rec.Close(nil)
 }
+
+func TestAck(t *testing.T) {
+	_, rs := x25519(t)
+	s := openStore(t, t.TempDir(), plenty)
+	rec, _ := s.Create(rs, Manifest{})
+	for i := 0; i < 3; i++ {
+		rec.Write([]byte("segment"))
+		rec.Flush()
+	}
+	// While recording: acknowledged segments go, the recording stays.
+	if _, err := s.Ack(rec.ID(), []int{0, 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.SegmentPath(rec.ID(), 0)); !os.IsNotExist(err) {
+		t.Fatal("acked segment still on disk")
+	}
+	if _, err := s.Ack(rec.ID(), []int{7}, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ack of a missing segment: %v", err)
+	}
+	rec.Write([]byte("more"))
+	if err := rec.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	ix, _ := s.Index(rec.ID())
+	if !ix.Segments[0].Acked || !ix.Segments[1].Acked || ix.Segments[2].Acked || len(ix.Segments) != 4 {
+		t.Fatalf("index after partial ack: %+v", ix.Segments)
+	}
+	// Acking twice is harmless; acking the rest removes the recording.
+	if _, err := s.Ack(rec.ID(), []int{0, 1, 2, 3}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), rec.ID())); !os.IsNotExist(err) {
+		t.Fatal("fully acknowledged recording still on disk")
+	}
+	if _, err := s.Ack(rec.ID(), []int{0}, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ack of a deleted recording: %v", err)
+	}
+	if _, err := s.Ack("../../etc", nil, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ack of a bad id: %v", err)
+	}
+}

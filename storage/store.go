@@ -32,8 +32,9 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	mu  sync.Mutex
-	seq uint64
+	mu   sync.Mutex
+	seq  uint64
+	open map[string]*Rec // recordings being written
 }
 
 // Open opens (creating if needed) the store under dataDir and recovers
@@ -49,7 +50,7 @@ func Open(dataDir string, opts Options, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %v", err)
 	}
-	s := &Store{dir: dir, opts: opts, log: log}
+	s := &Store{dir: dir, opts: opts, log: log, open: map[string]*Rec{}}
 	if err := s.recover(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -97,6 +98,12 @@ func (s *Store) List() ([]*Index, error) {
 func (s *Store) Index(id string) (*Index, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("index: bad recording id")
+	}
+	s.mu.Lock()
+	r := s.open[id]
+	s.mu.Unlock()
+	if r != nil {
+		return r.snapshot(), nil
 	}
 	ix, err := readIndex(filepath.Join(s.dir, id))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -212,4 +219,89 @@ func (s *Store) EraseAll() (int, error) {
 		}
 	}
 	return n, syncDir(s.dir)
+}
+
+// ManifestPath is the path of a recording's sealed manifest.
+func (s *Store) ManifestPath(id string) string {
+	return filepath.Join(s.dir, id, manifestName)
+}
+
+// ErrNotFound is returned for a recording or segment the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// Ack records that the paired laptop verified and stored the given
+// segments (and the manifest, if manifest is set) of recording id, and
+// deletes them from the device. Once a finished recording is fully
+// acknowledged its directory is removed. Acknowledging twice is harmless;
+// an unknown id or segment number is ErrNotFound and changes nothing.
+func (s *Store) Ack(id string, segments []int, manifest bool) (*Index, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("ack: %w: bad recording id", ErrNotFound)
+	}
+	s.mu.Lock()
+	r := s.open[id]
+	s.mu.Unlock()
+	if r != nil {
+		return r.ack(segments, manifest)
+	}
+	dir := filepath.Join(s.dir, id)
+	ix, err := readIndex(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ack: recording %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ack: %v", err)
+	}
+	if err := ackIndex(dir, ix, segments, manifest); err != nil {
+		return nil, err
+	}
+	if ix.State != Recording && fullyAcked(ix) {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("ack: %v", err)
+		}
+		if err := syncDir(s.dir); err != nil {
+			return nil, fmt.Errorf("ack: %v", err)
+		}
+		s.log.Info("recording deleted after acknowledgement", "recording", id)
+	}
+	return ix, nil
+}
+
+// ackIndex checks the numbers, deletes the files and rewrites the index.
+func ackIndex(dir string, ix *Index, segments []int, manifest bool) error {
+	for _, n := range segments {
+		if n < 0 || n >= len(ix.Segments) {
+			return fmt.Errorf("ack: segment %d: %w", n, ErrNotFound)
+		}
+	}
+	if manifest && ix.Manifest == nil {
+		return fmt.Errorf("ack: manifest: %w", ErrNotFound)
+	}
+	for _, n := range segments {
+		if ix.Segments[n].Acked {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, ix.Segments[n].Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("ack: %v", err)
+		}
+		ix.Segments[n].Acked = true
+	}
+	if manifest && !ix.Manifest.Acked {
+		// The manifest is deleted only with the whole recording: while it
+		// is being written it is still re-sealed on every mark.
+		ix.Manifest.Acked = true
+	}
+	if err := writeIndex(dir, ix); err != nil {
+		return fmt.Errorf("ack: %v", err)
+	}
+	return syncDir(dir)
+}
+
+func fullyAcked(ix *Index) bool {
+	for _, s := range ix.Segments {
+		if !s.Acked {
+			return false
+		}
+	}
+	return ix.Manifest == nil || ix.Manifest.Acked
 }

@@ -1,6 +1,7 @@
 package system
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -10,8 +11,12 @@ import (
 // the wall time is trusted only once the paired laptop set it, or the kernel
 // says NTP has synchronised it.
 type Clock struct {
-	mu  sync.Mutex
-	set bool
+	mu     sync.Mutex
+	set    bool
+	offset time.Duration // added to Now after a Set without SetSystem
+	// SetSystem makes Set change the kernel clock (root, on the device)
+	// rather than only this process's idea of the time.
+	SetSystem bool
 	// Synced reports kernel clock synchronisation; nil means never.
 	Synced func() bool
 	Now    func() time.Time
@@ -27,19 +32,32 @@ var earliest = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Wall returns the wall time and whether it is trusted.
 func (c *Clock) Wall() (time.Time, bool) {
-	now := c.Now()
 	c.mu.Lock()
-	set := c.set
+	set, off := c.set, c.offset
 	c.mu.Unlock()
+	now := c.Now().Add(off)
 	if now.Before(earliest) {
 		return now, false
 	}
 	return now, set || (c.Synced != nil && c.Synced())
 }
 
-// MarkSet records that an authenticated peer set the clock.
-func (c *Clock) MarkSet() {
+// Set sets the wall clock from an authenticated peer (the paired laptop)
+// and trusts it from then on.
+func (c *Clock) Set(t time.Time) error {
+	if t.Before(earliest) {
+		return fmt.Errorf("set clock: %s is before %s; the laptop's clock is wrong", t.UTC().Format(time.RFC3339), earliest.Format("2006"))
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.SetSystem {
+		if err := setSystemClock(t); err != nil {
+			return fmt.Errorf("set clock: %v", err)
+		}
+		c.offset = 0
+	} else {
+		c.offset = t.Sub(c.Now())
+	}
 	c.set = true
-	c.mu.Unlock()
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, s string) string {
@@ -69,5 +70,22 @@ func TestConfigErrorsNameKeyAndFix(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want %q", tc.conf, err, tc.want)
 		}
+	}
+}
+
+func TestClockSet(t *testing.T) {
+	c := &Clock{Now: func() time.Time { return time.Unix(0, 0) }} // a Pi at boot
+	if w, trusted := c.Wall(); trusted || w.Year() != 1970 {
+		t.Fatalf("boot clock trusted: %v %v", w, trusted)
+	}
+	if err := c.Set(time.Unix(1000, 0)); err == nil {
+		t.Fatal("a 1970 time from the laptop was accepted")
+	}
+	want := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	if err := c.Set(want); err != nil {
+		t.Fatal(err)
+	}
+	if w, trusted := c.Wall(); !trusted || !w.Equal(want) {
+		t.Fatalf("after set: %v %v", w, trusted)
 	}
 }
