@@ -11,13 +11,13 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 AGE_VERSION         := v1.3.2
 STATICCHECK_VERSION := v0.7.0
-APT_PACKAGES        := ffmpeg age
+APT_PACKAGES        := ffmpeg age chromium
 
 # Tests find the post-quantum-capable age CLI here; Debian's age (1.1) is
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run test bench build cross lint deps tools fuzz clean demo-clean
+.PHONY: all run record play demo-key screenshots test bench build cross lint deps tools fuzz clean
 
 all: build
 
@@ -27,6 +27,7 @@ deps: tools
 	command -v ffmpeg >/dev/null  || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	[ -x /usr/bin/age ]           || missing="$$missing age"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -50,20 +51,35 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/ ./cmd/...
 
-## run: a 10 s demo recording from the test source, then how to decrypt and play it.
-DEMO := $(CURDIR)/demo
-run: deps build
+## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
+DEMO  := $(CURDIR)/demo
+PANEL ?= 127.0.0.1:8080
+run: deps build demo-key
+	@echo "front panel: http://$(PANEL)/  (click REC to record, REC again to stop; Ctrl-C to quit)"
+	@echo "recordings are sealed to $(DEMO)/recipients.txt under $(DEMO)/data; decrypt one with:"
+	@echo "  make play ID=<recording id>"
+	$(BIN)/attuned run --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL)
+
+demo-key: tools
 	@mkdir -p $(DEMO)
 	@[ -f $(DEMO)/identity.txt ] || $(TOOLBIN)/age-keygen -pq -o $(DEMO)/identity.txt 2>/dev/null
 	@$(TOOLBIN)/age-keygen -y -o $(DEMO)/recipients.txt $(DEMO)/identity.txt
-	@echo "recording 10 s from the test source (1280x720 MJPEG + 1 kHz tone), sealed to $(DEMO)/recipients.txt ..."
+
+## record: one 10 s recording from the test source, no panel.
+record: deps build demo-key
 	@id=$$($(BIN)/attuned record --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --source testsrc --duration 10s) && \
-	dir=$(DEMO)/data/recordings/$$id && \
-	echo "recording $$id: $$(ls $$dir/*.age | grep -vc manifest) sealed segments in $$dir" && \
-	echo && echo "decrypt and play it (the identity never goes near the device):" && \
-	echo "  for f in $$dir/[0-9]*.age; do $(TOOLBIN)/age -d -i $(DEMO)/identity.txt \"\$$f\"; done > $(DEMO)/$$id.mkv" && \
-	echo "  ffprobe $(DEMO)/$$id.mkv; ffplay $(DEMO)/$$id.mkv" && \
-	echo "  $(TOOLBIN)/age -d -i $(DEMO)/identity.txt $$dir/manifest.age    # what, when, marks"
+	echo "recording $$id sealed in $(DEMO)/data/recordings/$$id; decrypt and check it with: make play ID=$$id"
+
+## play: decrypt a demo recording with the stock age CLI into demo/ID.mkv and probe it.
+play:
+	@test -n "$(ID)" || { echo "usage: make play ID=<recording id> (ls $(DEMO)/data/recordings)"; exit 2; }
+	for f in $(DEMO)/data/recordings/$(ID)/[0-9]*.age; do $(TOOLBIN)/age -d -i $(DEMO)/identity.txt "$$f"; done > $(DEMO)/$(ID).mkv
+	ffprobe -v error -show_entries stream=codec_name,width,height,sample_rate -of compact $(DEMO)/$(ID).mkv
+	@echo "play it: ffplay $(DEMO)/$(ID).mkv   (or open it in VLC)"
+
+## screenshots: regenerate docs/panel-*.png from the browser test.
+screenshots: deps
+	ATTUNE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run TestPanelBrowser ./cmd/attuned
 
 ## test: everything CI checks.
 test: deps

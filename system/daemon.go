@@ -48,6 +48,9 @@ const (
 	// EventOther is any other press: it cancels a pending confirmation or
 	// an open pairing window.
 	EventOther
+	// EventStop stops a recording if one is running (battery nearly flat);
+	// otherwise it does nothing.
+	EventStop
 )
 
 func (e Event) String() string {
@@ -62,6 +65,8 @@ func (e Event) String() string {
 		return "reset"
 	case EventOther:
 		return "other"
+	case EventStop:
+		return "stop"
 	}
 	return "unknown"
 }
@@ -277,11 +282,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			switch {
 			case stop != nil: // recording: REC stops, MARK marks, others ignored
 				switch ev {
-				case EventRec:
+				case EventRec, EventStop:
 					stop() // finished() runs when the recorder returns
 				case EventMark:
 					d.mark()
 				}
+			case ev == EventStop:
+				// Nothing is recording.
 			case st == StateConfirmReset:
 				closeWindow()
 				if ev == EventRec {

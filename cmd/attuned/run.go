@@ -1,6 +1,13 @@
 package main
 
 import (
+	"net"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"attune.dev/attune/board"
+	"attune.dev/attune/ui"
 	"context"
 	"errors"
 	"flag"
@@ -143,11 +150,11 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
 	cfgPath := fs.String("config", "", "TOML config file")
-	board := fs.String("board", "", "board profile (overrides config board)")
+	boardName := fs.String("board", "", "board profile: sim, pi-ref or a file (overrides config board)")
 	data := fs.String("data", "", "data directory (overrides config data)")
 	rcptFile := fs.String("recipients", "", "age recipients file (overrides config recipients)")
 	listen := fs.String("listen", "", "link API address (overrides config listen)")
-	panel := fs.String("panel", "", "simulated panel address (overrides config panel)")
+	panelAddr := fs.String("panel", "", "simulated panel address (overrides config panel)")
 	source := fs.String("source", "", "video source (overrides config capture.source)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -164,11 +171,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			*dst = v
 		}
 	}
-	set(&cfg.Board, *board)
+	set(&cfg.Board, *boardName)
 	set(&cfg.Data, *data)
 	set(&cfg.Recipients, *rcptFile)
 	set(&cfg.Listen, *listen)
-	set(&cfg.Panel, *panel)
+	set(&cfg.Panel, *panelAddr)
 	set(&cfg.Capture.Source, *source)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("run: %w", err)
@@ -199,26 +206,136 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := system.NewDaemon(rec, spec, log)
 	d.SetRecipients(rcpt)
 
+	prof, err := board.LoadProfile(cfg.Board)
+	if err != nil {
+		return fmt.Errorf("run: %v", err)
+	}
+	var (
+		hw  *board.Board
+		sim *board.Sim
+	)
+	if prof.Simulated() {
+		if sim, err = board.NewSimFromProfile(prof); err != nil {
+			return fmt.Errorf("run: %v", err)
+		}
+		hw = sim.Board()
+	} else {
+		if hw, err = board.Open(prof); err != nil {
+			return fmt.Errorf("run: %v", err)
+		}
+		rec.Clock.SetSystem = true // the device's own clock: the laptop sets it
+	}
+	defer hw.Close()
+
+	var panelLn net.Listener
+	if sim != nil {
+		if panelLn, err = net.Listen("tcp", cfg.Panel); err != nil {
+			return fmt.Errorf("run: panel: %v (choose another address with --panel)", err)
+		}
+	}
+
 	ctx, stop := system.Signals(ctx, d, log)
 	defer stop()
+	// The front panel outlives the state machine by a moment, so the last
+	// state is shown while the recording is sealed; then the lights go out.
+	panelCtx, stopPanel := context.WithCancel(context.Background())
+	defer stopPanel()
+	clock := clockwork.NewRealClock()
+	panel := ui.NewPanel(clock, hw.LED, hw.Display, log)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		system.Watchdog(ctx, func() bool { return d.Status().State != system.StateBooting })
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	goRun := func(name string, c context.Context, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(c); err != nil && c.Err() == nil {
+				log.Error("stopped", "part", name, "err", err)
+			}
+		}()
+	}
+	goRun("panel", panelCtx, panel.Run)
+	goRun("indicators", panelCtx, func(c context.Context) error {
+		return ui.Follow(c, clock, panel, d.Changed(), func() (system.Status, ui.Extra) {
+			st := d.Status()
+			return st, ui.Extra{PairCode: st.Code, SyncPercent: st.SyncPercent}
+		})
+	})
+	goRun("buttons", ctx, func(c context.Context) error {
+		return ui.RunButtons(c, clock, hw.Buttons, func(a ui.Action) {
+			if ev, ok := events[a]; ok {
+				d.Send(ev)
+			}
+		})
+	})
+	if hw.Battery != nil {
+		goRun("battery", ctx, func(c context.Context) error { return watchBattery(c, hw.Battery, d, log) })
+	}
+	if sim != nil {
+		web := &ui.WebPanel{Sim: sim, Panel: panel, Status: d.Status, Clock: clock, Log: log}
+		log.Info("simulated front panel", "url", "http://"+panelLn.Addr().String()+"/")
+		goRun("web panel", ctx, func(c context.Context) error { return web.Serve(c, panelLn) })
+	}
+	goRun("watchdog", ctx, func(c context.Context) error {
+		system.Watchdog(c, func() bool { return d.Status().State != system.StateBooting })
+		return nil
+	})
+	goRun("notify", ctx, func(c context.Context) error {
 		select {
 		case <-d.Ready():
 			system.Notify("READY=1")
-		case <-ctx.Done():
+		case <-c.Done():
 		}
-	}()
-	log.Info("attuned running", "version", version, "board", cfg.Board, "source", cfg.Capture.Source, "paired", len(rcpt.List) > 0)
+		return nil
+	})
+	log.Info("attuned running", "version", version, "board", prof.Name, "source", cfg.Capture.Source, "paired", len(rcpt.List) > 0)
 	err = d.Run(ctx)
 	system.Notify("STOPPING=1")
+	stop()
+	stopPanel()
 	wg.Wait()
 	return err
+}
+
+// events maps front-panel actions to the state machine's events.
+var events = map[ui.Action]system.Event{
+	ui.ActionRec:   system.EventRec,
+	ui.ActionMark:  system.EventMark,
+	ui.ActionPair:  system.EventPair,
+	ui.ActionReset: system.EventReset,
+	ui.ActionOther: system.EventOther,
+}
+
+// Battery thresholds: warn, then seal the recording while there is still
+// power to do it cleanly.
+const (
+	batteryWarn = 15
+	batteryStop = 5
+)
+
+func watchBattery(ctx context.Context, b board.Battery, d *system.Daemon, log *slog.Logger) error {
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	warned := false
+	for {
+		r, err := b.Read()
+		if err != nil {
+			log.Warn("battery gauge", "err", err)
+		} else {
+			d.SetBattery(r.Percent)
+			switch {
+			case r.Percent <= batteryStop && d.Status().State == system.StateRecording:
+				log.Warn("battery nearly flat: sealing the recording", "percent", r.Percent)
+				d.Send(system.EventStop)
+			case r.Percent <= batteryWarn && !warned:
+				log.Warn("battery low", "percent", r.Percent)
+				warned = true
+			case r.Percent > batteryWarn:
+				warned = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
