@@ -54,11 +54,12 @@ cross:
 ## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
 DEMO  := $(CURDIR)/demo
 PANEL ?= 127.0.0.1:8080
+LISTEN ?= 127.0.0.1:8443
 run: deps build demo-key
 	@echo "front panel: http://$(PANEL)/  (click REC to record, REC again to stop; Ctrl-C to quit)"
 	@echo "recordings are sealed to $(DEMO)/recipients.txt under $(DEMO)/data; decrypt one with:"
 	@echo "  make play ID=<recording id>"
-	$(BIN)/attuned run --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL)
+	$(BIN)/attuned run --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL) --listen $(LISTEN)
 
 demo-key: tools
 	@mkdir -p $(DEMO)

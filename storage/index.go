@@ -35,9 +35,11 @@ type Index struct {
 	Seq   uint64 `json:"seq"`
 	State State  `json:"state"`
 	// RecipientKind is "x25519" or "mlkem768x25519" (post-quantum hybrid).
-	RecipientKind string     `json:"recipient_kind"`
-	Segments      []FileInfo `json:"segments"`
-	Manifest      *FileInfo  `json:"manifest,omitempty"`
+	RecipientKind string `json:"recipient_kind"`
+	// CaseRef is the opaque case reference the laptop gave at pairing.
+	CaseRef  string     `json:"case_ref,omitempty"`
+	Segments []FileInfo `json:"segments"`
+	Manifest *FileInfo  `json:"manifest,omitempty"`
 }
 
 // FileInfo describes one sealed file by its ciphertext.

@@ -19,6 +19,10 @@ const (
 type Recipients struct {
 	List []age.Recipient
 	Kind string
+	// CaseRef is the opaque reference of the case these recipients belong
+	// to (set by pairing; empty for a recipients file). It is written in
+	// each recording's index so the laptop knows which case key opens it.
+	CaseRef string
 }
 
 // ParseRecipients reads recipients in the format of `age -R`: one per line,

@@ -66,7 +66,7 @@ func (s *Store) Create(rcpt Recipients, m Manifest) (*Rec, error) {
 	}
 	r := &Rec{
 		s: s, dir: dir, rcpt: rcpt, manifest: m,
-		ix: &Index{Version: IndexVersion, ID: id, Seq: seq, State: Recording, RecipientKind: rcpt.Kind, Segments: []FileInfo{}},
+		ix: &Index{Version: IndexVersion, ID: id, Seq: seq, State: Recording, RecipientKind: rcpt.Kind, CaseRef: rcpt.CaseRef, Segments: []FileInfo{}},
 	}
 	if err := r.sealManifestLocked(); err != nil {
 		os.RemoveAll(dir)

@@ -31,6 +31,15 @@ type Config struct {
 	Capture CaptureConfig `toml:"capture"`
 	Storage StorageConfig `toml:"storage"`
 	System  SystemConfig  `toml:"system"`
+	Link    LinkConfig    `toml:"link"`
+}
+
+// LinkConfig is about the paired link.
+type LinkConfig struct {
+	// Interfaces the device announces itself on with DNS-SD (_attune._tcp),
+	// e.g. ["usb0"] for USB gadget Ethernet; empty: no announcement, the
+	// laptop gives --device HOST:PORT.
+	Interfaces []string `toml:"interfaces"`
 }
 
 // CaptureConfig chooses the sources.
@@ -160,6 +169,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Storage.SegmentSeconds < 0.2 || c.Storage.SegmentSeconds > 10 {
 		bad("storage.segment_seconds", "must be between 0.2 and 10, got %v; 1 is the default (a power cut loses at most this much)", c.Storage.SegmentSeconds)
+	}
+	if c.Listen == "" {
+		bad("listen", `must be an address for the paired link, e.g. ":8443"`)
+	}
+	for _, ifc := range c.Link.Interfaces {
+		if ifc == "" || strings.ContainsAny(ifc, " /") {
+			bad("link.interfaces", "%q is not a network interface name (like usb0 or wlan0)", ifc)
+		}
 	}
 	switch c.System.LogLevel {
 	case "debug", "info", "warn", "error":

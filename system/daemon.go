@@ -51,6 +51,9 @@ const (
 	// EventStop stops a recording if one is running (battery nearly flat);
 	// otherwise it does nothing.
 	EventStop
+	// EventPairingDone closes an open pairing window (paired, or too many
+	// wrong codes).
+	EventPairingDone
 )
 
 func (e Event) String() string {
@@ -67,6 +70,8 @@ func (e Event) String() string {
 		return "other"
 	case EventStop:
 		return "stop"
+	case EventPairingDone:
+		return "pairing-done"
 	}
 	return "unknown"
 }
@@ -142,6 +147,9 @@ func (d *Daemon) SetRecipients(r storage.Recipients) {
 	d.rcpt, d.paired = r, len(r.List) > 0
 	d.mu.Unlock()
 }
+
+// Recipients returns the current recipients and whether there are any.
+func (d *Daemon) Recipients() (storage.Recipients, bool) { return d.recipients() }
 
 func (d *Daemon) recipients() (storage.Recipients, bool) {
 	d.mu.Lock()
@@ -287,8 +295,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 				case EventMark:
 					d.mark()
 				}
-			case ev == EventStop:
-				// Nothing is recording.
+			case ev == EventStop, ev == EventPairingDone && st != StatePairing:
+				// Nothing to stop or close.
 			case st == StateConfirmReset:
 				closeWindow()
 				if ev == EventRec {

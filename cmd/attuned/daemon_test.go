@@ -42,6 +42,13 @@ type daemon struct {
 func startDaemon(t *testing.T, config string, args ...string) *daemon {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "attuned.toml")
+	// Tests run side by side: every daemon gets free loopback ports and
+	// the simulated board unless the test says otherwise.
+	for _, def := range []string{`listen = "127.0.0.1:0"`, `panel = "127.0.0.1:0"`, `board = "sim"`} {
+		if !strings.Contains(config, strings.SplitN(def, " ", 2)[0]+" =") {
+			config = def + "\n" + config
+		}
+	}
 	os.WriteFile(cfg, []byte(config), 0o600)
 	d := &daemon{stderr: &syncBuffer{}}
 	d.cmd = exec.Command(testutil.Binary(t, "attuned"), append([]string{"run", "--config", cfg}, args...)...)

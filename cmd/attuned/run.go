@@ -2,11 +2,13 @@ package main
 
 import (
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
+	"attune.dev/attune/link"
 	"attune.dev/attune/ui"
 	"context"
 	"errors"
@@ -206,6 +208,40 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := system.NewDaemon(rec, spec, log)
 	d.SetRecipients(rcpt)
 
+	// The device's TLS identity for the paired link. It can never decrypt
+	// footage; it proves to the paired laptop that this is its device.
+	devKey, err := link.LoadOrCreateKey(filepath.Join(cfg.Data, "device.key"))
+	if err != nil {
+		return fmt.Errorf("run: device key: %v", err)
+	}
+	devCert, err := link.SelfSignedCert(devKey, "attune")
+	if err != nil {
+		return fmt.Errorf("run: %v", err)
+	}
+	devPin, err := link.CertPin(devCert)
+	if err != nil {
+		return fmt.Errorf("run: %v", err)
+	}
+	backend := &system.LinkBackend{D: d, Data: cfg.Data, DeviceID: devPin[:16], Version: version}
+	linkSrv := &link.Server{Key: devKey, Log: log, Backend: backend, Name: system.DeviceName(devPin[:16])}
+	if err := backend.LoadPairing(); err != nil {
+		return fmt.Errorf("run: %v", err)
+	}
+	rcpt, _ = d.Recipients()
+	d.Reset = func(ctx context.Context) error {
+		n, err := store.EraseAll()
+		if err != nil {
+			return err
+		}
+		d.SetRecipients(storage.Recipients{})
+		log.Warn("factory reset: recordings erased, pairing forgotten", "recordings", n)
+		return backend.Forget()
+	}
+	linkLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("run: link: %v (choose another address with --listen)", err)
+	}
+
 	prof, err := board.LoadProfile(cfg.Board)
 	if err != nil {
 		return fmt.Errorf("run: %v", err)
@@ -254,10 +290,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	goRun("panel", panelCtx, panel.Run)
 	goRun("indicators", panelCtx, func(c context.Context) error {
-		return ui.Follow(c, clock, panel, d.Changed(), func() (system.Status, ui.Extra) {
-			st := d.Status()
-			return st, ui.Extra{PairCode: st.Code, SyncPercent: st.SyncPercent}
-		})
+		return ui.Follow(c, clock, panel, d.Changed(), d.Status)
 	})
 	goRun("buttons", ctx, func(c context.Context) error {
 		return ui.RunButtons(c, clock, hw.Buttons, func(a ui.Action) {
@@ -273,6 +306,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		web := &ui.WebPanel{Sim: sim, Panel: panel, Status: d.Status, Clock: clock, Log: log}
 		log.Info("simulated front panel", "url", "http://"+panelLn.Addr().String()+"/")
 		goRun("web panel", ctx, func(c context.Context) error { return web.Serve(c, panelLn) })
+	}
+	log.Info("paired link", "addr", linkLn.Addr().String(), "device", backend.DeviceID)
+	goRun("link", ctx, func(c context.Context) error { return linkSrv.Serve(c, linkLn) })
+	if len(cfg.Link.Interfaces) > 0 {
+		port := linkLn.Addr().(*net.TCPAddr).Port
+		goRun("discovery", ctx, func(c context.Context) error {
+			return link.Announce(c, linkSrv.Name, port, cfg.Link.Interfaces)
+		})
 	}
 	goRun("watchdog", ctx, func(c context.Context) error {
 		system.Watchdog(c, func() bool { return d.Status().State != system.StateBooting })
