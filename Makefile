@@ -109,8 +109,9 @@ lint: tools
 
 ## bench: in-process benchmarks, then the recording benchmark against ffmpeg|age (docs/BENCHMARKS.md).
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/
-	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
+	cat $(BIN)/gobench.txt
+	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 
 clean:
 	rm -rf $(BIN) $(DEMO)

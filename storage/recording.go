@@ -201,9 +201,15 @@ func (r *Rec) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ix.Segments = append(r.ix.Segments, FileInfo{Name: segmentName(len(r.ix.Segments)), Size: size, SHA256: sum})
-	if err := r.commitIndexLocked(); err != nil {
-		r.err = classify(fmt.Errorf("seal segment: %w", err))
-		return r.err
+	// The sealed segment itself is the record; the index on disk catches up
+	// every indexEvery segments (recovery adds the ones it lacks), which
+	// spares a second file write and fsync per second of footage. Readers
+	// of a live recording get the in-memory index (Store.Index).
+	if len(r.ix.Segments)%indexEvery == 0 {
+		if err := r.commitIndexLocked(); err != nil {
+			r.err = classify(fmt.Errorf("seal segment: %w", err))
+			return r.err
+		}
 	}
 	if err := syncDir(r.dir); err != nil {
 		r.err = fmt.Errorf("seal segment: %w", err)
@@ -211,6 +217,10 @@ func (r *Rec) Flush() error {
 	}
 	return nil
 }
+
+// indexEvery is how often, in segments, a live recording's index.json is
+// rewritten.
+const indexEvery = 10
 
 // Segments is the number of sealed segments.
 func (r *Rec) Segments() int {
