@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"attune.dev/attune/laptop"
+	"attune.dev/attune/link"
+	"attune.dev/attune/storage"
+)
+
+const usage = `usage:
+  attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--x25519] [--protect] [--home DIR]
+  attune sync   [--device HOST:PORT] [--json] [--home DIR]
+  attune list   [--json] [--home DIR]
+  attune export ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
+
+The home directory (keys, cases, the vault) is --home, else $ATTUNE_HOME,
+else the user's data directory. A passphrase-protected case key is read
+from $ATTUNE_PASSPHRASE or asked for on the terminal.
+`
+
+// Run is attune's whole command line.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, dial: &net.Dialer{Timeout: 10 * time.Second}}
+	switch args[0] {
+	case "pair":
+		return c.pair(args[1:])
+	case "sync":
+		return c.sync(args[1:])
+	case "list":
+		return c.list(args[1:])
+	case "export":
+		return c.export(args[1:])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+type cli struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	dial           link.Dialer
+}
+
+func (c *cli) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	home := fs.String("home", "", "home directory (default $ATTUNE_HOME or the user's data directory)")
+	return fs, home
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// passphrase reads $ATTUNE_PASSPHRASE or asks on the terminal.
+func (c *cli) passphrase(prompt string) func() (string, error) {
+	return func() (string, error) {
+		if p := os.Getenv("ATTUNE_PASSPHRASE"); p != "" {
+			return p, nil
+		}
+		f, ok := c.stdin.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return "", errors.New("a passphrase is needed: set ATTUNE_PASSPHRASE or run on a terminal")
+		}
+		fmt.Fprint(c.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+}
+
+// findDevice resolves the device address: the flag, else DNS-SD.
+func (c *cli) findDevice(addr string) (string, error) {
+	if addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", fmt.Errorf("--device %q: want HOST:PORT, e.g. 192.168.7.2:8443", addr)
+		}
+		return addr, nil
+	}
+	fmt.Fprintln(c.stderr, "looking for Attune devices on the network (give --device HOST:PORT to skip)…")
+	found, err := link.Browse(c.ctx, 3*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("discovery: %v; give --device HOST:PORT", err)
+	}
+	switch len(found) {
+	case 0:
+		return "", errors.New("no device found: is it on and connected (USB cable or its network)? or give --device HOST:PORT")
+	case 1:
+		return found[0].Addr(), nil
+	}
+	var names []string
+	for _, f := range found {
+		names = append(names, fmt.Sprintf("%s (%s)", f.Name, f.Addr()))
+	}
+	return "", fmt.Errorf("several devices found: %s; choose one with --device HOST:PORT", strings.Join(names, ", "))
+}
+
+func (c *cli) pair(args []string) error {
+	fs, homeDir := c.flags("pair")
+	device := fs.String("device", "", "device address HOST:PORT (default: discover it)")
+	code := fs.String("code", "", "the 6-digit code on the device's display (asked for if not given)")
+	label := fs.String("case", "", "a label for the new case (stays on this laptop)")
+	x25519 := fs.Bool("x25519", false, "classic X25519 case key instead of post-quantum hybrid")
+	protect := fs.Bool("protect", false, "protect the case key with a passphrase (age scrypt)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("pair: unexpected argument %q", fs.Arg(0))
+	}
+	home, err := laptop.OpenHome(*homeDir)
+	if err != nil {
+		return err
+	}
+	addr, err := c.findDevice(*device)
+	if err != nil {
+		return fmt.Errorf("pair: %v", err)
+	}
+	if *code == "" {
+		fmt.Fprint(c.stderr, "code shown on the device: ")
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return errors.New("pair: no code given: pass --code NNNNNN or type it when asked")
+		}
+		*code = strings.TrimSpace(line)
+	}
+	norm, err := link.NormalizeCode(*code)
+	if err != nil {
+		return fmt.Errorf("pair: %v", err)
+	}
+	pass := ""
+	if *protect {
+		if pass, err = c.passphrase("passphrase for the new case key: ")(); err != nil {
+			return fmt.Errorf("pair: %v", err)
+		}
+	}
+	if *label == "" {
+		*label = "case " + time.Now().Format("2006-01-02 15:04")
+	}
+	_, pin, err := home.Cert()
+	if err != nil {
+		return err
+	}
+	cs, err := home.NewCase(*label, *x25519, pass)
+	if err != nil {
+		return err
+	}
+	dp, err := link.Pair(c.ctx, c.dial, addr, norm, link.LaptopPayload{LaptopCertPin: pin, Recipients: cs.Recipients, CaseRef: cs.ID})
+	if err != nil {
+		// The case never reached a device: remove it again.
+		os.RemoveAll(filepath.Join(home.Dir, "cases", cs.ID))
+		return err
+	}
+	dev := &laptop.Device{ID: dp.DeviceID, Pin: dp.DevicePin, Addr: addr, Case: cs.ID, Paired: time.Now().UTC()}
+	if err := home.SaveDevice(dev); err != nil {
+		return err
+	}
+	cs.Device = dev.ID
+	if err := home.SaveCase(cs); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "paired with device %s at %s\ncase %s (%q, %s key) — recordings from now on are sealed to it\n", dev.ID, addr, cs.ID, cs.Label, cs.Kind)
+	return nil
+}
+
+// device picks the paired device to talk to.
+func (c *cli) device(home *laptop.Home, addr string) (*laptop.Device, error) {
+	devs, err := home.Devices()
+	if err != nil {
+		return nil, err
+	}
+	if len(devs) == 0 {
+		return nil, errors.New("no paired device: pair first with attune pair")
+	}
+	d := devs[0]
+	if addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--device %q: want HOST:PORT", addr)
+		}
+		d.Addr = addr
+	}
+	return d, nil
+}
+
+func (c *cli) sync(args []string) error {
+	fs, homeDir := c.flags("sync")
+	device := fs.String("device", "", "device address HOST:PORT (default: where it was paired)")
+	jsonOut := fs.Bool("json", false, "one JSON object per event, then the result")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	home, err := laptop.OpenHome(*homeDir)
+	if err != nil {
+		return err
+	}
+	dev, err := c.device(home, *device)
+	if err != nil {
+		return fmt.Errorf("sync: %v", err)
+	}
+	cert, _, err := home.Cert()
+	if err != nil {
+		return err
+	}
+	client, err := link.NewClient(c.dial, dev.Addr, cert, dev.Pin)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	var prog progress
+	switch {
+	case *jsonOut:
+		prog = &jsonProgress{enc: json.NewEncoder(c.stdout)}
+	case isTerminal(c.stdout):
+		prog = &barProgress{w: c.stdout, start: time.Now()}
+	default:
+		prog = &lineProgress{w: c.stdout}
+	}
+	res, err := home.Sync(c.ctx, client, dev, laptop.SyncOptions{Progress: prog.event, Passphrase: c.passphrase("case key passphrase: ")})
+	prog.finish(res, err)
+	if err != nil {
+		return err
+	}
+	if n := res.Problems(); n > 0 {
+		return fmt.Errorf("sync: %d problem(s); nothing with a problem was acknowledged, it stays on the device", n)
+	}
+	return nil
+}
+
+func (c *cli) list(args []string) error {
+	fs, homeDir := c.flags("list")
+	jsonOut := fs.Bool("json", false, "JSON output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	home, err := laptop.OpenHome(*homeDir)
+	if err != nil {
+		return err
+	}
+	cases, err := home.Cases()
+	if err != nil {
+		return err
+	}
+	recs, err := home.Recordings()
+	if err != nil {
+		return err
+	}
+	type recJSON struct {
+		ID       string    `json:"id"`
+		Case     string    `json:"case"`
+		Label    string    `json:"case_label"`
+		Date     time.Time `json:"date,omitzero"`
+		Trusted  bool      `json:"date_trusted"`
+		Seconds  float64   `json:"seconds"`
+		State    string    `json:"state"`
+		Segments int       `json:"segments"`
+		Held     int       `json:"held"`
+		Synced   bool      `json:"synced"`
+		Marks    []float64 `json:"marks"`
+	}
+	type caseJSON struct {
+		ID      string    `json:"id"`
+		Label   string    `json:"label"`
+		Created time.Time `json:"created"`
+		Kind    string    `json:"recipient_kind"`
+		Device  string    `json:"device,omitempty"`
+	}
+	out := struct {
+		Cases      []caseJSON `json:"cases"`
+		Recordings []recJSON  `json:"recordings"`
+	}{Cases: []caseJSON{}, Recordings: []recJSON{}}
+	labels := map[string]*laptop.Case{}
+	for _, cs := range cases {
+		labels[cs.ID] = cs
+		out.Cases = append(out.Cases, caseJSON{cs.ID, cs.Label, cs.Created, cs.Kind, cs.Device})
+	}
+	for _, vr := range recs {
+		r := recJSON{ID: vr.ID, Case: vr.Case, Marks: []float64{}}
+		if cs := labels[vr.Case]; cs != nil {
+			r.Label = cs.Label
+			if id, err := home.Identity(cs, c.passphrase("case key passphrase: ")); err == nil {
+				if m, err := vr.Manifest(id); err == nil {
+					r.Date, r.Trusted, r.Seconds = m.Started, m.ClockTrusted, m.Duration
+					for _, mk := range m.Marks {
+						r.Marks = append(r.Marks, mk.Offset)
+					}
+				}
+			}
+		}
+		if vr.Index != nil {
+			r.State, r.Segments = string(vr.Index.State), len(vr.Index.Segments)
+			for n := range vr.Index.Segments {
+				if _, err := os.Stat(filepath.Join(vr.Dir, fmt.Sprintf("%06d.age", n))); err == nil {
+					r.Held++
+				}
+			}
+			_, merr := os.Stat(filepath.Join(vr.Dir, "manifest.age"))
+			r.Synced = r.Held == r.Segments && vr.Index.State != storage.Recording && merr == nil
+			if r.Seconds == 0 {
+				r.Seconds = float64(r.Segments) // about a second a segment
+			}
+		}
+		out.Recordings = append(out.Recordings, r)
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECORDING\tCASE\tDATE\tLENGTH\tSTATE\tSYNCED\tMARKS")
+	for _, r := range out.Recordings {
+		date := "-"
+		if !r.Date.IsZero() {
+			date = r.Date.Local().Format("2006-01-02 15:04")
+			if !r.Trusted {
+				date += "?"
+			}
+		}
+		synced := "yes"
+		if !r.Synced {
+			synced = fmt.Sprintf("%d/%d", r.Held, r.Segments)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, r.Label, date, (time.Duration(r.Seconds) * time.Second).String(), r.State, synced, len(r.Marks))
+	}
+	return tw.Flush()
+}
+
+func (c *cli) export(args []string) error {
+	// Allow the id before or after the flags.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	fs, homeDir := c.flags("export")
+	out := fs.String("out", "", "output Matroska file (required)")
+	marks := fs.String("marks", "", "also write the marks as WebVTT (.vtt) or CSV (.csv)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if !storage.ValidID(id) {
+		return errors.New("export: give a recording id (attune list shows them)")
+	}
+	if *out == "" {
+		return errors.New("export: --out FILE.mkv is required")
+	}
+	format := ""
+	if *marks != "" {
+		switch strings.ToLower(filepath.Ext(*marks)) {
+		case ".vtt":
+			format = "vtt"
+		case ".csv":
+			format = "csv"
+		default:
+			return fmt.Errorf("export: --marks %s: use a .vtt or .csv file name", *marks)
+		}
+	}
+	home, err := laptop.OpenHome(*homeDir)
+	if err != nil {
+		return err
+	}
+	vr, err := home.FindRecording(id)
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	cs, err := home.Case(vr.Case)
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	ident, err := home.Identity(cs, c.passphrase("case key passphrase: "))
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	info, m, err := home.ExportRecording(c.ctx, vr, ident, *out)
+	if err != nil && !errors.Is(err, laptop.ErrDamaged) {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "exported %s: %s, %d frames, %d marks as chapters → %s\n", id, info.Duration.Round(time.Millisecond), info.VideoFrames, len(m.Marks), *out)
+	if format != "" {
+		f, ferr := os.Create(*marks)
+		if ferr != nil {
+			return fmt.Errorf("export: %v", ferr)
+		}
+		werr := laptop.WriteMarks(f, laptop.MarksOf(m), format)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("export: marks: %v", werr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("export: %v (the file holds everything up to the damage)", err)
+	}
+	return nil
+}

@@ -1,0 +1,335 @@
+package laptop
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+
+	"attune.dev/attune/link"
+)
+
+// Home is the practitioner's Attune directory on the laptop:
+//
+//	HOME/laptop.key                  the laptop's TLS key (0600)
+//	HOME/devices/<device-id>.json    a paired device: its pin, address, current case
+//	HOME/cases/<case-id>/case.json   a case: label, dates, recipients
+//	HOME/cases/<case-id>/identity    the case's age identity (0600; optionally passphrase-protected)
+//	HOME/vault/<case-id>/<rec-id>/   synced recordings, still encrypted: the evidential master
+type Home struct {
+	Dir string
+}
+
+// DefaultHome is $ATTUNE_HOME, else the user's data directory
+// ($XDG_DATA_HOME or ~/.local/share on Linux) + /attune.
+func DefaultHome() (string, error) {
+	if d := os.Getenv("ATTUNE_HOME"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "attune"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("home: %v; set ATTUNE_HOME or give --home DIR", err)
+	}
+	switch runtime.GOOS {
+	case "darwin":
+		return filepath.Join(home, "Library", "Application Support", "attune"), nil
+	case "windows":
+		if d := os.Getenv("LOCALAPPDATA"); d != "" {
+			return filepath.Join(d, "attune"), nil
+		}
+	}
+	return filepath.Join(home, ".local", "share", "attune"), nil
+}
+
+// OpenHome opens (creating, mode 0700) the home directory dir; "" means
+// DefaultHome.
+func OpenHome(dir string) (*Home, error) {
+	if dir == "" {
+		var err error
+		if dir, err = DefaultHome(); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "devices"), filepath.Join(dir, "cases"), filepath.Join(dir, "vault")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("home: %v", err)
+		}
+	}
+	return &Home{Dir: dir}, nil
+}
+
+// Cert returns the laptop's TLS certificate (made on first use) and its pin.
+func (h *Home) Cert() (tls.Certificate, string, error) {
+	key, err := link.LoadOrCreateKey(filepath.Join(h.Dir, "laptop.key"))
+	if err != nil {
+		return tls.Certificate{}, "", fmt.Errorf("laptop key: %v", err)
+	}
+	cert, err := link.SelfSignedCert(key, "attune-laptop")
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	pin, err := link.CertPin(cert)
+	return cert, pin, err
+}
+
+// Case is one piece of work with a family: its own age identity, so that
+// deleting the identity erases every copy of its footage at once.
+type Case struct {
+	ID         string    `json:"id"`
+	Label      string    `json:"label"` // the practitioner's name for it; stays on the laptop
+	Created    time.Time `json:"created"`
+	Kind       string    `json:"recipient_kind"` // storage.KindHybrid or storage.KindX25519
+	Recipients []string  `json:"recipients"`
+	Protected  bool      `json:"protected"` // identity encrypted with a passphrase
+	Device     string    `json:"device,omitempty"`
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether s looks like a case or device id.
+func ValidID(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
+}
+
+func (h *Home) caseDir(id string) string { return filepath.Join(h.Dir, "cases", id) }
+
+// NewCase makes a case with a fresh identity: post-quantum hybrid unless
+// x25519. With a passphrase the identity file is encrypted with age's
+// scrypt recipient.
+func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, error) {
+	label = strings.TrimSpace(label)
+	if label == "" {
+		return nil, errors.New("new case: give the case a label (it stays on this laptop)")
+	}
+	var idStr, rcpt, kind string
+	if x25519 {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return nil, err
+		}
+		idStr, rcpt, kind = id.String(), id.Recipient().String(), "x25519"
+	} else {
+		id, err := age.GenerateHybridIdentity()
+		if err != nil {
+			return nil, err
+		}
+		idStr, rcpt, kind = id.String(), id.Recipient().String(), "mlkem768x25519"
+	}
+	c := &Case{ID: newID(), Label: label, Created: time.Now().UTC(), Kind: kind, Recipients: []string{rcpt}, Protected: passphrase != ""}
+	dir := h.caseDir(c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("new case: %v", err)
+	}
+	body := []byte(fmt.Sprintf("# attune case identity, created %s\n# public key: %s\n%s\n", c.Created.Format(time.RFC3339), rcpt, idStr))
+	if passphrase != "" {
+		r, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, err
+		}
+		var buf strings.Builder
+		aw := armor.NewWriter(&buf)
+		w, err := age.Encrypt(aw, r)
+		if err != nil {
+			return nil, err
+		}
+		w.Write(body)
+		w.Close()
+		aw.Close()
+		body = []byte(buf.String())
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "identity"), body, 0o600); err != nil {
+		return nil, fmt.Errorf("new case: %v", err)
+	}
+	if err := h.SaveCase(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SaveCase writes case.json.
+func (h *Home) SaveCase(c *Case) error {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	if err := writeFileAtomic(filepath.Join(h.caseDir(c.ID), "case.json"), b, 0o600); err != nil {
+		return fmt.Errorf("save case: %v", err)
+	}
+	return nil
+}
+
+// Cases lists the cases, oldest first.
+func (h *Home) Cases() ([]*Case, error) {
+	ents, err := os.ReadDir(filepath.Join(h.Dir, "cases"))
+	if err != nil {
+		return nil, fmt.Errorf("cases: %v", err)
+	}
+	var out []*Case
+	for _, e := range ents {
+		if !ValidID(e.Name()) {
+			continue
+		}
+		c, err := h.Case(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// Case reads one case.
+func (h *Home) Case(id string) (*Case, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("case %q: not a case id", id)
+	}
+	b, err := os.ReadFile(filepath.Join(h.caseDir(id), "case.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("case %s: no such case (attune case list)", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("case %s: %v", id, err)
+	}
+	var c Case
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("case %s: case.json damaged: %v", id, err)
+	}
+	return &c, nil
+}
+
+// Identity loads a case's age identity; passphrase is asked for only if
+// the identity is protected.
+func (h *Home) Identity(c *Case, passphrase func() (string, error)) (age.Identity, error) {
+	f, err := os.Open(filepath.Join(h.caseDir(c.ID), "identity"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("case %s: its key has been erased; its footage can no longer be decrypted", c.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("case %s: %v", c.ID, err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if c.Protected {
+		if passphrase == nil {
+			return nil, fmt.Errorf("case %s: its key is passphrase-protected; set ATTUNE_PASSPHRASE or run on a terminal", c.ID)
+		}
+		pw, err := passphrase()
+		if err != nil {
+			return nil, err
+		}
+		id, err := age.NewScryptIdentity(pw)
+		if err != nil {
+			return nil, err
+		}
+		dr, err := age.Decrypt(armor.NewReader(f), id)
+		if err != nil {
+			return nil, fmt.Errorf("case %s: wrong passphrase? %v", c.ID, err)
+		}
+		r = dr
+	}
+	ids, err := age.ParseIdentities(r)
+	if err != nil || len(ids) != 1 {
+		return nil, fmt.Errorf("case %s: identity file damaged: %v", c.ID, err)
+	}
+	return ids[0], nil
+}
+
+// Device is a paired device as the laptop knows it.
+type Device struct {
+	ID     string    `json:"id"`
+	Pin    string    `json:"pin"`
+	Addr   string    `json:"addr"`
+	Case   string    `json:"case"` // the case its new recordings belong to
+	Paired time.Time `json:"paired"`
+}
+
+// SaveDevice writes devices/<id>.json.
+func (h *Home) SaveDevice(d *Device) error {
+	b, _ := json.MarshalIndent(d, "", "  ")
+	if err := writeFileAtomic(filepath.Join(h.Dir, "devices", d.ID+".json"), b, 0o600); err != nil {
+		return fmt.Errorf("save device: %v", err)
+	}
+	return nil
+}
+
+// Devices lists the paired devices, most recently paired first.
+func (h *Home) Devices() ([]*Device, error) {
+	ents, err := os.ReadDir(filepath.Join(h.Dir, "devices"))
+	if err != nil {
+		return nil, fmt.Errorf("devices: %v", err)
+	}
+	var out []*Device
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(h.Dir, "devices", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var d Device
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, fmt.Errorf("devices: %s damaged: %v", e.Name(), err)
+		}
+		out = append(out, &d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Paired.After(out[j].Paired) })
+	return out, nil
+}
+
+// writeFileAtomic writes a file: temp name, fsync, rename, fsync the dir.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if err = f.Chmod(mode); err == nil {
+		if _, err = f.Write(data); err == nil {
+			err = f.Sync()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

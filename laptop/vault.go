@@ -1,0 +1,140 @@
+package laptop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"filippo.io/age"
+
+	"attune.dev/attune/storage"
+)
+
+// segmentStream decrypts a recording's segments one after another, opening
+// each only when the previous one is used up: the plaintext is never on disk
+// and only one age chunk of it is in memory at a time.
+type segmentStream struct {
+	paths []string
+	id    age.Identity
+	f     *os.File
+	r     io.Reader
+}
+
+func (s *segmentStream) Read(p []byte) (int, error) {
+	for {
+		if s.r == nil {
+			if len(s.paths) == 0 {
+				return 0, io.EOF
+			}
+			f, err := os.Open(s.paths[0])
+			if err != nil {
+				return 0, err
+			}
+			r, err := age.Decrypt(f, s.id)
+			if err != nil {
+				f.Close()
+				return 0, fmt.Errorf("decrypt %s: %w", filepath.Base(s.paths[0]), err)
+			}
+			s.paths, s.f, s.r = s.paths[1:], f, r
+		}
+		n, err := s.r.Read(p)
+		if err == io.EOF {
+			s.f.Close()
+			s.f, s.r = nil, nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (s *segmentStream) Close() error {
+	if s.f != nil {
+		return s.f.Close()
+	}
+	return nil
+}
+
+// Stream returns the decrypted stream of a vault recording: its segments
+// in order, as held (a gap where a segment is missing).
+func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
+	var paths []string
+	if vr.Index != nil {
+		for n := range vr.Index.Segments {
+			p := filepath.Join(vr.Dir, segName(n))
+			if _, err := os.Stat(p); err == nil {
+				paths = append(paths, p)
+			}
+		}
+	}
+	return &segmentStream{paths: paths, id: id}
+}
+
+// Manifest decrypts the recording's manifest.
+func (vr VaultRecording) Manifest(id age.Identity) (*storage.Manifest, error) {
+	f, err := os.Open(filepath.Join(vr.Dir, "manifest.age"))
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", vr.ID, err)
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, id)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", vr.ID, err)
+	}
+	var m storage.Manifest
+	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest of %s: %v", vr.ID, err)
+	}
+	return &m, nil
+}
+
+
+// MarksOf converts a manifest's marks.
+func MarksOf(m *storage.Manifest) []Mark {
+	var out []Mark
+	for _, mk := range m.Marks {
+		out = append(out, Mark{Offset: time.Duration(mk.Offset * float64(time.Second))})
+	}
+	return out
+}
+
+// ExportRecording decrypts a vault recording into a finalized Matroska
+// file at path, written under a temporary name and renamed when complete.
+func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string) (ExportInfo, *storage.Manifest, error) {
+	m, err := vr.Manifest(id)
+	if err != nil {
+		return ExportInfo{}, nil, err
+	}
+	tmp := path + ".part"
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return ExportInfo{}, m, fmt.Errorf("export: %v", err)
+	}
+	stream := vr.Stream(id)
+	defer stream.Close()
+	opts := ExportOptions{}
+	if m.ClockTrusted {
+		opts.Date = m.Started
+	}
+	info, err := Export(ctx, stream, MarksOf(m), out, opts)
+	if err != nil && !errors.Is(err, ErrDamaged) {
+		out.Close()
+		os.Remove(tmp)
+		return info, m, fmt.Errorf("export %s: %w", vr.ID, err)
+	}
+	if serr := out.Sync(); serr != nil {
+		err = serr
+	}
+	out.Close()
+	if rerr := os.Rename(tmp, path); rerr != nil {
+		return info, m, fmt.Errorf("export: %v", rerr)
+	}
+	return info, m, err
+}
