@@ -181,7 +181,7 @@ func (h *Home) missingBytes(caseID string, ix *storage.Index) int64 {
 	return n
 }
 
-func segName(n int) string          { return fmt.Sprintf("%06d.age", n) }
+func segName(n int) string           { return fmt.Sprintf("%06d.age", n) }
 func partialName(name string) string { return ".partial-" + name }
 
 type syncState struct {

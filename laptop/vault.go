@@ -95,7 +95,6 @@ func (vr VaultRecording) Manifest(id age.Identity) (*storage.Manifest, error) {
 	return &m, nil
 }
 
-
 // MarksOf converts a manifest's marks.
 func MarksOf(m *storage.Manifest) []Mark {
 	var out []Mark
