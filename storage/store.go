@@ -83,7 +83,7 @@ func (s *Store) List() ([]*Index, error) {
 		if !e.IsDir() || !ValidID(e.Name()) {
 			continue
 		}
-		ix, err := readIndex(filepath.Join(s.dir, e.Name()))
+		ix, err := s.Index(e.Name())
 		if err != nil {
 			s.log.Warn("unreadable index", "recording", e.Name(), "err", err)
 			continue
