@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,76 +14,14 @@ import (
 	"attune.dev/attune/storage"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-}
+type daemon = testutil.Daemon
 
 func startDaemon(t *testing.T, config string, args ...string) *daemon {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "attuned.toml")
-	// Tests run side by side: every daemon gets free loopback ports and
-	// the simulated board unless the test says otherwise.
-	for _, def := range []string{`listen = "127.0.0.1:0"`, `panel = "127.0.0.1:0"`, `board = "sim"`} {
-		if !strings.Contains(config, strings.SplitN(def, " ", 2)[0]+" =") {
-			config = def + "\n" + config
-		}
-	}
-	os.WriteFile(cfg, []byte(config), 0o600)
-	d := &daemon{stderr: &syncBuffer{}}
-	d.cmd = exec.Command(testutil.Binary(t, "attuned"), append([]string{"run", "--config", cfg}, args...)...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if d.cmd.ProcessState == nil {
-			d.cmd.Process.Kill()
-			d.cmd.Wait()
-		}
-	})
-	d.waitLog(t, "attuned running", 10*time.Second)
-	return d
+	return testutil.StartDaemon(t, config, args...)
 }
 
-func (d *daemon) waitLog(t *testing.T, s string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(d.stderr.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon never logged %q; log:\n%s", s, d.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (d *daemon) alive() bool { return d.cmd.Process.Signal(syscall.Signal(0)) == nil }
-
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	if err := d.cmd.Wait(); err != nil {
-		t.Errorf("daemon exit after SIGTERM: %v\n%s", err, d.stderr.String())
-	}
-}
+func alive(d *daemon) bool { return d.Cmd.Process.Signal(syscall.Signal(0)) == nil }
 
 func recordings(t *testing.T, data string) []storage.Index {
 	t.Helper()
@@ -105,10 +41,10 @@ func TestDaemonSIGTERMSeals(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	k := testutil.NewKeys(t, dir, false)
 	d := startDaemon(t, fmt.Sprintf("data = %q\nrecipients = %q\n[capture]\nsource = \"testsrc\"\n", data, k.RecipientsFile))
-	d.cmd.Process.Signal(syscall.SIGUSR1) // REC
-	d.waitLog(t, "recording started", 5*time.Second)
+	d.Cmd.Process.Signal(syscall.SIGUSR1) // REC
+	d.WaitLog(t, "recording started", 5*time.Second)
 	time.Sleep(2500 * time.Millisecond)
-	d.stop(t)
+	d.Stop(t)
 	recs := recordings(t, data)
 	if len(recs) != 1 || recs[0].State != storage.Complete {
 		t.Fatalf("recordings after SIGTERM: %+v", recs)
@@ -156,11 +92,11 @@ min_free_mb = 2
 [system]
 log_level = "info"
 `, data, k.RecipientsFile))
-	d.cmd.Process.Signal(syscall.SIGUSR1)
-	d.waitLog(t, "storage full", 30*time.Second)
-	d.waitLog(t, "recording sealed", 10*time.Second)
-	if !d.alive() {
-		t.Fatalf("daemon died on a full disk:\n%s", d.stderr.String())
+	d.Cmd.Process.Signal(syscall.SIGUSR1)
+	d.WaitLog(t, "storage full", 30*time.Second)
+	d.WaitLog(t, "recording sealed", 10*time.Second)
+	if !alive(d) {
+		t.Fatalf("daemon died on a full disk:\n%s", d.Log.String())
 	}
 	recs := recordings(t, data)
 	if len(recs) != 1 || recs[0].State != storage.Complete || len(recs[0].Segments) < 3 {
@@ -182,11 +118,11 @@ log_level = "info"
 	// the little space left, then the floor refuses a start. It keeps running.
 	refused := false
 	for i := 0; i < 5 && !refused; i++ {
-		before := strings.Count(d.stderr.String(), "recording sealed")
-		d.cmd.Process.Signal(syscall.SIGUSR1)
+		before := strings.Count(d.Log.String(), "recording sealed")
+		d.Cmd.Process.Signal(syscall.SIGUSR1)
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			log := d.stderr.String()
+			log := d.Log.String()
 			if strings.Count(log, "recording refused") > 0 {
 				refused = true
 				break
@@ -198,15 +134,15 @@ log_level = "info"
 		}
 	}
 	if !refused {
-		t.Fatalf("daemon never refused to record on a full disk:\n%s", d.stderr.String())
+		t.Fatalf("daemon never refused to record on a full disk:\n%s", d.Log.String())
 	}
 	for _, ix := range recordings(t, data) {
 		if ix.State != storage.Complete {
 			t.Errorf("recording %s is %s", ix.ID, ix.State)
 		}
 	}
-	if !d.alive() {
+	if !alive(d) {
 		t.Fatal("daemon died")
 	}
-	d.stop(t)
+	d.Stop(t)
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"testing"
 	"time"
 
@@ -23,13 +22,11 @@ import (
 // loopback port and returns the daemon and the panel's URL.
 func startSim(t *testing.T, data string, k testutil.Keys) (*daemon, string) {
 	t.Helper()
-	d := startDaemon(t, fmt.Sprintf("board = \"sim\"\ndata = %q\nrecipients = %q\npanel = \"127.0.0.1:0\"\n[system]\nlog_level = \"info\"\n", data, k.RecipientsFile))
-	d.waitLog(t, "simulated front panel", 5*time.Second)
-	m := regexp.MustCompile(`url=(http://\S+/)`).FindStringSubmatch(d.stderr.String())
-	if m == nil {
-		t.Fatalf("no panel url in log:\n%s", d.stderr.String())
+	d := startDaemon(t, fmt.Sprintf("data = %q\nrecipients = %q\n[system]\nlog_level = \"info\"\n", data, k.RecipientsFile))
+	if d.Panel == "" {
+		t.Fatalf("no panel url in log:\n%s", d.Log.String())
 	}
-	return d, m[1]
+	return d, d.Panel
 }
 
 type panelJSON struct {
@@ -133,7 +130,7 @@ func TestPanelAPI(t *testing.T) {
 	if recs := recordings(t, data); len(recs) != 1 || recs[0].State != storage.Complete {
 		t.Fatalf("recordings: %+v", recs)
 	}
-	d.stop(t)
+	d.Stop(t)
 }
 
 // TestPanelBrowser opens the panel in headless Chromium, clicks REC, sees
@@ -206,7 +203,7 @@ func TestPanelBrowser(t *testing.T) {
 		chromedp.Click(`#rec`, chromedp.ByQuery),
 		chromedp.WaitVisible(`body[data-state="ready"]`, chromedp.ByQuery),
 	); err != nil {
-		t.Fatalf("browser: %v\ndaemon log:\n%s", err, d.stderr.String())
+		t.Fatalf("browser: %v\ndaemon log:\n%s", err, d.Log.String())
 	}
 	if litReady != "g" || litRecording != "r" {
 		t.Errorf("LED drawn %q when ready and %q when recording, want g and r", litReady, litRecording)
@@ -232,5 +229,5 @@ func TestPanelBrowser(t *testing.T) {
 	if s := testutil.VideoSeconds(testutil.FFProbe(t, out), 30); s < 3.5 {
 		t.Errorf("recorded %.1fs, want at least 4", s)
 	}
-	d.stop(t)
+	d.Stop(t)
 }
