@@ -98,6 +98,90 @@ type Case struct {
 	Recipients []string  `json:"recipients"`
 	Protected  bool      `json:"protected"` // identity encrypted with a passphrase
 	Device     string    `json:"device,omitempty"`
+	Consent    []Consent `json:"consent,omitempty"`
+	// Closed is when the case was closed; its footage is crypto-erased
+	// RetentionDays after that.
+	Closed        *time.Time `json:"closed,omitempty"`
+	RetentionDays int        `json:"retention_days,omitempty"`
+	// Erased is when the case key was destroyed: from then on no copy of
+	// the case's footage, anywhere, can be decrypted.
+	Erased *time.Time `json:"erased,omitempty"`
+}
+
+// Consent records what a family agreed to.
+type Consent struct {
+	Recorded      time.Time `json:"recorded"`
+	Date          string    `json:"date"` // when consent was given, YYYY-MM-DD
+	Who           string    `json:"who"`
+	SharedReview  bool      `json:"shared_review"`
+	Supervision   bool      `json:"supervision"`
+	ClipsToFamily bool      `json:"clips_to_family"`
+	Note          string    `json:"note,omitempty"`
+}
+
+// DefaultRetentionDays is how long a closed case's footage is kept (VIG
+// consent forms typically promise erasure within two months of case close).
+const DefaultRetentionDays = 60
+
+// EraseDue is when a closed case's footage will be erased.
+func (c *Case) EraseDue() (time.Time, bool) {
+	if c.Closed == nil || c.Erased != nil {
+		return time.Time{}, false
+	}
+	days := c.RetentionDays
+	if days <= 0 {
+		days = DefaultRetentionDays
+	}
+	return c.Closed.AddDate(0, 0, days), true
+}
+
+// Erase crypto-erases a case: it destroys the case identity, which makes
+// every copy of its footage — on the device, in the vault, in any backup —
+// undecryptable, then deletes the vault's ciphertext too. It returns how
+// many vault files it removed.
+func (h *Home) Erase(c *Case, now time.Time) (int, error) {
+	if c.Erased != nil {
+		return 0, nil
+	}
+	idPath := filepath.Join(h.caseDir(c.ID), "identity")
+	if err := os.Remove(idPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
+	}
+	if err := syncDir(h.caseDir(c.ID)); err != nil {
+		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
+	}
+	n := 0
+	vault := filepath.Join(h.Dir, "vault", c.ID)
+	filepath.WalkDir(vault, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if err := os.RemoveAll(vault); err != nil {
+		return n, fmt.Errorf("erase case %s: key destroyed, but the vault copy could not be removed: %v", c.ID, err)
+	}
+	t := now.UTC()
+	c.Erased = &t
+	return n, h.SaveCase(c)
+}
+
+// EraseExpired erases every closed case past its retention period.
+func (h *Home) EraseExpired(now time.Time) ([]*Case, error) {
+	cases, err := h.Cases()
+	if err != nil {
+		return nil, err
+	}
+	var done []*Case
+	for _, c := range cases {
+		if due, ok := c.EraseDue(); ok && !now.Before(due) {
+			if _, err := h.Erase(c, now); err != nil {
+				return done, err
+			}
+			done = append(done, c)
+		}
+	}
+	return done, nil
 }
 
 func newID() string {
