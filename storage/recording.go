@@ -89,6 +89,10 @@ func (s *Store) Create(rcpt Recipients, m Manifest) (*Rec, error) {
 func (r *Rec) snapshot() *Index {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.snapshotLocked()
+}
+
+func (r *Rec) snapshotLocked() *Index {
 	ix := *r.ix
 	ix.Segments = append([]FileInfo(nil), r.ix.Segments...)
 	if r.ix.Manifest != nil {
@@ -105,9 +109,7 @@ func (r *Rec) ack(segments []int, manifest bool) (*Index, error) {
 	if err := ackIndex(r.dir, r.ix, segments, manifest); err != nil {
 		return nil, err
 	}
-	ix := *r.ix
-	ix.Segments = append([]FileInfo(nil), r.ix.Segments...)
-	return &ix, nil
+	return r.snapshotLocked(), nil
 }
 
 // ID is the recording's opaque id.

@@ -100,11 +100,6 @@ func (b *LinkBackend) Paired(p link.Pairing) error {
 	rc := p.Case.Parsed
 	rc.CaseRef = p.Case.Ref
 	b.D.SetRecipients(rc)
-	if !p.Now.IsZero() {
-		if err := b.D.Rec.Clock.Set(p.Now); err != nil {
-			b.D.Log.Warn("clock from pairing refused", "err", err)
-		}
-	}
 	b.D.Log.Info("paired", "recipients", len(p.Case.Recipients), "kind", rc.Kind)
 	b.D.Send(EventPairingDone)
 	return nil

@@ -1,0 +1,379 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"attune.dev/attune/storage"
+)
+
+// Errors a caller of Client may branch on.
+var (
+	// ErrRefused: the device does not accept this laptop's key.
+	ErrRefused = errors.New("device refused our key: was it reset or paired with another laptop? pair again with attune pair")
+	// ErrWrongDevice: the device's key is not the pinned one.
+	ErrWrongDevice = errors.New("the device's key is not the one we paired with: is this the right device, or was it reset? pair again with attune pair")
+	// ErrNotFound: the recording, segment or manifest is not on the device
+	// (never was, or was acknowledged and deleted).
+	ErrNotFound = errors.New("not on the device")
+)
+
+// Client is the laptop's side of the device API: mutual TLS 1.3 with the
+// laptop's certificate, the device's certificate pinned.
+type Client struct {
+	// Timeout bounds each call except downloads (default 30 s).
+	Timeout time.Duration
+	// Stall bounds how long a download may go without receiving a byte
+	// (default 30 s); it may take as long as it needs otherwise.
+	Stall time.Duration
+
+	addr string
+	tr   *http.Transport
+	hc   *http.Client
+}
+
+// NewClient returns a client for the device at addr (host:port) whose
+// certificate pin is devicePin, authenticating with cert (the laptop's
+// certificate and key, as from SelfSignedCert). Connections go through
+// dial.
+func NewClient(dial Dialer, addr string, cert tls.Certificate, devicePin string) (*Client, error) {
+	if !ValidPin(devicePin) {
+		return nil, errors.New("client: bad device pin: 64 lowercase hex digits expected")
+	}
+	if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+		return nil, errors.New("client: no laptop certificate")
+	}
+	want := []byte(devicePin)
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"http/1.1"},
+		// Standard pinning: no CA can vouch for the device; its key must be
+		// the one learnt at pairing. VerifyConnection runs either way.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return ErrWrongDevice
+			}
+			if subtle.ConstantTimeCompare([]byte(Pin(cs.PeerCertificates[0])), want) != 1 {
+				return ErrWrongDevice
+			}
+			return nil
+		},
+	}
+	tr := &http.Transport{
+		DialContext:           dial.DialContext,
+		TLSClientConfig:       cfg,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       time.Minute,
+		MaxIdleConnsPerHost:   4,
+		DisableCompression:    true,
+		// Proxy stays nil: never send this traffic through a proxy.
+	}
+	return &Client{
+		addr: addr,
+		tr:   tr,
+		hc: &http.Client{
+			Transport:     tr,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 30 * time.Second
+}
+
+func (c *Client) stall() time.Duration {
+	if c.Stall > 0 {
+		return c.Stall
+	}
+	return 30 * time.Second
+}
+
+// Status returns the device's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.call(ctx, "status", http.MethodGet, "/api/v1/status", nil, &st)
+	return st, err
+}
+
+// Recordings lists the recordings on the device, oldest first.
+func (c *Client) Recordings(ctx context.Context) ([]*storage.Index, error) {
+	var list []*storage.Index
+	err := c.call(ctx, "list recordings", http.MethodGet, "/api/v1/recordings", nil, &list)
+	return list, err
+}
+
+// Recording returns the index of one recording.
+func (c *Client) Recording(ctx context.Context, id string) (*storage.Index, error) {
+	if !storage.ValidID(id) {
+		return nil, fmt.Errorf("recording: bad id %q", id)
+	}
+	var ix storage.Index
+	if err := c.call(ctx, "recording "+id, http.MethodGet, "/api/v1/recordings/"+id, nil, &ix); err != nil {
+		return nil, err
+	}
+	return &ix, nil
+}
+
+// Segment writes segment n of recording id to w, starting at byte offset
+// (to resume an interrupted download: pass the bytes already stored). It
+// returns the number of bytes written. Offset equal to the segment's size
+// writes nothing and succeeds.
+func (c *Client) Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error) {
+	op := fmt.Sprintf("segment %s/%d", id, n)
+	if !storage.ValidID(id) || n < 0 {
+		return 0, fmt.Errorf("%s: bad recording id or segment number", op)
+	}
+	return c.download(ctx, op, fmt.Sprintf("/api/v1/recordings/%s/segments/%d", id, n), offset, w)
+}
+
+// Manifest writes the sealed manifest of recording id to w. (It is
+// re-sealed while a recording runs, so it is always fetched whole.)
+func (c *Client) Manifest(ctx context.Context, id string, w io.Writer) (int64, error) {
+	op := "manifest " + id
+	if !storage.ValidID(id) {
+		return 0, fmt.Errorf("%s: bad recording id", op)
+	}
+	return c.download(ctx, op, "/api/v1/recordings/"+id+"/manifest", 0, w)
+}
+
+// Ack acknowledges segments (and the manifest) of recording id as verified
+// and stored on the laptop; the device deletes them. It returns the new
+// index. An unknown recording or segment is ErrNotFound and changes nothing.
+func (c *Client) Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error) {
+	if !storage.ValidID(id) {
+		return nil, fmt.Errorf("ack: bad recording id %q", id)
+	}
+	if segments == nil {
+		segments = []int{}
+	}
+	var ix storage.Index
+	if err := c.call(ctx, "ack "+id, http.MethodPost, "/api/v1/recordings/"+id+"/ack", ackRequest{Segments: segments, Manifest: manifest}, &ix); err != nil {
+		return nil, err
+	}
+	return &ix, nil
+}
+
+// SetClock sets the device's wall clock.
+func (c *Client) SetClock(ctx context.Context, now time.Time) (ClockStatus, error) {
+	var cs ClockStatus
+	err := c.call(ctx, "set clock", http.MethodPut, "/api/v1/clock", clockRequest{Now: now.UTC().Format(time.RFC3339Nano)}, &cs)
+	return cs, err
+}
+
+// SetRecipients gives the device a new case's recipients for the
+// recordings it starts from now on.
+func (c *Client) SetRecipients(ctx context.Context, recipients []string, caseRef string) error {
+	if _, err := NewCase(recipients, caseRef); err != nil {
+		return fmt.Errorf("set recipients: %v", err)
+	}
+	return c.call(ctx, "set recipients", http.MethodPut, "/api/v1/recipients", recipientsRequest{Recipients: recipients, CaseRef: caseRef}, nil)
+}
+
+// maxResponse bounds a JSON answer (a long recording's index is ~150 bytes
+// a segment).
+const maxResponse = 64 << 20
+
+func (c *Client) call(ctx context.Context, op, method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s: %v", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+c.addr+path, body)
+	if err != nil {
+		return fmt.Errorf("%s: %v", op, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.netErr(ctx, op, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return statusErr(op, resp)
+	}
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
+		if ctx.Err() != nil {
+			return c.netErr(ctx, op, err)
+		}
+		return fmt.Errorf("%s: the device sent a malformed answer: %v", op, err)
+	}
+	return nil
+}
+
+func (c *Client) download(ctx context.Context, op, path string, offset int64, w io.Writer) (int64, error) {
+	if offset < 0 {
+		return 0, fmt.Errorf("%s: negative offset", op)
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stall := c.stall()
+	timer := time.AfterFunc(stall, cancel)
+	defer timer.Stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.addr+path, nil)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v", op, err)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	stalled := func(err error) error {
+		if parent.Err() == nil && ctx.Err() != nil {
+			return fmt.Errorf("%s: no data from the device for %v; check the connection and sync again (it resumes)", op, stall)
+		}
+		return c.netErr(parent, op, err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, stalled(err)
+	}
+	defer resp.Body.Close()
+	body := &progressReader{r: resp.Body, timer: timer, d: stall}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		// The whole file: skip what we have (a device that ignores Range).
+		if offset > 0 {
+			if _, err := io.CopyN(io.Discard, body, offset); err != nil {
+				return 0, stalled(err)
+			}
+		}
+	case http.StatusPartialContent:
+		start, _, _, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || start != offset {
+			return 0, fmt.Errorf("%s: the device answered the wrong range", op)
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		_, _, size, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err == nil && size == offset {
+			return 0, nil // nothing left to fetch
+		}
+		return 0, fmt.Errorf("%s: offset %d is beyond the end of the file on the device; download it again from the start", op, offset)
+	default:
+		return 0, statusErr(op, resp)
+	}
+	n, err := io.Copy(w, body)
+	if err != nil {
+		return n, stalled(err)
+	}
+	return n, nil
+}
+
+// progressReader pushes the stall timer back on every byte received.
+type progressReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.timer.Reset(p.d)
+	}
+	return n, err
+}
+
+// parseContentRange parses "bytes first-last/size" and "bytes */size"
+// (first and last are -1 then).
+func parseContentRange(s string) (first, last, size int64, err error) {
+	bad := errors.New("bad Content-Range")
+	rest, ok := strings.CutPrefix(s, "bytes ")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	rng, sz, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	if size, ok = parseUint(sz); !ok {
+		return 0, 0, 0, bad
+	}
+	if rng == "*" {
+		return -1, -1, size, nil
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	if first, ok = parseUint(a); !ok {
+		return 0, 0, 0, bad
+	}
+	if last, ok = parseUint(b); !ok {
+		return 0, 0, 0, bad
+	}
+	if first > last || last >= size {
+		return 0, 0, 0, bad
+	}
+	return first, last, size, nil
+}
+
+func parseUint(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+func statusErr(op string, resp *http.Response) error {
+	msg := readErrorBody(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%s: %w", op, ErrRefused)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%s: %w (%s)", op, ErrNotFound, orDefault(msg, "not found"))
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("%s: the device failed (%s): %s; see its log", op, resp.Status, orDefault(msg, "no reason given"))
+	}
+	return fmt.Errorf("%s: the device refused the request (%s): %s", op, resp.Status, orDefault(msg, "no reason given"))
+}
+
+func (c *Client) netErr(ctx context.Context, op string, err error) error {
+	if errors.Is(err, ErrWrongDevice) {
+		return fmt.Errorf("%s: %w", op, ErrWrongDevice)
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("%s: %w", op, context.Canceled)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: the device at %s did not answer in time; is it plugged in and switched on?", op, c.addr)
+	}
+	return fmt.Errorf("%s: cannot talk to the device at %s: %v; is it plugged in and switched on?", op, c.addr, err)
+}

@@ -1,0 +1,192 @@
+package linktest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"attune.dev/attune/link"
+	"attune.dev/attune/storage"
+)
+
+// Backend is a fake device for link.Server: a pairing window driven by the
+// test, pairing and recipients held in memory, a clock that can be set, and
+// a real storage.Store.
+type Backend struct {
+	mu       sync.Mutex
+	code     string
+	open     bool
+	failed   int
+	pairings int
+	pin      string
+	kase     link.Case
+	offset   time.Duration
+	trusted  bool
+	store    *storage.Store
+	pairErr  error
+	deviceID string
+}
+
+var _ link.Backend = (*Backend)(nil)
+
+// NewBackend returns an unpaired backend whose store lives in dataDir.
+func NewBackend(dataDir string) (*Backend, error) {
+	st, err := storage.Open(dataDir, storage.Options{MinFree: 1 << 20, Free: func(string) (uint64, error) { return 1 << 40, nil }}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{store: st, deviceID: "dev-0123456789abcdef"}, nil
+}
+
+// OpenWindow opens a pairing window showing code.
+func (b *Backend) OpenWindow(code string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.code, b.open = code, true
+}
+
+// CloseWindow closes the pairing window (the window timed out).
+func (b *Backend) CloseWindow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.open = false
+}
+
+// FailPairing makes Paired fail with err (nil: succeed again).
+func (b *Backend) FailPairing(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pairErr = err
+}
+
+// Failed is how many times PairingFailed was called.
+func (b *Backend) Failed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failed
+}
+
+// Pairings is how many pairings succeeded.
+func (b *Backend) Pairings() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pairings
+}
+
+// Case is the current case (zero when unpaired).
+func (b *Backend) Case() link.Case {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.kase
+}
+
+// SetLaptopPin pairs with a laptop without the pairing protocol.
+func (b *Backend) SetLaptopPin(pin string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pin = pin
+}
+
+// Wall is the fake wall clock and whether it was set.
+func (b *Backend) Wall() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Now().Add(b.offset), b.trusted
+}
+
+func (b *Backend) PairingCode() (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.code, b.open
+}
+
+func (b *Backend) PairingFailed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failed++
+	b.open = false
+}
+
+func (b *Backend) Paired(p link.Pairing) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pairErr != nil {
+		return b.pairErr
+	}
+	b.pin, b.kase, b.open = p.LaptopPin, p.Case, false
+	b.pairings++
+	return nil
+}
+
+func (b *Backend) LaptopPin() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pin
+}
+
+func (b *Backend) Status() link.Status {
+	now, trusted := b.Wall()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	state := "ready"
+	if b.pin == "" {
+		state = "not_paired"
+	}
+	return link.Status{
+		State:    state,
+		DeviceID: b.deviceID,
+		Version:  "test",
+		Storage:  link.StorageStatus{FreeBytes: 1 << 40, MinutesLeft: 9000},
+		Clock:    link.ClockStatus{Now: now, Trusted: trusted},
+	}
+}
+
+// earliest is system.Clock's floor: before it the laptop's clock is wrong.
+var earliest = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (b *Backend) SetClock(t time.Time) error {
+	if t.Before(earliest) {
+		return fmt.Errorf("set clock: %s is before 2026; the laptop's clock is wrong", t.UTC().Format(time.RFC3339))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.offset, b.trusted = time.Until(t), true
+	return nil
+}
+
+func (b *Backend) SetRecipients(c link.Case) error {
+	if len(c.Parsed.List) == 0 {
+		return errors.New("set recipients: none")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.kase = c
+	return nil
+}
+
+func (b *Backend) Store() link.Store { return b.store }
+
+// Storage is the real store behind Store.
+func (b *Backend) Storage() *storage.Store { return b.store }
+
+// Record writes a finished recording sealed to rcpt whose segments hold
+// the given plaintexts, and returns its index.
+func Record(st *storage.Store, rcpt storage.Recipients, segments ...[]byte) (*storage.Index, error) {
+	rec, err := st.Create(rcpt, storage.Manifest{Source: "test", Audio: "none"})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range segments {
+		if _, err := rec.Write(s); err != nil {
+			return nil, err
+		}
+		if err := rec.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	if err := rec.Close(nil); err != nil {
+		return nil, err
+	}
+	return st.Index(rec.ID())
+}
