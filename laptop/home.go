@@ -129,7 +129,10 @@ func (c *Case) EraseDue() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	days := c.RetentionDays
-	if days <= 0 {
+	switch {
+	case days < 0: // closed with no retention: erase at once
+		days = 0
+	case days == 0:
 		days = DefaultRetentionDays
 	}
 	return c.Closed.AddDate(0, 0, days), true
@@ -416,4 +419,32 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// SaveCaseFile keeps a document (an erasure certificate, an audit copy)
+// with the case.
+func (h *Home) SaveCaseFile(c *Case, name string, data []byte) error {
+	if strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("save %q: bad file name", name)
+	}
+	if err := writeFileAtomic(filepath.Join(h.caseDir(c.ID), name), data, 0o600); err != nil {
+		return fmt.Errorf("save %s: %v", name, err)
+	}
+	return nil
+}
+
+// CaseFiles lists the case's documents whose names start with prefix.
+func (h *Home) CaseFiles(c *Case, prefix string) ([]string, error) {
+	m, err := filepath.Glob(filepath.Join(h.caseDir(c.ID), prefix+"*"))
+	sort.Strings(m)
+	return m, err
+}
+
+// RemoveDevice forgets a device (after it was reset).
+func (h *Home) RemoveDevice(id string) error {
+	err := os.Remove(filepath.Join(h.Dir, "devices", id+".json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -359,6 +359,8 @@ func statusErr(op string, resp *http.Response) error {
 		return fmt.Errorf("%s: %w", op, ErrRefused)
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%s: %w (%s)", op, ErrNotFound, orDefault(msg, "not found"))
+	case resp.StatusCode == http.StatusConflict && op == "reset":
+		return fmt.Errorf("%s: %w", op, ErrUnsynced)
 	case resp.StatusCode >= 500:
 		return fmt.Errorf("%s: the device failed (%s): %s; see its log", op, resp.Status, orDefault(msg, "no reason given"))
 	}

@@ -238,6 +238,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/v1/recordings/{id}/ack", s.handleAck)
 	api.HandleFunc("PUT /api/v1/clock", s.handleClock)
 	api.HandleFunc("PUT /api/v1/recipients", s.handleRecipients)
+	s.lifecycleRoutes(api)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint or method")
 	})

@@ -32,9 +32,18 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	seq  uint64
-	open map[string]*Rec // recordings being written
+	mu        sync.Mutex
+	seq       uint64
+	open      map[string]*Rec // recordings being written
+	recovered []string        // recordings found interrupted at Open
+}
+
+// Recovered lists the recordings Open found cut off by a power loss or a
+// kill and marked interrupted.
+func (s *Store) Recovered() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.recovered...)
 }
 
 // Open opens (creating if needed) the store under dataDir and recovers
@@ -199,6 +208,7 @@ func (s *Store) recoverOne(id string) error {
 		return err
 	}
 	s.log.Info("recording interrupted", "recording", id, "segments", len(ix.Segments))
+	s.recovered = append(s.recovered, id)
 	return syncDir(dir)
 }
 

@@ -1,8 +1,29 @@
 package system
 
-// The audit chain: the device's append-only, hash-chained event log.
-//
-// # File format
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"attune.dev/attune/capture"
+	"attune.dev/attune/storage"
+)
+
+// AuditFile is the name of the audit chain in the data directory: the
+// device's append-only, hash-chained event log.
 //
 // DATA/audit.log is JSON Lines: one record per line, each line ending in
 // "\n". A record is the JSON encoding of AuditRecord by encoding/json
@@ -26,8 +47,9 @@ package system
 //     `,"hash":"<64 hex>"` removed before the closing brace. In a shell:
 //     sed 's/,"hash":"[0-9a-f]*"}$/}/' | head -c -1 | sha256sum, one line at a time.
 //   - prev is SHA-256 of the previous record's exact line bytes (without the
-//     newline), which include that record's hash. The first record's prev is
-//     ZeroHash, or the line hash of a chain anchor (VerifyChainFrom).
+//     newline: head -c -1 | sha256sum), which include that record's hash.
+//     The first record's prev is ZeroHash, or the line hash of a chain
+//     anchor (VerifyChainFrom).
 //
 // seq counts from 1 without gaps. mono_ms is the caller's monotonic clock in
 // milliseconds; it restarts at every boot (a boot record marks the restart).
@@ -40,46 +62,6 @@ package system
 // factory reset ties the chain to the erasure certificate: the certificate
 // names the head of the chain (AuditSeq, AuditHead) and the reset record
 // that follows carries the SHA-256 of the signed certificate.
-//
-// # Power loss
-//
-// Append writes the whole line in one write(2) on an O_APPEND file and
-// fsyncs it before returning, so a power cut can leave at most the last line
-// cut short. OpenAudit treats the bytes after the last newline as that torn
-// line: it truncates the file to the last complete record, fsyncs, and
-// appends a "recovered" record (detail "torn_tail", bytes = how many bytes
-// were cut, sha256 = their hash), so the cut is itself on the record. Those
-// bytes are dropped even if they happen to be a whole record short of its
-// newline: its Append never returned success. Any other damage (a complete
-// line that does not verify, anywhere) is never repaired: OpenAudit fails
-// with a *ChainError naming the seq and leaves the file untouched as
-// evidence. To go on recording, an operator moves the file aside; the next
-// OpenAudit starts a new chain, and the laptop reports that the device's
-// history was replaced.
-
-import (
-	"bytes"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"sync"
-	"time"
-
-	"attune.dev/attune/capture"
-	"attune.dev/attune/storage"
-)
-
-// AuditFile is the name of the audit chain in the data directory.
 const AuditFile = "audit.log"
 
 // AuditEvent is the kind of an audit record.
@@ -120,8 +102,8 @@ const (
 	// AuditReset: factory reset. count = recordings erased, sha256 =
 	// SHA-256 of the signed erasure certificate.
 	AuditReset AuditEvent = "reset"
-	// AuditRecovered: OpenAudit cut a torn last line (see the package
-	// notes). detail "torn_tail", bytes, sha256 of the cut bytes.
+	// AuditRecovered: OpenAudit cut a torn last line (see OpenAudit).
+	// detail "torn_tail", bytes, sha256 of the cut bytes.
 	AuditRecovered AuditEvent = "recovered"
 )
 
@@ -413,12 +395,24 @@ func AuditClock(c *Clock) func() (time.Duration, time.Time, bool) {
 	}
 }
 
-// OpenAudit opens (creating, mode 0600) the audit chain at path, verifies
-// it, and recovers from a torn last line as the package notes describe. now
-// gives the time of each record: the monotonic time since boot, the wall
-// time and whether it is trusted; nil means the time since OpenAudit and
-// no trusted wall time. A chain that does not verify is a *ChainError and
-// the file is left as it is.
+// OpenAudit opens (creating, mode 0600) the audit chain at path and
+// verifies it. now gives the time of each record: the monotonic time since
+// boot, the wall time and whether it is trusted; nil means the time since
+// OpenAudit and no trusted wall time.
+//
+// Append writes the whole line in one write(2) on an O_APPEND file and
+// fsyncs it before returning, so a power cut can leave at most the last line
+// cut short. OpenAudit treats the bytes after the last newline as that torn
+// line: it truncates the file to the last complete record, fsyncs, and
+// appends a "recovered" record (detail "torn_tail", bytes = how many bytes
+// were cut, sha256 = their hash), so the cut is itself on the record. Those
+// bytes are dropped even if they happen to be a whole record short of its
+// newline: its Append never returned success. Any other damage (a complete
+// line that does not verify, anywhere) is never repaired: OpenAudit fails
+// with a *ChainError naming the seq and leaves the file untouched as
+// evidence. To go on recording, an operator moves the file aside; the next
+// OpenAudit starts a new chain, and the laptop reports that the device's
+// history was replaced.
 func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trusted bool)) (*Audit, error) {
 	if now == nil {
 		start := time.Now()
@@ -595,7 +589,7 @@ func (a *Audit) Close() error {
 	return err
 }
 
-// Erasure certificates.
+// CertificateType is the type of a signed erasure certificate.
 //
 // A factory reset lists what it is about to erase (BuildCertificate), signs
 // the list with the device's Ed25519 key (the key of its TLS certificate,
@@ -615,8 +609,6 @@ func (a *Audit) Close() error {
 // a certificate signature from ever being mistaken for any other use of
 // the same key (TLS). The layout is fixed: a verifier rebuilds the
 // document from its parts and compares bytes.
-
-// CertificateType is the type of a signed erasure certificate.
 const CertificateType = "attune-erasure-certificate-v1"
 
 const (
@@ -822,9 +814,7 @@ func SignCertificate(c Certificate, key ed25519.PrivateKey) ([]byte, error) {
 	if c.Version == 0 {
 		c.Version = 1
 	}
-	if c.Recordings == nil {
-		c.Recordings = []ErasedRecording{}
-	}
+	c.Recordings = append([]ErasedRecording{}, c.Recordings...) // not the caller's array
 	for i := range c.Recordings {
 		if c.Recordings[i].Segments == nil {
 			c.Recordings[i].Segments = []ErasedSegment{}

@@ -54,6 +54,8 @@ const (
 	// EventPairingDone closes an open pairing window (paired, or too many
 	// wrong codes).
 	EventPairingDone
+	// EventRefresh recomputes the resting state (recipients changed).
+	EventRefresh
 )
 
 func (e Event) String() string {
@@ -72,6 +74,8 @@ func (e Event) String() string {
 		return "stop"
 	case EventPairingDone:
 		return "pairing-done"
+	case EventRefresh:
+		return "refresh"
 	}
 	return "unknown"
 }
@@ -146,6 +150,7 @@ func (d *Daemon) SetRecipients(r storage.Recipients) {
 	d.mu.Lock()
 	d.rcpt, d.paired = r, len(r.List) > 0
 	d.mu.Unlock()
+	d.Send(EventRefresh)
 }
 
 // Recipients returns the current recipients and whether there are any.
@@ -286,6 +291,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Log.Info("window closed", "state", string(st))
 			d.idleState()
 		case ev := <-d.events:
+			if ev == EventRefresh {
+				if stop == nil && window == nil {
+					d.idleState()
+				}
+				continue
+			}
 			st := d.Status().State
 			switch {
 			case stop != nil: // recording: REC stops, MARK marks, others ignored

@@ -18,6 +18,7 @@ type Recorder struct {
 	Store   *storage.Store
 	Clock   *Clock
 	Log     *slog.Logger
+	Audit   *Audit // nil: no audit chain
 	Device  string // device id for the manifest (no personal data)
 	Version string
 	// Segment is the flush interval; MaxDuration the longest recording.
@@ -74,6 +75,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 	}
 	id := rec.ID()
 	log.Info("recording started", "recording", id, "clock_trusted", trusted)
+	note(r.Audit, log, AuditRecord{Event: AuditRecordingStarted, Recording: id, CaseRef: AuditCaseRef(rcpt.CaseRef)})
 	if started != nil {
 		started(rec)
 	}
@@ -98,6 +100,10 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 		m.EndReason = reason
 	})
 	res := Result{ID: id, Segments: rec.Segments(), Bytes: rec.Bytes(), Stats: st, EndReason: reason}
+	if ix, err := r.Store.Index(id); err == nil {
+		note(r.Audit, log, AuditRecord{Event: AuditRecordingSealed, Recording: id, Count: len(ix.Segments),
+			Bytes: ix.Bytes(), SHA256: SegmentsDigest(ix), Detail: reason})
+	}
 	log.Info("recording sealed", "recording", id, "segments", res.Segments, "bytes", res.Bytes,
 		"seconds", st.Duration.Seconds(), "frames", st.VideoFrames, "reason", reason)
 	if recErr != nil {

@@ -27,6 +27,8 @@ const usage = `usage:
   attune sync   [--device HOST:PORT] [--json] [--home DIR]
   attune list   [--json] [--home DIR]
   attune export ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
+  attune case new|list|consent|close|erase …   (attune case for details)
+  attune audit CASE [--html FILE]              the chain of custody, as text and a printable page
 
 The home directory (keys, cases, the vault) is --home, else $ATTUNE_HOME,
 else the user's data directory. A passphrase-protected case key is read
@@ -49,6 +51,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.list(args[1:])
 	case "export":
 		return c.export(args[1:])
+	case "case":
+		return c.caseCmd(args[1:])
+	case "audit":
+		return c.audit(args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -62,6 +68,16 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	dial           link.Dialer
+}
+
+// openHome opens the home directory and applies the retention policy.
+func (c *cli) openHome(dir string) (*laptop.Home, error) {
+	home, err := laptop.OpenHome(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.eraseExpired(home)
+	return home, nil
 }
 
 func (c *cli) flags(name string) (*flag.FlagSet, *string) {
@@ -135,7 +151,7 @@ func (c *cli) pair(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("pair: unexpected argument %q", fs.Arg(0))
 	}
-	home, err := laptop.OpenHome(*homeDir)
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}
@@ -216,7 +232,7 @@ func (c *cli) sync(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	home, err := laptop.OpenHome(*homeDir)
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}
@@ -243,6 +259,13 @@ func (c *cli) sync(args []string) error {
 		prog = &lineProgress{w: c.stdout}
 	}
 	res, err := home.Sync(c.ctx, client, dev, laptop.SyncOptions{Progress: prog.event, Passphrase: c.passphrase("case key passphrase: ")})
+	if err == nil {
+		if n, cerr := home.PullCustody(c.ctx, client, dev); cerr != nil {
+			err = fmt.Errorf("sync: chain of custody: %w", cerr)
+		} else if n > 0 && !*jsonOut {
+			fmt.Fprintf(c.stdout, "%d erasure certificate(s) from the device kept with the case\n", n)
+		}
+	}
 	prog.finish(res, err)
 	if err != nil {
 		return err
@@ -259,7 +282,7 @@ func (c *cli) list(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	home, err := laptop.OpenHome(*homeDir)
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}
@@ -282,6 +305,7 @@ func (c *cli) list(args []string) error {
 		Segments int       `json:"segments"`
 		Held     int       `json:"held"`
 		Synced   bool      `json:"synced"`
+		Erased   bool      `json:"erased"` // the case key is destroyed: no copy can be decrypted
 		Marks    []float64 `json:"marks"`
 	}
 	type caseJSON struct {
@@ -290,6 +314,7 @@ func (c *cli) list(args []string) error {
 		Created time.Time `json:"created"`
 		Kind    string    `json:"recipient_kind"`
 		Device  string    `json:"device,omitempty"`
+		State   string    `json:"state"` // open, closed, erased
 	}
 	out := struct {
 		Cases      []caseJSON `json:"cases"`
@@ -298,12 +323,19 @@ func (c *cli) list(args []string) error {
 	labels := map[string]*laptop.Case{}
 	for _, cs := range cases {
 		labels[cs.ID] = cs
-		out.Cases = append(out.Cases, caseJSON{cs.ID, cs.Label, cs.Created, cs.Kind, cs.Device})
+		state := "open"
+		switch {
+		case cs.Erased != nil:
+			state = "erased"
+		case cs.Closed != nil:
+			state = "closed"
+		}
+		out.Cases = append(out.Cases, caseJSON{cs.ID, cs.Label, cs.Created, cs.Kind, cs.Device, state})
 	}
 	for _, vr := range recs {
 		r := recJSON{ID: vr.ID, Case: vr.Case, Marks: []float64{}}
 		if cs := labels[vr.Case]; cs != nil {
-			r.Label = cs.Label
+			r.Label, r.Erased = cs.Label, cs.Erased != nil
 			if id, err := home.Identity(cs, c.passphrase("case key passphrase: ")); err == nil {
 				if m, err := vr.Manifest(id); err == nil {
 					r.Date, r.Trusted, r.Seconds = m.Started, m.ClockTrusted, m.Duration
@@ -384,7 +416,7 @@ func (c *cli) export(args []string) error {
 			return fmt.Errorf("export: --marks %s: use a .vtt or .csv file name", *marks)
 		}
 	}
-	home, err := laptop.OpenHome(*homeDir)
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}

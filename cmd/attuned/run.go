@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"net"
 	"os"
 	"path/filepath"
@@ -233,34 +234,68 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d := system.NewDaemon(rec, spec, log)
 	d.SetRecipients(rcpt)
 
+	// The audit chain: what happened to every recording, without personal
+	// data; the laptop pulls it at each sync.
+	chain, err := system.OpenAudit(filepath.Join(cfg.Data, "audit.log"), system.AuditClock(rec.Clock))
+	if err != nil {
+		return fmt.Errorf("run: %v (the chain is kept as it is; move audit.log aside to start a new one)", err)
+	}
+	defer chain.Close()
+	rec.Audit = chain
+	auditNote := func(r system.AuditRecord) {
+		if _, err := chain.Append(r); err != nil {
+			log.Error("audit record not written", "err", err)
+		}
+	}
+	auditNote(system.AuditRecord{Event: system.AuditBoot, Detail: version})
+	for _, id := range store.Recovered() {
+		r := system.AuditRecord{Event: system.AuditRecordingInterrupted, Recording: id}
+		if ix, err := store.Index(id); err == nil {
+			r.Count, r.Bytes, r.SHA256 = len(ix.Segments), ix.Bytes(), system.SegmentsDigest(ix)
+		}
+		auditNote(r)
+	}
+
 	// The device's TLS identity for the paired link. It can never decrypt
-	// footage; it proves to the paired laptop that this is its device.
-	devKey, err := link.LoadOrCreateKey(filepath.Join(cfg.Data, "device.key"))
-	if err != nil {
-		return fmt.Errorf("run: device key: %v", err)
+	// footage; it proves to the paired laptop that this is its device, and
+	// signs erasure certificates. A factory reset destroys it.
+	keyPath := filepath.Join(cfg.Data, "device.key")
+	loadKey := func() (ed25519.PrivateKey, string, error) {
+		key, err := link.LoadOrCreateKey(keyPath)
+		if err != nil {
+			return nil, "", fmt.Errorf("device key: %v", err)
+		}
+		cert, err := link.SelfSignedCert(key, "attune")
+		if err != nil {
+			return nil, "", err
+		}
+		pin, err := link.CertPin(cert)
+		if err != nil {
+			return nil, "", err
+		}
+		return key, pin[:16], nil
 	}
-	devCert, err := link.SelfSignedCert(devKey, "attune")
+	devKey, devID, err := loadKey()
 	if err != nil {
 		return fmt.Errorf("run: %v", err)
 	}
-	devPin, err := link.CertPin(devCert)
-	if err != nil {
-		return fmt.Errorf("run: %v", err)
-	}
-	backend := &system.LinkBackend{D: d, Data: cfg.Data, DeviceID: devPin[:16], Version: version}
-	linkSrv := &link.Server{Key: devKey, Log: log, Backend: backend, Name: system.DeviceName(devPin[:16])}
+	rotate := make(chan struct{}, 1)
+	backend := &system.LinkBackend{D: d, Data: cfg.Data, DeviceID: devID, Version: version, Chain: chain,
+		Key: devKey, KeyPath: keyPath, Rotate: func() {
+			select {
+			case rotate <- struct{}{}:
+			default:
+			}
+		}}
 	if err := backend.LoadPairing(); err != nil {
 		return fmt.Errorf("run: %v", err)
 	}
 	rcpt, _ = d.Recipients()
+	// REC+PAIR confirmed on the device: the certificate waits on the device
+	// for the next paired laptop.
 	d.Reset = func(ctx context.Context) error {
-		n, err := store.EraseAll()
-		if err != nil {
-			return err
-		}
-		d.SetRecipients(storage.Recipients{})
-		log.Warn("factory reset: recordings erased, pairing forgotten", "recordings", n)
-		return backend.Forget()
+		_, err := backend.FactoryReset(true, "buttons")
+		return err
 	}
 	linkLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -333,11 +368,46 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		goRun("web panel", ctx, func(c context.Context) error { return web.Serve(c, panelLn) })
 	}
 	log.Info("paired link", "addr", linkLn.Addr().String(), "device", backend.DeviceID)
-	goRun("link", ctx, func(c context.Context) error { return linkSrv.Serve(c, linkLn) })
+	linkAddr := linkLn.Addr().String()
+	goRun("link", ctx, func(c context.Context) error {
+		// Serve until the daemon stops; after a factory reset, serve again
+		// with the new key on the same address.
+		ln := linkLn
+		for {
+			key, id, err := loadKey()
+			if err != nil {
+				return err
+			}
+			backend.SetKey(key, id)
+			srv := &link.Server{Key: key, Log: log, Backend: backend, Name: system.DeviceName(id)}
+			sctx, stopSrv := context.WithCancel(c)
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(sctx, ln) }()
+			var serveErr error
+			select {
+			case serveErr = <-done:
+			case <-rotate:
+				stopSrv()
+				serveErr = <-done
+				log.Info("paired link: new device key after the reset", "device", id)
+			case <-c.Done():
+				stopSrv()
+				<-done
+				return nil
+			}
+			stopSrv()
+			if serveErr != nil || c.Err() != nil {
+				return serveErr
+			}
+			if ln, err = net.Listen("tcp", linkAddr); err != nil {
+				return fmt.Errorf("link: listen again after the reset: %v", err)
+			}
+		}
+	})
 	if len(cfg.Link.Interfaces) > 0 {
 		port := linkLn.Addr().(*net.TCPAddr).Port
 		goRun("discovery", ctx, func(c context.Context) error {
-			return link.Announce(c, linkSrv.Name, port, cfg.Link.Interfaces)
+			return link.Announce(c, system.DeviceName(backend.DeviceID), port, cfg.Link.Interfaces)
 		})
 	}
 	goRun("watchdog", ctx, func(c context.Context) error {

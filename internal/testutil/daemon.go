@@ -146,7 +146,7 @@ func (d *Daemon) WaitState(t testing.TB, state string) PanelState {
 			return p
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("panel never showed %s; last %+v", state, p)
+			t.Fatalf("panel never showed %s; last %+v\nlog:\n%s", state, p, d.Log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,0 +1,283 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+
+	"attune.dev/attune/laptop"
+	"attune.dev/attune/link"
+	"attune.dev/attune/storage"
+)
+
+// profileResult is one in-process run of the sync code `attune sync` runs
+// (laptop.Home.Sync over link.Client), with a CPU profile and the wall
+// time split by where it went.
+type profileResult struct {
+	path string // the CPU profile
+	wall time.Duration
+	cpu  time.Duration // this process's user+sys during the sync
+
+	// Inside calls to the device API (timed around link.Client).
+	list     time.Duration // SetClock, Recordings
+	download time.Duration // Segment, less writing into the vault file
+	write    time.Duration // writing the received bytes into the vault file
+	manifest time.Duration
+	ack      time.Duration
+	// Outside them.
+	perSegment time.Duration // between one download and the next: fsync, verification, rename, index writes
+	tail       time.Duration // after the last API call: the final check that every segment is held
+
+	// The same verification timed alone over the vault afterwards (files
+	// in the page cache).
+	hash    time.Duration // SHA-256 of every segment
+	unwrap  time.Duration // age headers: ML-KEM-768 + X25519 file-key unwrap
+	decrypt time.Duration // age payloads: ChaCha20-Poly1305
+
+	top      []pprofLine // go tool pprof -top -cum, selected frames
+	topText  string      // go tool pprof -top (flat), first lines
+	samplesS float64     // profile samples, s
+}
+
+type pprofLine struct {
+	what string
+	cum  float64 // s
+}
+
+// apiTimer wraps the device client and accounts for time spent in it.
+type apiTimer struct {
+	api     laptop.DeviceAPI
+	r       *profileResult
+	lastEnd time.Time
+}
+
+func (t *apiTimer) done(d *time.Duration, start time.Time) {
+	t.lastEnd = time.Now()
+	*d += t.lastEnd.Sub(start)
+}
+
+func (t *apiTimer) SetClock(ctx context.Context, now time.Time) (link.ClockStatus, error) {
+	defer t.done(&t.r.list, time.Now())
+	return t.api.SetClock(ctx, now)
+}
+
+func (t *apiTimer) Recordings(ctx context.Context) ([]*storage.Index, error) {
+	defer t.done(&t.r.list, time.Now())
+	return t.api.Recordings(ctx)
+}
+
+func (t *apiTimer) Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error) {
+	start := time.Now()
+	write := t.r.write
+	tw := &timedWriter{w: w, d: &t.r.write}
+	defer func() {
+		t.done(&t.r.download, start)
+		t.r.download -= t.r.write - write
+	}()
+	return t.api.Segment(ctx, id, n, offset, tw)
+}
+
+func (t *apiTimer) Manifest(ctx context.Context, id string, w io.Writer) (int64, error) {
+	defer t.done(&t.r.manifest, time.Now())
+	return t.api.Manifest(ctx, id, w)
+}
+
+func (t *apiTimer) Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error) {
+	defer t.done(&t.r.ack, time.Now())
+	return t.api.Ack(ctx, id, segments, manifest)
+}
+
+type timedWriter struct {
+	w io.Writer
+	d *time.Duration
+}
+
+func (t *timedWriter) Write(p []byte) (int, error) {
+	start := time.Now()
+	n, err := t.w.Write(p)
+	*t.d += time.Since(start)
+	return n, err
+}
+
+// profile syncs the restored recording once more, in this process, with
+// the CPU profiler on, then times the verification steps alone.
+func (b *bench) profile(ctx context.Context, path string) (*profileResult, error) {
+	r := &profileResult{path: path}
+	if err := b.dev.restore(ctx, b.rec); err != nil {
+		return nil, err
+	}
+	if err := b.emptyVault(); err != nil {
+		return nil, err
+	}
+	defer b.emptyVault()
+	client, err := link.NewClient(&net.Dialer{Timeout: 10 * time.Second}, b.dev.link, b.cert, b.ldev.Pin)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	api := &apiTimer{api: client, r: r}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	syscall.Sync()
+	if _, err := waitQuiet(ctx, b.c.quiet, runtime.NumCPU()); err != nil {
+		return nil, err
+	}
+	cpu0 := selfCPU()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res, err := b.h.Sync(ctx, api, b.ldev, laptop.SyncOptions{})
+	end := time.Now()
+	pprof.StopCPUProfile()
+	r.cpu = selfCPU() - cpu0
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Recordings) != 1 || !res.Recordings[0].Complete || res.Problems() > 0 {
+		return nil, fmt.Errorf("in-process sync incomplete: %+v", res.Recordings)
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	r.wall = end.Sub(start)
+	r.tail = end.Sub(api.lastEnd)
+	r.perSegment = r.wall - r.tail - r.list - r.download - r.write - r.manifest - r.ack
+	if err := b.verifyDir(b.vault); err != nil {
+		return nil, fmt.Errorf("vault: %v", err)
+	}
+	if err := b.timeVerification(r); err != nil {
+		return nil, err
+	}
+	if b.c.goTool != "" {
+		if err := r.readProfile(ctx, b.c.goTool); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// timeVerification repeats, over the vault's segments, what sync does to
+// verify each: SHA-256 of the file, then a full age decryption.
+func (b *bench) timeVerification(r *profileResult) error {
+	for _, s := range b.rec.index.Segments {
+		path := filepath.Join(b.vault, s.Name)
+		start := time.Now()
+		if ok, _, err := matches(path, s); err != nil || !ok {
+			return fmt.Errorf("%s: hash mismatch (%v)", path, err)
+		}
+		r.hash += time.Since(start)
+
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		start = time.Now()
+		dr, err := age.Decrypt(f, b.ident)
+		r.unwrap += time.Since(start)
+		if err == nil {
+			start = time.Now()
+			_, err = io.Copy(io.Discard, dr)
+			r.decrypt += time.Since(start)
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+	}
+	return nil
+}
+
+// Frames of the profile whose cumulative CPU time the report gives.
+// They can nest (verify includes its hashing); the report says so.
+var profileFrames = []struct{ what, frame string }{
+	{"TLS: reading and decrypting records (AES-GCM)", "crypto/tls.(*Conn).Read"},
+	{"writing the vault file", "os.(*File).Write"},
+	{"fsync (file and directory)", "os.(*File).Sync"},
+	{"laptop.verify: SHA-256 + age decryption", "attune.dev/attune/laptop.verify"},
+	{"SHA-256 (all calls of laptop.fileMatches)", "attune.dev/attune/laptop.fileMatches"},
+	{"age payload: ChaCha20-Poly1305", "filippo.io/age/internal/stream.(*DecryptReader).Read"},
+	{"age header: ML-KEM-768 + X25519 unwrap", "filippo.io/age.Decrypt"},
+	{"garbage collection", "runtime.gcBgMarkWorker"},
+}
+
+// readProfile summarises the profile with go tool pprof.
+func (r *profileResult) readProfile(ctx context.Context, goTool string) error {
+	out, err := exec.CommandContext(ctx, goTool, "tool", "pprof", "-top", "-cum", "-nodecount=1000", r.path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %v: %s", err, lastLines(string(out), 5))
+	}
+	cum := map[string]float64{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if strings.HasPrefix(strings.TrimSpace(line), "Duration:") {
+			// Duration: 8.10s, Total samples = 5.20s (64.2%)
+			if i := strings.Index(line, "Total samples = "); i >= 0 {
+				r.samplesS = parseSeconds(strings.Fields(line[i+len("Total samples = "):])[0])
+			}
+			continue
+		}
+		if len(f) < 6 {
+			continue
+		}
+		if v := parseSeconds(f[3]); v >= 0 {
+			cum[strings.Join(f[5:], " ")] = v
+		}
+	}
+	for _, pf := range profileFrames {
+		r.top = append(r.top, pprofLine{what: pf.what + " — `" + pf.frame + "`", cum: cum[pf.frame]})
+	}
+	flat, err := exec.CommandContext(ctx, goTool, "tool", "pprof", "-top", "-nodecount=15", r.path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %v: %s", err, lastLines(string(flat), 5))
+	}
+	// Drop the header lines (file, type, time) up to "Showing nodes".
+	text := string(flat)
+	if i := strings.Index(text, "Showing nodes"); i >= 0 {
+		text = text[i:]
+	}
+	r.topText = strings.TrimSpace(text)
+	return nil
+}
+
+// parseSeconds reads pprof's "1.23s", "450ms", "0" as seconds; -1 if not
+// a duration.
+func parseSeconds(s string) float64 {
+	switch {
+	case s == "0":
+		return 0
+	case strings.HasSuffix(s, "ms"):
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "ms"), 64)
+		if err == nil {
+			return v / 1000
+		}
+	case strings.HasSuffix(s, "us"), strings.HasSuffix(s, "µs"):
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSuffix(s, "us"), "µs"), 64)
+		if err == nil {
+			return v / 1e6
+		}
+	case strings.HasSuffix(s, "s"):
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "s"), 64)
+		if err == nil {
+			return v
+		}
+	}
+	return -1
+}
