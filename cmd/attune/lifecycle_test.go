@@ -160,3 +160,36 @@ func TestDeviceResetChord(t *testing.T) {
 		t.Fatal("no certificate kept")
 	}
 }
+
+// TestCaseNew: a new case's recipients go to the paired device, and the
+// recordings made after it belong to the new case.
+func TestCaseNew(t *testing.T) {
+	e := newPaired(t)
+	out, err := e.attune("case", "new", "Family B", "--x25519")
+	if err != nil || !strings.Contains(out, "records to it from now on") {
+		t.Fatalf("case new: %v\n%s", err, out)
+	}
+	e.d.Record(t, 2*time.Second)
+	if _, out, err := e.syncJSON(); err != nil {
+		t.Fatal(err, out)
+	}
+	out, err = e.attune("list", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Cases      []struct{ Label string }
+		Recordings []struct {
+			Label  string `json:"case_label"`
+			Synced bool
+		}
+	}
+	json.Unmarshal([]byte(out), &list)
+	if len(list.Cases) != 2 || len(list.Recordings) != 1 || list.Recordings[0].Label != "Family B" || !list.Recordings[0].Synced {
+		t.Fatalf("list: %s", out)
+	}
+	out, _ = e.attune("case", "list")
+	if !strings.Contains(out, "Family A") || !strings.Contains(out, "x25519") {
+		t.Errorf("case list:\n%s", out)
+	}
+}

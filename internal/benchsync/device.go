@@ -103,7 +103,7 @@ type device struct {
 // be stopped even when err is set.
 func startDevice(ctx context.Context, c config, runDir, in string) (*device, error) {
 	d := &device{data: filepath.Join(runDir, "device")}
-	cfgPath := filepath.Join(runDir, "attuned.toml")
+	cfgPath := filepath.Join(runDir, "device.toml")
 	cfg := fmt.Sprintf(`board = "sim"
 data = %q
 listen = "127.0.0.1:0"

@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "markdown file whose benchsync section to create or replace (empty: stdout only)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every contender once, in alternating order")
 	flag.IntVar(&c.seconds, "seconds", 600, "length of the recording in seconds (600 s of 720p30 MJPEG q4 is about 1 GB)")
-	flag.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "attune-benchsync"), "work directory; the generated input and the CPU profile stay here")
+	flag.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "benchsync"), "work directory; the generated input and the CPU profile stay here")
 	flag.BoolVar(&c.keep, "keep", false, "keep the run directory (device data, laptop home, server configs) for inspection")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for any one run")
 	flag.DurationVar(&c.quiet, "quiet", 3*time.Minute, "before each run, wait up to this long for other processes to leave the CPUs idle")
@@ -135,6 +135,16 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
 			fmt.Fprintf(stderr, "kept %s\n", runDir)
 		}
 	}()
+
+	// Run the binaries under names of their own: on a shared machine,
+	// someone tidying up test daemons with `pkill attuned` must not stop
+	// the benchmark's device half-way.
+	if c.attuned, err = copyFile(c.attuned, filepath.Join(runDir, "bin", "benchsync-device")); err != nil {
+		return err
+	}
+	if c.attune, err = copyFile(c.attune, filepath.Join(runDir, "bin", "benchsync-laptop")); err != nil {
+		return err
+	}
 
 	// The device, paired, holding one recording.
 	dev, err := startDevice(ctx, c, runDir, in.path)

@@ -89,7 +89,12 @@ func (p *bgProc) stop() {
 
 // failed describes a server that exited early, with its log.
 func (p *bgProc) failed() error {
-	return fmt.Errorf("%s exited: %v; its log:\n%s", p.name, p.err, strings.TrimSpace(p.log.String()))
+	log := strings.TrimSpace(p.log.String())
+	hint := ""
+	if strings.Contains(log, "signal=terminated") {
+		hint = " (another process sent it SIGTERM: something else on this machine is killing daemons)"
+	}
+	return fmt.Errorf("%s exited%s: %v; its log:\n%s", p.name, hint, p.err, log)
 }
 
 // waitLog waits until the process has logged s.
@@ -254,4 +259,16 @@ func waitQuiet(ctx context.Context, limit time.Duration, ncpu int) (float64, err
 			return frac, nil
 		}
 	}
+}
+
+// copyFile copies the executable src to dst and returns dst.
+func copyFile(src, dst string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	return dst, os.WriteFile(dst, b, 0o755)
 }
