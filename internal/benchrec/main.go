@@ -937,7 +937,7 @@ func (r report) interpretation() string {
 			goalCPURatio, goalCPURatio*r.cpu(theirs).med, ageCPU)
 	}
 	b.WriteString("attuned does work the pipeline does not: it seals a separate age file every second, " +
-		"fsyncs it, renames it into place, rewrites and fsyncs index.json, and hashes every ciphertext byte with SHA-256 for that index, " +
+		"fsyncs it, renames it into place, fsyncs the directory (and every 10 s index.json), and hashes every ciphertext byte with SHA-256 for that index, " +
 		"so a power cut loses at most a second. Its fsyncs also make it write its pages to disk itself, " +
 		"which the rusage figures count, while the pipeline's dirty pages are written back later by kernel threads that no figure here counts. ")
 	fmt.Fprintf(&b, "attuned's peak RSS is %.1f MB, %.2f× the pipeline's processes together (%.1f MB), ",
