@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -115,8 +116,9 @@ type Daemon struct {
 	// recording and forget the recipients.
 	Reset func(context.Context) error
 
-	events chan Event
-	ready  chan struct{}
+	events    chan Event
+	ready     chan struct{}
+	heartbeat atomic.Int64 // capture clock (ns) of the state machine's last turn
 
 	mu        sync.Mutex
 	status    Status
@@ -182,6 +184,13 @@ func (d *Daemon) Status() Status {
 		s.Elapsed = capture.Now() - d.started
 	}
 	return s
+}
+
+// Alive reports whether the state machine has turned within the last 25 s
+// (it turns at least every 10 s): what the systemd watchdog checks.
+func (d *Daemon) Alive() bool {
+	last := d.heartbeat.Load()
+	return last != 0 && capture.Now()-time.Duration(last) < 25*time.Second
 }
 
 // Ready is closed once the daemon has left the booting state.
@@ -271,6 +280,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer closeWindow()
 	for {
+		d.heartbeat.Store(int64(capture.Now()))
 		select {
 		case <-ctx.Done():
 			if stop != nil {

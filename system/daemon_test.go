@@ -255,3 +255,15 @@ func TestDaemonResetConfirmation(t *testing.T) {
 		t.Fatal("recorded after reset without recipients")
 	}
 }
+
+func TestDaemonAlive(t *testing.T) {
+	td := newTestDaemon(t)
+	if !td.d.Alive() {
+		t.Fatal("running state machine not alive")
+	}
+	td.stop(t)
+	td.d.heartbeat.Store(int64(capture.Now() - 30*time.Second))
+	if td.d.Alive() {
+		t.Fatal("a stalled state machine is reported alive")
+	}
+}

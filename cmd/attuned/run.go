@@ -411,7 +411,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		})
 	}
 	goRun("watchdog", ctx, func(c context.Context) error {
-		system.Watchdog(c, func() bool { return d.Status().State != system.StateBooting })
+		system.Watchdog(c, d.Alive)
 		return nil
 	})
 	goRun("notify", ctx, func(c context.Context) error {
