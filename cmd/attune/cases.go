@@ -146,10 +146,7 @@ func caseState(cs *laptop.Case) string {
 func (c *cli) caseList(args []string) error {
 	fs, homeDir := c.flags("case list")
 	jsonOut := fs.Bool("json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	home, err := c.openHome(*homeDir)
+	home, err := c.parseHome(fs, homeDir, args)
 	if err != nil {
 		return err
 	}
@@ -211,10 +208,7 @@ func (c *cli) caseConsent(args []string) error {
 func (c *cli) caseErase(args []string) error {
 	ref, args := leading(args)
 	fs, homeDir := c.flags("case erase")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	home, err := c.openHome(*homeDir)
+	home, err := c.parseHome(fs, homeDir, args)
 	if err != nil {
 		return err
 	}
@@ -365,10 +359,7 @@ func (c *cli) audit(args []string) error {
 	ref, args := leading(args)
 	fs, homeDir := c.flags("audit")
 	htmlOut := fs.String("html", "", "also write the report as a printable HTML page to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	home, err := c.openHome(*homeDir)
+	home, err := c.parseHome(fs, homeDir, args)
 	if err != nil {
 		return err
 	}

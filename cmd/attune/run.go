@@ -80,6 +80,14 @@ func (c *cli) openHome(dir string) (*laptop.Home, error) {
 	return home, nil
 }
 
+// parseHome parses the flags and opens the home directory.
+func (c *cli) parseHome(fs *flag.FlagSet, homeDir *string, args []string) (*laptop.Home, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return c.openHome(*homeDir)
+}
+
 func (c *cli) flags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -229,10 +237,7 @@ func (c *cli) sync(args []string) error {
 	fs, homeDir := c.flags("sync")
 	device := fs.String("device", "", "device address HOST:PORT (default: where it was paired)")
 	jsonOut := fs.Bool("json", false, "one JSON object per event, then the result")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	home, err := c.openHome(*homeDir)
+	home, err := c.parseHome(fs, homeDir, args)
 	if err != nil {
 		return err
 	}
@@ -279,10 +284,7 @@ func (c *cli) sync(args []string) error {
 func (c *cli) list(args []string) error {
 	fs, homeDir := c.flags("list")
 	jsonOut := fs.Bool("json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	home, err := c.openHome(*homeDir)
+	home, err := c.parseHome(fs, homeDir, args)
 	if err != nil {
 		return err
 	}
