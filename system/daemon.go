@@ -96,6 +96,10 @@ type Status struct {
 	LastReason  string        // why it ended
 }
 
+// BatteryStop is the charge (percent) at which a recording is sealed and
+// no new one starts: enough left to finish cleanly.
+const BatteryStop = 5
+
 // Windows of the front-panel flows.
 const (
 	PairWindow    = 2 * time.Minute
@@ -394,6 +398,10 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 	if !ok {
 		d.Log.Warn("recording refused: no recipients (pair first)")
 		d.idleState()
+		return nil, nil
+	}
+	if b := d.Status().Battery; b >= 0 && b <= BatteryStop {
+		d.Log.Warn("recording refused: battery nearly flat", "percent", b)
 		return nil, nil
 	}
 	if free, err := d.Rec.Store.Free(); err != nil || free == 0 {

@@ -97,6 +97,7 @@ func (w *WebPanel) Handler() http.Handler {
 	mux.HandleFunc("GET /api/panel/events", w.events)
 	mux.HandleFunc("POST /api/panel/press", w.press)
 	mux.HandleFunc("POST /api/panel/button", w.button)
+	mux.HandleFunc("POST /api/panel/battery", w.battery)
 	return mux
 }
 
@@ -274,4 +275,23 @@ func (w *WebPanel) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	}
+}
+
+// battery sets the simulated battery's charge: {"percent": 4}.
+func (w *WebPanel) battery(rw http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(rw, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Percent *int `json:"percent"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Percent == nil || *req.Percent < 0 || *req.Percent > 100 {
+		badRequest(rw, `body must be {"percent": 0 to 100}`)
+		return
+	}
+	w.Sim.SetBattery(*req.Percent)
+	writeJSON(rw, http.StatusOK, w.state())
 }

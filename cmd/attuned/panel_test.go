@@ -231,3 +231,28 @@ func TestPanelBrowser(t *testing.T) {
 	}
 	d.Stop(t)
 }
+
+// TestBatteryNearlyFlat: the battery gauge falls to 4% during a
+// recording; the daemon seals the recording before the battery dies.
+func TestBatteryNearlyFlat(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	k := testutil.NewKeys(t, dir, false)
+	d, url := startSim(t, data, k)
+	pressAPI(t, url, `{"button":"rec","ms":120}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "recording" }, "recording")
+	resp, err := http.Post(url+"api/panel/battery", "application/json", bytes.NewBufferString(`{"percent":4}`))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("set battery: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "ready" }, "recording sealed on a flat battery")
+	d.WaitLog(t, "battery nearly flat", time.Second)
+	pressAPI(t, url, `{"button":"rec","ms":120}`) // refused until charged
+	d.WaitLog(t, "recording refused: battery nearly flat", 2*time.Second)
+	recs := recordings(t, data)
+	if len(recs) != 1 || recs[0].State != storage.Complete {
+		t.Fatalf("after the battery warning: %+v", recs)
+	}
+	d.Stop(t)
+}

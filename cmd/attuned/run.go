@@ -360,7 +360,11 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		})
 	})
 	if hw.Battery != nil {
-		goRun("battery", ctx, func(c context.Context) error { return watchBattery(c, hw.Battery, d, log) })
+		every := 20 * time.Second
+		if sim != nil {
+			every = time.Second // the simulated battery changes when a script says so
+		}
+		goRun("battery", ctx, func(c context.Context) error { return watchBattery(c, hw.Battery, every, d, log) })
 	}
 	if sim != nil {
 		web := &ui.WebPanel{Sim: sim, Panel: panel, Status: d.Status, Clock: clock, Log: log}
@@ -442,13 +446,10 @@ var events = map[ui.Action]system.Event{
 
 // Battery thresholds: warn, then seal the recording while there is still
 // power to do it cleanly.
-const (
-	batteryWarn = 15
-	batteryStop = 5
-)
+const batteryWarn = 15
 
-func watchBattery(ctx context.Context, b board.Battery, d *system.Daemon, log *slog.Logger) error {
-	t := time.NewTicker(20 * time.Second)
+func watchBattery(ctx context.Context, b board.Battery, every time.Duration, d *system.Daemon, log *slog.Logger) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	warned := false
 	for {
@@ -458,7 +459,7 @@ func watchBattery(ctx context.Context, b board.Battery, d *system.Daemon, log *s
 		} else {
 			d.SetBattery(r.Percent)
 			switch {
-			case r.Percent <= batteryStop && d.Status().State == system.StateRecording:
+			case r.Percent <= system.BatteryStop && d.Status().State == system.StateRecording:
 				log.Warn("battery nearly flat: sealing the recording", "percent", r.Percent)
 				d.Send(system.EventStop)
 			case r.Percent <= batteryWarn && !warned:
