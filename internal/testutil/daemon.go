@@ -47,6 +47,14 @@ type Daemon struct {
 // the simulated board unless config says otherwise, and waits until it runs.
 func StartDaemon(t testing.TB, config string, args ...string) *Daemon {
 	t.Helper()
+	return StartDaemonWith(t, nil, config, args...)
+}
+
+// StartDaemonWith is StartDaemon with the command run through wrap, e.g.
+// {"ip", "netns", "exec", NS} to put the device in another network
+// namespace.
+func StartDaemonWith(t testing.TB, wrap []string, config string, args ...string) *Daemon {
+	t.Helper()
 	for _, def := range []string{`listen = "127.0.0.1:0"`, `panel = "127.0.0.1:0"`, `board = "sim"`} {
 		if !strings.Contains(config, strings.SplitN(def, " ", 2)[0]+" =") {
 			config = def + "\n" + config
@@ -58,7 +66,8 @@ func StartDaemon(t testing.TB, config string, args ...string) *Daemon {
 	if m := regexp.MustCompile(`(?m)^data = "(.*)"`).FindStringSubmatch(config); m != nil {
 		d.Data = m[1]
 	}
-	d.Cmd = exec.Command(Binary(t, "attuned"), append([]string{"run", "--config", cfg}, args...)...)
+	argv := append(append(append([]string(nil), wrap...), Binary(t, "attuned"), "run", "--config", cfg), args...)
+	d.Cmd = exec.Command(argv[0], argv[1:]...)
 	d.Cmd.Stderr = d.Log
 	if err := d.Cmd.Start(); err != nil {
 		t.Fatal(err)
