@@ -107,11 +107,23 @@ lint: tools
 	$(GO) vet ./...
 	$(TOOLBIN)/staticcheck ./...
 
-## bench: in-process benchmarks, then the recording benchmark against ffmpeg|age (docs/BENCHMARKS.md).
+## bench: in-process benchmarks, the recording benchmark against ffmpeg|age, then the sync
+## benchmark against curl|nginx and scp (docs/BENCHMARKS.md; it runs its own sshd, so as root).
 bench: deps build
+	@missing=""; \
+	[ -x /usr/sbin/sshd ]         || missing="$$missing openssh-server"; \
+	command -v scp >/dev/null     || missing="$$missing openssh-client"; \
+	[ -x /usr/sbin/nginx ]        || missing="$$missing nginx"; \
+	command -v curl >/dev/null    || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
+	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN) $(DEMO)

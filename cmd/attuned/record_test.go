@@ -94,6 +94,7 @@ func TestRecordTestsrc(t *testing.T) {
 					if s.CodecName != "mjpeg" || s.Width != 1280 || s.Height != 720 {
 						t.Errorf("video %s %dx%d, want mjpeg 1280x720", s.CodecName, s.Width, s.Height)
 					}
+					t.Logf("%s: %d video frames", tc.name, testutil.Int(s.NbReadFrames))
 					if n := testutil.Int(s.NbReadFrames); n < 297 || n > 303 {
 						t.Errorf("%d video frames, want 300±3", n)
 					}
@@ -108,6 +109,7 @@ func TestRecordTestsrc(t *testing.T) {
 			if !video || !audio {
 				t.Fatalf("streams: video %v audio %v", video, audio)
 			}
+			t.Logf("%s: %d segments, video starts %.3fs, audio %.3fs", tc.name, len(segs), vStart, aStart)
 			if math.Abs(vStart-aStart) > 0.1 {
 				t.Errorf("audio starts at %.3fs, video at %.3fs: more than 100 ms apart", aStart, vStart)
 			}

@@ -36,7 +36,8 @@ type sample struct {
 	wall      time.Duration
 	clientCPU time.Duration // user+sys of the downloading process(es)
 	serverCPU time.Duration // user+sys of the serving process(es) meanwhile
-	otherCPU  time.Duration // everything else on the machine meanwhile: kernel threads, other processes
+	kernelCPU time.Duration // the kernel's threads meanwhile: writeback, journal, softirq
+	otherCPU  time.Duration // every other process meanwhile: interference
 	syncAfter time.Duration // a `sync` right after: the dirty pages left behind
 	// The machine's busy fraction in the second before the run (waitQuiet
 	// waits for it to drop below 10%, up to -quiet).
@@ -45,6 +46,10 @@ type sample struct {
 
 func (s sample) mbps(bytes int64) float64 { return float64(bytes) / 1e6 / s.wall.Seconds() }
 
+// disturbed: other processes took more than a tenth of a CPU on average
+// during the run, so it did not have the machine to itself.
+func (s sample) disturbed() bool { return s.otherCPU > s.wall/10 }
+
 type contender struct {
 	key     string
 	label   string
@@ -52,6 +57,7 @@ type contender struct {
 	diag    bool // explains ours; not one of the goals
 	run     func(ctx context.Context) (sample, error)
 	samples []sample
+	reruns  int // runs discarded as disturbed
 }
 
 type bench struct {
@@ -132,7 +138,6 @@ func (b *bench) init(ctx context.Context) error {
 }
 
 func (b *bench) contenders() []*contender {
-	sshVer := strings.TrimSpace(firstLine(toolOutput(b.c.ssh, "-V")))
 	return []*contender{{
 		key:     "ours",
 		label:   "attune sync",
@@ -141,14 +146,13 @@ func (b *bench) contenders() []*contender {
 	}, {
 		key:     "curl",
 		label:   "curl ← nginx (HTTPS)",
-		command: "curl -sS --fail --tlsv1.3 --cacert nginx.crt --config urls.txt   # url = …/NNNNNN.age, output = …, one line pair a file",
+		command: "curl -sS --fail --tlsv1.3 --cacert nginx.crt --config urls.txt   # a url = https://127.0.0.1:PORT/ID/NNNNNN.age, output = … pair per file",
 		run:     b.runCurlNginx,
 	}, {
-		key:   "scp",
-		label: "scp -r ← sshd",
-		command: fmt.Sprintf("scp -q -r -P PORT -i client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes root@127.0.0.1:/…/pristine/%s out/   # %s",
-			b.rec.id, sshVer),
-		run: b.runSCP,
+		key:     "scp",
+		label:   "scp -r ← sshd",
+		command: fmt.Sprintf("scp -q -r -P PORT -i client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes root@127.0.0.1:/…/pristine/%s out/", b.rec.id),
+		run:     b.runSCP,
 	}, {
 		key:     "godl",
 		label:   "Go link client only ← attuned",
@@ -184,6 +188,7 @@ func (b *bench) timed(ctx context.Context, server *bgProc, fn func() (time.Durat
 	if err != nil {
 		return sample{}, err
 	}
+	k0 := kernelThreadsCPU()
 	start := time.Now()
 	ccpu, err := fn()
 	wall := time.Since(start)
@@ -194,12 +199,13 @@ func (b *bench) timed(ctx context.Context, server *bgProc, fn func() (time.Durat
 		return sample{}, err
 	}
 	all1, _ := machineBusy()
+	k1 := kernelThreadsCPU()
 	cpu1, err := serverCPU(server.pid())
 	if err != nil {
 		return sample{}, fmt.Errorf("%s CPU: %v", server.name, err)
 	}
-	s := sample{wall: wall, clientCPU: ccpu, serverCPU: cpu1 - cpu0, busyBefore: busy}
-	s.otherCPU = max(0, all1-all0-s.clientCPU-s.serverCPU)
+	s := sample{wall: wall, clientCPU: ccpu, serverCPU: cpu1 - cpu0, kernelCPU: k1 - k0, busyBefore: busy}
+	s.otherCPU = max(0, all1-all0-s.clientCPU-s.serverCPU-s.kernelCPU)
 	start = time.Now()
 	syscall.Sync()
 	s.syncAfter = time.Since(start)

@@ -272,3 +272,36 @@ func copyFile(src, dst string) (string, error) {
 	}
 	return dst, os.WriteFile(dst, b, 0o755)
 }
+
+// kernelThreadsCPU is the CPU time of the kernel's own threads
+// (writeback, journal, softirq), from /proc/*/stat.
+func kernelThreadsCPU() time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[6] is field 9 (flags); utime and stime are fields 14 and 15.
+		if len(f) < 13 {
+			continue
+		}
+		flags, _ := strconv.ParseUint(f[6], 10, 64)
+		if flags&0x00200000 == 0 { // PF_KTHREAD
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * (time.Second / 100)
+}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,6 +52,11 @@ type profileResult struct {
 	top      []pprofLine // go tool pprof -top -cum, selected frames
 	topText  string      // go tool pprof -top (flat), first lines
 	samplesS float64     // profile samples, s
+
+	// The device's side, from perf (when installed).
+	serverCPU time.Duration
+	device    []pprofLine // CPU s in selected frames
+	perfNote  string      // why there is no device profile
 }
 
 type pprofLine struct {
@@ -139,6 +145,14 @@ func (b *bench) profile(ctx context.Context, path string) (*profileResult, error
 	if _, err := waitQuiet(ctx, b.c.quiet, runtime.NumCPU()); err != nil {
 		return nil, err
 	}
+	perfData := path + ".perf"
+	perf, err := b.startPerf(perfData)
+	if err != nil {
+		r.perfNote = err.Error()
+	} else {
+		defer perf.stop()
+	}
+	scpu0, _ := serverCPU(b.dev.proc.pid())
 	cpu0 := selfCPU()
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return nil, err
@@ -148,6 +162,15 @@ func (b *bench) profile(ctx context.Context, path string) (*profileResult, error
 	end := time.Now()
 	pprof.StopCPUProfile()
 	r.cpu = selfCPU() - cpu0
+	scpu1, _ := serverCPU(b.dev.proc.pid())
+	r.serverCPU = scpu1 - scpu0
+	if perf != nil {
+		perf.stop()
+		if r.device, err = readPerf(ctx, b.c.perf, perfData, r.serverCPU); err != nil {
+			r.perfNote = err.Error()
+		}
+		os.Remove(perfData)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -280,4 +303,62 @@ func parseSeconds(s string) float64 {
 		}
 	}
 	return -1
+}
+
+// startPerf samples the device's stacks with perf while the profiled
+// sync runs (cpu-clock: it works in VMs without hardware counters).
+func (b *bench) startPerf(out string) (*bgProc, error) {
+	if b.c.perf == "" {
+		return nil, errors.New("perf is not installed (Debian: linux-perf)")
+	}
+	p, err := startProc("perf", b.c.perf, "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
+		"-p", strconv.Itoa(b.dev.proc.pid()), "-o", out)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(500 * time.Millisecond) // let it attach
+	if p.exited() {
+		return nil, p.failed()
+	}
+	return p, nil
+}
+
+// Frames of the device's profile the report gives (they nest).
+var deviceFrames = []struct{ what, frame string }{
+	{"answering segment requests, all of it", "attune.dev/attune/link.(*Server).handleSegment"},
+	{"reading and parsing the recording's whole index.json, per request", "attune.dev/attune/storage.(*Store).Index"},
+	{"sending the file (`http.ServeContent`)", "net/http.ServeContent"},
+	{"TLS records: encryption and socket writes", "crypto/tls.(*Conn).Write"},
+	{"AES-GCM", "crypto/internal/fips140/aes/gcm.seal"},
+	{"acknowledgements: deleting files, rewriting the index", "attune.dev/attune/link.(*Server).handleAck"},
+	{"garbage collection", "runtime.gcBgMarkWorker"},
+}
+
+// readPerf gives the CPU time in deviceFrames, from perf's share of
+// samples (children included) and the device's CPU time.
+func readPerf(ctx context.Context, perf, data string, cpu time.Duration) ([]pprofLine, error) {
+	out, err := exec.CommandContext(ctx, perf, "report", "-i", data, "--children", "--sort", "symbol", "-g", "none", "--stdio").Output()
+	if err != nil {
+		return nil, fmt.Errorf("perf report: %v", err)
+	}
+	share := map[string]float64{}
+	for line := range strings.Lines(string(out)) {
+		// "    82.65%     0.00%  [.] attune.dev/attune/link.(*Server).handleSegment"
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasSuffix(f[0], "%") || (f[2] != "[.]" && f[2] != "[k]") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
+		if err == nil {
+			share[f[3]] = v / 100
+		}
+	}
+	if len(share) == 0 {
+		return nil, errors.New("perf report: no samples")
+	}
+	var lines []pprofLine
+	for _, df := range deviceFrames {
+		lines = append(lines, pprofLine{what: df.what + " — `" + df.frame + "`", cum: share[df.frame] * cpu.Seconds()})
+	}
+	return lines, nil
 }

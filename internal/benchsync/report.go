@@ -84,20 +84,24 @@ func verdict(ok bool) string {
 // table is the main result, in Markdown (also what stdout shows).
 func (r report) table() string {
 	var b strings.Builder
-	b.WriteString("| | MB/s | wall s | client CPU s | server CPU s | other CPU s | `sync` after, s |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| | MB/s | wall s | client CPU s | server CPU s | kernel threads CPU s | other processes CPU s | `sync` after, s |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	diag := false
+	secs := func(k *contender, f func(sample) time.Duration) string {
+		return over(k.samples, func(s sample) float64 { return f(s).Seconds() }).format(2)
+	}
 	for _, k := range r.contenders {
 		if k.diag && !diag {
-			b.WriteString("| _diagnostics: ours in parts_ | | | | | | |\n")
+			b.WriteString("| _diagnostics: ours in parts_ | | | | | | | |\n")
 			diag = true
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", k.label, r.mbps(k).format(1),
-			over(k.samples, func(s sample) float64 { return s.wall.Seconds() }).format(2),
-			over(k.samples, func(s sample) float64 { return s.clientCPU.Seconds() }).format(2),
-			over(k.samples, func(s sample) float64 { return s.serverCPU.Seconds() }).format(2),
-			over(k.samples, func(s sample) float64 { return s.otherCPU.Seconds() }).format(2),
-			over(k.samples, func(s sample) float64 { return s.syncAfter.Seconds() }).format(2))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.label, r.mbps(k).format(1),
+			secs(k, func(s sample) time.Duration { return s.wall }),
+			secs(k, func(s sample) time.Duration { return s.clientCPU }),
+			secs(k, func(s sample) time.Duration { return s.serverCPU }),
+			secs(k, func(s sample) time.Duration { return s.kernelCPU }),
+			secs(k, func(s sample) time.Duration { return s.otherCPU }),
+			secs(k, func(s sample) time.Duration { return s.syncAfter }))
 	}
 	b.WriteString("\n")
 	b.WriteString(r.goals())
@@ -139,6 +143,30 @@ func (r report) breakdownTable() string {
 	return b.String()
 }
 
+// deviceTable is where attuned's CPU time went during the profiled sync.
+func (r report) deviceTable() string {
+	p := r.prof
+	if len(p.device) == 0 {
+		return fmt.Sprintf("No profile of the device's side: %s.\n", p.perfNote)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "The device's side of the same run, sampled with `perf record -e cpu-clock -g -p PID` (attuned used %.2f CPU s; frames nest):\n\n", p.serverCPU.Seconds())
+	b.WriteString("| attuned frame | CPU s | of attuned's CPU |\n|---|---:|---:|\n")
+	for _, l := range p.device {
+		fmt.Fprintf(&b, "| %s | %.2f | %.0f%% |\n", l.what, l.cum, 100*l.cum/max(p.serverCPU.Seconds(), 1e-9))
+	}
+	return b.String()
+}
+
+func (r report) deviceFrame(frame string) float64 {
+	for i, df := range deviceFrames {
+		if df.frame == frame && i < len(r.prof.device) {
+			return r.prof.device[i].cum
+		}
+	}
+	return 0
+}
+
 func (r report) profileTable() string {
 	p := r.prof
 	if len(p.top) == 0 {
@@ -161,46 +189,77 @@ func (r report) profileTable() string {
 func (r report) interpretation() string {
 	ours, curl, scp := r.mbps(r.get("ours")).med, r.mbps(r.get("curl")).med, r.mbps(r.get("scp")).med
 	godl, curlAtt := r.mbps(r.get("godl")).med, r.mbps(r.get("curlattuned")).med
+	med := func(key string, f func(sample) time.Duration) float64 {
+		return over(r.get(key).samples, func(s sample) float64 { return f(s).Seconds() }).med
+	}
+	syncAfter := func(s sample) time.Duration { return s.syncAfter }
 	cr, sr := r.ratios()
 	p := r.prof
 	w := p.wall.Seconds()
 	transfer := p.download + p.write
+	rest := p.perSegment - p.hash - p.unwrap - p.decrypt
+	mb := float64(r.rec.bytes) / 1e6
 	var b strings.Builder
+
 	fmt.Fprintf(&b, "`attune sync` moved the %.0f MB recording at %.0f MB/s, curl from nginx at %.0f MB/s and scp at %.0f MB/s: ×%.2f and ×%.2f. ",
-		float64(r.rec.bytes)/1e6, ours, curl, scp, cr, sr)
-	b.WriteString("The contenders do not do the same work. curl and scp only copy: their files end in the page cache, and the `sync` column is what it cost afterwards to write them out. " +
-		"`attune sync` also checks every segment's SHA-256 against the device's index, decrypts it fully with the case's age identity (ML-KEM-768 + X25519 header, ChaCha20-Poly1305 payload), " +
-		"fsyncs it and its directory before acknowledging it (so the device may delete it), and acknowledges every 16 segments. ")
-	fmt.Fprintf(&b, "Its transport alone is not the gap: attune's Go link client writing the same files without verifying or fsyncing them gets %.0f MB/s (×%.2f curl ← nginx), and curl against attuned's link API %.0f MB/s. ",
-		godl, godl/curl, curlAtt)
-	fmt.Fprintf(&b, "In the profiled run (%.2f s), downloading and writing took %.2f s (%.0f%%) and the work between downloads %.2f s (%.0f%%): "+
-		"SHA-256 %.2f s, age header unwrap %.2f s, age payload decryption %.2f s, and about %.2f s of fsyncs, renames and index writes; "+
-		"a final pass hashing every segment again to count the ones held took %.2f s more. ",
-		w, transfer.Seconds(), 100*transfer.Seconds()/w, p.perSegment.Seconds(), 100*p.perSegment.Seconds()/w,
-		p.hash.Seconds(), p.unwrap.Seconds(), p.decrypt.Seconds(), (p.perSegment - p.hash - p.unwrap - p.decrypt).Seconds(), p.tail.Seconds())
-	b.WriteString("Everything happens one segment after another on one goroutine, so these times add up: the network idles while a segment is verified and fsynced, and the CPU idles while the next one downloads. ")
+		mb, ours, curl, scp, cr, sr)
+	fmt.Fprintf(&b, "They do not do the same work. curl and scp only copy: their files are left in the page cache, and writing them out took another %.2f s and %.2f s (the `sync` column). "+
+		"`attune sync` checks every segment's SHA-256 against the device's index, decrypts it whole with the case's age identity "+
+		"(ML-KEM-768 + X25519 header, ChaCha20-Poly1305 payload), fsyncs it and its directory, and only then acknowledges it, 16 at a time, so that the device may delete it.\n\n",
+		med("curl", syncAfter), med("scp", syncAfter))
+
+	fmt.Fprintf(&b, "**Transport.** attune's Go link client alone, writing the same files from attuned without verifying, fsyncing or acknowledging, gets %.0f MB/s (×%.2f curl ← nginx); "+
+		"curl against attuned's link API gets %.0f MB/s. ", godl, godl/curl, curlAtt)
+	if idx := r.deviceFrame("attune.dev/attune/storage.(*Store).Index"); idx > 0 {
+		fmt.Fprintf(&b, "On the device, %.2f CPU s of attuned's %.2f in the profiled run (%.0f%%) went to reading and JSON-parsing the recording's whole `index.json` again for every segment request "+
+			"(`link.(*Server).recording` → `storage.(*Store).Index`): %d requests × %.0f KB. That cost grows with the square of the recording's length and runs on the device's CPU, "+
+			"many times slower on a Pi than here; serving from an index kept in memory (updated on acknowledgement) removes it. "+
+			"TLS itself is not the problem: AES-GCM took %.2f s, and both servers already write full 16 KB records, the most TLS allows (checked with strace when this benchmark was written), so larger records are not available. ",
+			idx, p.serverCPU.Seconds(), 100*idx/max(p.serverCPU.Seconds(), 1e-9), len(r.rec.index.Segments), float64(indexSize(r.rec))/1e3,
+			r.deviceFrame("crypto/internal/fips140/aes/gcm.seal"))
+	}
+	b.WriteString("\n\n")
+
+	fmt.Fprintf(&b, "**Verification and durability.** In the profiled run (%.2f s, %.0f MB/s), downloading and writing took %.2f s (%.0f%%) and the work between downloads %.2f s (%.0f%%): "+
+		"SHA-256 %.2f s, age header unwrap %.2f s, age payload decryption %.2f s, and about %.2f s of fsyncs, renames and index writes. "+
+		"Acknowledgements, each a round trip in which the device deletes 16 files and rewrites its index, took %.2f s, and a last pass hashing every segment again to count the ones held %.2f s. "+
+		"Everything runs one step after another on one goroutine, so these times add up: the link idles while a segment is verified and fsynced, and the CPU idles while the next one downloads.\n\n",
+		w, mb/w, transfer.Seconds(), 100*transfer.Seconds()/w, p.perSegment.Seconds(), 100*p.perSegment.Seconds()/w,
+		p.hash.Seconds(), p.unwrap.Seconds(), p.decrypt.Seconds(), rest.Seconds(), p.ack.Seconds(), p.tail.Seconds())
+
 	if cr >= goalCurlRatio {
-		fmt.Fprintf(&b, "Even so it meets the %.1f× goal against curl. ", goalCurlRatio)
+		fmt.Fprintf(&b, "It meets the %.1f× goal against curl. ", goalCurlRatio)
 	} else {
-		// What overlapping would give: the longer of the two streams.
-		over := max(transfer, p.perSegment) + p.ack + p.manifest + p.list
-		fmt.Fprintf(&b, "That is why it misses %.1f× curl (%.0f MB/s). "+
-			"What would fix it, in order of effect: overlap verification and fsync of segment n with the download of n+1 (a second goroutine; the device's bytes are already verified against its index, so the order of acknowledgements is unchanged), "+
-			"which bounds the run by the longer of the two streams, here about %.2f s or %.0f MB/s; "+
-			"drop the final re-hash of every segment (the verified rename already proves the file is held), %.2f s; "+
-			"verify from the bytes as they arrive (hash and decrypt while writing, with a tee) instead of reading every file back twice; "+
-			"and fsync once per acknowledgement batch (16 files, then the directory) instead of per file and directory. "+
-			"Larger TLS records would not help: TLS caps them at 16 KB and both servers already send full ones. ",
-			goalCurlRatio, goalCurlRatio*curl, over.Seconds(), float64(r.rec.bytes)/1e6/over.Seconds(), p.tail.Seconds())
+		overlapped := max(transfer, p.perSegment) + p.list + p.manifest
+		fmt.Fprintf(&b, "**Why it misses %.1f× curl (%.0f MB/s), and what would fix it:** "+
+			"(1) pipeline: verify and fsync segment n, and acknowledge earlier ones, while segment n+1 downloads (acknowledging each segment only once it is verified and durable, as now); "+
+			"with a spare core the run is then bounded by the longer of the two streams, here about %.2f s, %.0f MB/s. "+
+			"(2) Verify the bytes as they arrive (hash and decrypt through a tee while writing) instead of reading every file back twice. "+
+			"(3) Drop the final re-hash of every segment: a segment renamed into place has been verified (%.2f s). "+
+			"(4) fsync once per acknowledgement batch (16 files, then the directory once) instead of per file and directory. "+
+			"(5) On the device, keep the index in memory instead of parsing it per request. ",
+			goalCurlRatio, goalCurlRatio*curl, overlapped.Seconds(), mb/overlapped.Seconds(), p.tail.Seconds())
+		if godl < goalCurlRatio*curl {
+			fmt.Fprintf(&b, "Even all of (1)–(4) cannot reach the goal alone: the transport by itself is ×%.2f curl, so (5) or another change on the serving side is needed as well. ", godl/curl)
+		}
 	}
 	if sr > goalSCPRatio {
-		b.WriteString("It beats scp, whose SFTP transfer is limited by its ChaCha20-Poly1305 and its request/response windows. ")
+		b.WriteString("It beats scp, which does none of the checking. ")
 	} else {
-		b.WriteString("It does not beat scp either, which does none of the checking. ")
+		b.WriteString("It does not beat scp either, which does none of the checking but also has its transport cost (SFTP over SSH). ")
 	}
-	fmt.Fprintf(&b, "Over loopback all three compete with their server for the same %d CPUs; the local work of ours is most of its time, so on a real USB or Wi-Fi link, slower than any of these figures, the device's link, not the laptop, sets the pace.\n",
+	fmt.Fprintf(&b, "All of this is over loopback with client, server and the disk's writeback sharing %d CPUs; on the real USB or Wi-Fi link, slower than any figure here, the link sets the pace as long as the laptop keeps up.\n",
 		r.machine.nproc)
 	return b.String()
+}
+
+// indexSize is the size of the recording's index.json on the device.
+func indexSize(rec *recording) int64 {
+	fi, err := os.Stat(filepath.Join(rec.pristine, "index.json"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // markdown is the whole section, markers included.
@@ -217,11 +276,15 @@ func (r report) markdown() string {
 		"Every contender moves those same files over 127.0.0.1, from the page cache, into a fresh directory on the same disk; "+
 		"each output is checked file by file against the device's index (size and SHA-256), and `attune sync` must report the recording complete with no problems and leave the device empty. "+
 		"%s, the contenders alternating; median (min–max). MB/s is the recording's %d bytes / wall time, MB = 10^6 bytes. "+
-		"CPU is user + system time: the client from `wait4`, the server from `/proc/PID/stat` before and after (its reaped children included). "+
+		"CPU is user + system time: the client from `wait4`, the server from `/proc/PID/stat` before and after (its reaped children included), "+
+		"the kernel's threads (writeback, journal, softirq) and every other process from `/proc` and `/proc/stat`; each run waits for an idle machine first. "+
 		"`sync` after is a `sync(2)` right after each run, untimed in MB/s.\n\n",
 		r.in.seconds, inWidth, inHeight, inFPS, inQuality, ix.RecipientKind, len(ix.Segments), float64(r.rec.bytes)/1e6,
 		plural(r.rounds, "round"), r.rec.bytes)
 	b.WriteString(r.table())
+	if n := r.reruns(); n > 0 {
+		fmt.Fprintf(&b, "\n%s disturbed by other processes on the machine (more than a tenth of a CPU) were discarded and run again.\n", plural(n, "run"))
+	}
 	b.WriteString("\n")
 	b.WriteString(r.interpretation())
 	b.WriteString("\n### Where `attune sync`'s time goes\n\n")
@@ -230,6 +293,8 @@ func (r report) markdown() string {
 	b.WriteString(r.breakdownTable())
 	b.WriteString("\n")
 	b.WriteString(r.profileTable())
+	b.WriteString("\n")
+	b.WriteString(r.deviceTable())
 
 	b.WriteString("\n### Machine\n\n")
 	m := r.machine
@@ -247,7 +312,8 @@ func (r report) markdown() string {
 	for _, g := range r.in.gen {
 		fmt.Fprintf(&b, "%s   # once, cached\n", g)
 	}
-	b.WriteString("attuned run --config attuned.toml   # board = \"sim\", [capture] source = \"file:…-loop.mkv\", pace = \"none\"\n")
+	b.WriteString("# the binaries run as copies named benchsync-device and benchsync-laptop, so that a `pkill attuned` elsewhere cannot stop them\n")
+	b.WriteString("attuned run --config device.toml   # board = \"sim\", [capture] source = \"file:…-loop.mkv\", pace = \"none\"\n")
 	b.WriteString("attune pair --device 127.0.0.1:PORT --code NNNNNN --case benchsync --home HOME   # code from the panel after holding PAIR\n")
 	b.WriteString("# POST /api/panel/press {\"buttons\":[\"rec\"]}, wait for the panel to show ready again; cp -a the recording as the pristine copy\n")
 	b.WriteString("sshd -D -e -f sshd_config -p PORT   # fresh ed25519 host and client keys, public key only, UsePAM no\n")
@@ -259,6 +325,14 @@ func (r report) markdown() string {
 	b.WriteString("```\n")
 	b.WriteString(endMarker + "\n")
 	return b.String()
+}
+
+func (r report) reruns() int {
+	n := 0
+	for _, k := range r.contenders {
+		n += k.reruns
+	}
+	return n
 }
 
 func plural(n int, s string) string {
