@@ -64,7 +64,7 @@ run: deps build demo-key
 demo-key: tools
 	@mkdir -p $(DEMO)
 	@[ -f $(DEMO)/identity.txt ] || $(TOOLBIN)/age-keygen -pq -o $(DEMO)/identity.txt 2>/dev/null
-	@$(TOOLBIN)/age-keygen -y -o $(DEMO)/recipients.txt $(DEMO)/identity.txt
+	@$(TOOLBIN)/age-keygen -y $(DEMO)/identity.txt > $(DEMO)/recipients.txt
 
 ## record: one 10 s recording from the test source, no panel.
 record: deps build demo-key
