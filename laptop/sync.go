@@ -216,9 +216,14 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	}
 	st.rec, st.recBytes, st.recTotal = ix, 0, st.h.missingBytes(caseID, ix)
 	var pending []int
+	held := 0
 	ack := func(manifest bool) error {
 		if len(pending) == 0 && !manifest {
 			return nil
+		}
+		// Every renamed segment must be durable before the device deletes it.
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("sync: vault: %v", err)
 		}
 		nix, err := st.api.Ack(ctx, ix.ID, pending, manifest)
 		if err != nil {
@@ -233,11 +238,14 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		if seg.Acked {
 			if _, err := os.Stat(final); err != nil {
 				rs.Problems = append(rs.Problems, fmt.Sprintf("segment %d: acknowledged earlier but missing from the vault", n))
+			} else {
+				held++
 			}
 			continue
 		}
 		if ok, _ := fileMatches(final, seg); ok {
 			pending = append(pending, n) // verified by an earlier, interrupted sync
+			held++
 		} else {
 			fetched, problem, err := st.fetch(ctx, dir, ix.ID, n, seg, id)
 			if err != nil {
@@ -251,6 +259,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			if fetched {
 				rs.Fetched++
 			}
+			held++
 			pending = append(pending, n)
 			st.progress(SyncEvent{Kind: "segment", Recording: ix.ID, Segment: n, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
 		}
@@ -280,12 +289,6 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	if rs.Acked == 0 {
 		writeJSON(filepath.Join(dir, "index.json"), ix)
 	}
-	held := 0
-	for n, seg := range ix.Segments {
-		if ok, _ := fileMatches(filepath.Join(dir, segName(n)), seg); ok {
-			held++
-		}
-	}
 	rs.Held = held
 	_, merr := os.Stat(filepath.Join(dir, "manifest.age"))
 	rs.Complete = held == len(ix.Segments) && ix.State != storage.Recording && merr == nil && len(rs.Problems) == 0
@@ -309,30 +312,53 @@ func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg st
 		f.Truncate(0)
 		off, _ = f.Seek(0, io.SeekStart)
 	}
-	if off < seg.Size {
-		if _, err := st.api.Segment(ctx, recID, n, off, counter{f, st}); err != nil {
+	problem := ""
+	switch {
+	case off == 0:
+		// A fresh download is hashed and decrypted as it arrives, so the
+		// file is never read back.
+		v := newStreamVerifier(id)
+		h := sha256.New()
+		_, err := st.api.Segment(ctx, recID, n, 0, counter{io.MultiWriter(f, h, v), st})
+		derr := v.finish(err)
+		if err != nil {
 			f.Sync()
 			if errors.Is(err, link.ErrNotFound) {
 				return false, fmt.Sprintf("segment %d: gone from the device", n), nil
 			}
 			return false, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
 		}
+		if size, _ := f.Seek(0, io.SeekCurrent); size != seg.Size || hex.EncodeToString(h.Sum(nil)) != seg.SHA256 {
+			problem = "its hash does not match the device's index (damaged or tampered with)"
+		} else if derr != nil {
+			problem = fmt.Sprintf("does not decrypt with the case key (%v)", derr)
+		}
+	default:
+		if off < seg.Size {
+			if _, err := st.api.Segment(ctx, recID, n, off, counter{f, st}); err != nil {
+				f.Sync()
+				if errors.Is(err, link.ErrNotFound) {
+					return false, fmt.Sprintf("segment %d: gone from the device", n), nil
+				}
+				return false, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
+			}
+		}
+		problem = verify(part, seg, id) // resumed: check the whole file
 	}
-	if err := f.Sync(); err != nil {
-		return false, "", fmt.Errorf("sync: vault: %v", err)
+	if problem == "" {
+		if err := f.Sync(); err != nil {
+			return false, "", fmt.Errorf("sync: vault: %v", err)
+		}
 	}
 	f.Close()
-	if problem := verify(part, seg, id); problem != "" {
+	if problem != "" {
 		os.Remove(part)
 		return false, fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", n, problem), nil
 	}
 	if err := os.Rename(part, final); err != nil {
 		return false, "", fmt.Errorf("sync: vault: %v", err)
 	}
-	if err := syncDir(dir); err != nil {
-		return false, "", fmt.Errorf("sync: vault: %v", err)
-	}
-	return true, "", nil
+	return true, "", nil // the directory is fsynced before the acknowledgement
 }
 
 func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.Index, id age.Identity) (string, error) {
@@ -469,4 +495,39 @@ func (h *Home) FindRecording(id string) (VaultRecording, error) {
 		}
 	}
 	return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", id, fs.ErrNotExist)
+}
+
+// streamVerifier decrypts what is written to it, in a goroutine, to prove
+// that a segment opens with the case key without reading it back.
+type streamVerifier struct {
+	pw   *io.PipeWriter
+	done chan error
+}
+
+func newStreamVerifier(id age.Identity) *streamVerifier {
+	pr, pw := io.Pipe()
+	v := &streamVerifier{pw: pw, done: make(chan error, 1)}
+	go func() {
+		r, err := age.Decrypt(pr, id)
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		// Keep reading after a failure so the writer never blocks.
+		io.Copy(io.Discard, pr)
+		v.done <- err
+	}()
+	return v
+}
+
+func (v *streamVerifier) Write(p []byte) (int, error) { return v.pw.Write(p) }
+
+// finish ends the stream (with the download's error, if any) and returns
+// the decryption's verdict.
+func (v *streamVerifier) finish(downloadErr error) error {
+	if downloadErr != nil {
+		v.pw.CloseWithError(downloadErr)
+	} else {
+		v.pw.Close()
+	}
+	return <-v.done
 }

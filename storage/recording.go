@@ -92,15 +92,7 @@ func (r *Rec) snapshot() *Index {
 	return r.snapshotLocked()
 }
 
-func (r *Rec) snapshotLocked() *Index {
-	ix := *r.ix
-	ix.Segments = append([]FileInfo(nil), r.ix.Segments...)
-	if r.ix.Manifest != nil {
-		m := *r.ix.Manifest
-		ix.Manifest = &m
-	}
-	return &ix
-}
+func (r *Rec) snapshotLocked() *Index { return r.ix.clone() }
 
 // ack acknowledges segments of a recording still being written.
 func (r *Rec) ack(segments []int, manifest bool) (*Index, error) {

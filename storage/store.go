@@ -35,7 +35,8 @@ type Store struct {
 	mu        sync.Mutex
 	seq       uint64
 	open      map[string]*Rec // recordings being written
-	recovered []string        // recordings found interrupted at Open
+	cache     map[string]cachedIndex
+	recovered []string // recordings found interrupted at Open
 }
 
 // Recovered lists the recordings Open found cut off by a power loss or a
@@ -59,7 +60,7 @@ func Open(dataDir string, opts Options, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %v", err)
 	}
-	s := &Store{dir: dir, opts: opts, log: log, open: map[string]*Rec{}}
+	s := &Store{dir: dir, opts: opts, log: log, open: map[string]*Rec{}, cache: map[string]cachedIndex{}}
 	if err := s.recover(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -114,11 +115,50 @@ func (s *Store) Index(id string) (*Index, error) {
 	if r != nil {
 		return r.snapshot(), nil
 	}
+	// A finished recording's index is parsed once and kept while its file
+	// stays the same one (every rewrite is a rename: a new file): a sync
+	// asks for it with every segment it fetches.
+	path := filepath.Join(s.dir, id, indexName)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("index: recording %s: %w", id, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("index: %v", err)
+	}
+	s.mu.Lock()
+	c, ok := s.cache[id]
+	s.mu.Unlock()
+	if ok && os.SameFile(c.fi, fi) && c.fi.ModTime().Equal(fi.ModTime()) && c.fi.Size() == fi.Size() {
+		return c.ix.clone(), nil
+	}
 	ix, err := readIndex(filepath.Join(s.dir, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("index: recording %s: %w", id, fs.ErrNotExist)
 	}
-	return ix, err
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cache[id] = cachedIndex{fi: fi, ix: ix.clone()}
+	s.mu.Unlock()
+	return ix, nil
+}
+
+type cachedIndex struct {
+	fi os.FileInfo
+	ix *Index
+}
+
+// clone copies an index deeply enough that callers may change it.
+func (ix *Index) clone() *Index {
+	c := *ix
+	c.Segments = append([]FileInfo(nil), ix.Segments...)
+	if ix.Manifest != nil {
+		m := *ix.Manifest
+		c.Manifest = &m
+	}
+	return &c
 }
 
 // SegmentPath is the path of a sealed segment.

@@ -48,6 +48,9 @@ type profileResult struct {
 	hash    time.Duration // SHA-256 of every segment
 	unwrap  time.Duration // age headers: ML-KEM-768 + X25519 file-key unwrap
 	decrypt time.Duration // age payloads: ChaCha20-Poly1305
+	// Writing each segment again to a new file, as sync does, timing its
+	// fsync and the directory's.
+	fsync, dirSync time.Duration
 
 	top      []pprofLine // go tool pprof -top -cum, selected frames
 	topText  string      // go tool pprof -top (flat), first lines
@@ -189,6 +192,9 @@ func (b *bench) profile(ctx context.Context, path string) (*profileResult, error
 	if err := b.timeVerification(r); err != nil {
 		return nil, err
 	}
+	if err := b.timeFsync(r); err != nil {
+		return nil, err
+	}
 	if b.c.goTool != "" {
 		if err := r.readProfile(ctx, b.c.goTool); err != nil {
 			return nil, err
@@ -224,6 +230,56 @@ func (b *bench) timeVerification(r *profileResult) error {
 		if err != nil {
 			return fmt.Errorf("%s: %v", path, err)
 		}
+	}
+	return nil
+}
+
+// timeFsync writes every segment again, from the page cache, beside the
+// vault, the way sync stores it, and times what makes each durable:
+// fsync of the partial file, then, after its rename into place, fsync
+// of the directory.
+func (b *bench) timeFsync(r *profileResult) error {
+	dir := filepath.Join(b.runDir, "fsync-test")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	syscall.Sync()
+	for _, s := range b.rec.index.Segments {
+		data, err := os.ReadFile(filepath.Join(b.vault, s.Name))
+		if err != nil {
+			return err
+		}
+		part := filepath.Join(dir, ".partial-"+s.Name)
+		f, err := os.Create(part)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		if err == nil {
+			start := time.Now()
+			err = f.Sync()
+			r.fsync += time.Since(start)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(part, filepath.Join(dir, s.Name))
+		}
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := d.Sync(); err != nil {
+			return err
+		}
+		r.dirSync += time.Since(start)
 	}
 	return nil
 }
