@@ -1,17 +1,20 @@
 package laptop
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -124,6 +127,7 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 	progress(SyncEvent{Kind: "plan", Total: total, Recordings: len(recs)})
 	ids := map[string]age.Identity{}
 	st := &syncState{h: h, api: api, progress: progress, total: total}
+	defer st.settle() // no fsync outlives Sync
 	for _, ix := range recs {
 		caseID := h.caseOf(ix, dev)
 		rs := RecordingSync{ID: ix.ID, Case: caseID, State: string(ix.State), Segments: len(ix.Segments)}
@@ -185,6 +189,9 @@ func segName(n int) string           { return fmt.Sprintf("%06d.age", n) }
 func partialName(name string) string { return ".partial-" + name }
 
 type syncState struct {
+	syncing  sync.WaitGroup
+	syncMu   sync.Mutex
+	syncErr  error
 	h        *Home
 	api      DeviceAPI
 	progress func(SyncEvent)
@@ -222,6 +229,9 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			return nil
 		}
 		// Every renamed segment must be durable before the device deletes it.
+		if err := st.settle(); err != nil {
+			return fmt.Errorf("sync: vault: %v", err)
+		}
 		if err := syncDir(dir); err != nil {
 			return fmt.Errorf("sync: vault: %v", err)
 		}
@@ -306,7 +316,12 @@ func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg st
 	if err != nil {
 		return false, "", fmt.Errorf("sync: vault: %v", err)
 	}
-	defer f.Close()
+	keep := false // f is handed to durable on success
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	off, _ := f.Seek(0, io.SeekEnd)
 	if off > seg.Size {
 		f.Truncate(0)
@@ -315,12 +330,11 @@ func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg st
 	problem := ""
 	switch {
 	case off == 0:
-		// A fresh download is hashed and decrypted as it arrives, so the
-		// file is never read back.
+		// A fresh download is hashed and decrypted as it arrives, beside
+		// the download rather than after it, and never read back.
 		v := newStreamVerifier(id)
-		h := sha256.New()
-		_, err := st.api.Segment(ctx, recID, n, 0, counter{io.MultiWriter(f, h, v), st})
-		derr := v.finish(err)
+		_, err := st.api.Segment(ctx, recID, n, 0, counter{io.MultiWriter(f, v), st})
+		sum, derr := v.finish()
 		if err != nil {
 			f.Sync()
 			if errors.Is(err, link.ErrNotFound) {
@@ -328,7 +342,7 @@ func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg st
 			}
 			return false, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
 		}
-		if size, _ := f.Seek(0, io.SeekCurrent); size != seg.Size || hex.EncodeToString(h.Sum(nil)) != seg.SHA256 {
+		if size, _ := f.Seek(0, io.SeekCurrent); size != seg.Size || sum != seg.SHA256 {
 			problem = "its hash does not match the device's index (damaged or tampered with)"
 		} else if derr != nil {
 			problem = fmt.Sprintf("does not decrypt with the case key (%v)", derr)
@@ -345,20 +359,47 @@ func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg st
 		}
 		problem = verify(part, seg, id) // resumed: check the whole file
 	}
-	if problem == "" {
-		if err := f.Sync(); err != nil {
-			return false, "", fmt.Errorf("sync: vault: %v", err)
-		}
-	}
-	f.Close()
 	if problem != "" {
+		f.Close()
 		os.Remove(part)
 		return false, fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", n, problem), nil
 	}
 	if err := os.Rename(part, final); err != nil {
 		return false, "", fmt.Errorf("sync: vault: %v", err)
 	}
-	return true, "", nil // the directory is fsynced before the acknowledgement
+	// The file is made durable beside the next download; ack waits for it
+	// (and fsyncs the directory) before the device may delete anything. A
+	// crash before then leaves a file that the next sync re-hashes.
+	keep = true
+	st.durable(f)
+	return true, "", nil
+}
+
+// durable fsyncs and closes f in the background.
+func (st *syncState) durable(f *os.File) {
+	st.syncing.Add(1)
+	go func() {
+		defer st.syncing.Done()
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			st.syncMu.Lock()
+			if st.syncErr == nil {
+				st.syncErr = err
+			}
+			st.syncMu.Unlock()
+		}
+	}()
+}
+
+// settle waits until every fetched file is durable.
+func (st *syncState) settle() error {
+	st.syncing.Wait()
+	st.syncMu.Lock()
+	defer st.syncMu.Unlock()
+	return st.syncErr
 }
 
 func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.Index, id age.Identity) (string, error) {
@@ -497,37 +538,48 @@ func (h *Home) FindRecording(id string) (VaultRecording, error) {
 	return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", id, fs.ErrNotExist)
 }
 
-// streamVerifier decrypts what is written to it, in a goroutine, to prove
-// that a segment opens with the case key without reading it back.
+// streamVerifier hashes and decrypts what is written to it in goroutines
+// of its own, so verification runs beside the download: Write only queues
+// a copy (a bounded queue: a slow verifier slows the download, never
+// memory).
 type streamVerifier struct {
-	pw   *io.PipeWriter
+	ch   chan []byte
+	h    hash.Hash
 	done chan error
 }
 
 func newStreamVerifier(id age.Identity) *streamVerifier {
+	v := &streamVerifier{ch: make(chan []byte, 64), h: sha256.New(), done: make(chan error, 1)}
 	pr, pw := io.Pipe()
-	v := &streamVerifier{pw: pw, done: make(chan error, 1)}
+	dec := make(chan error, 1)
 	go func() {
 		r, err := age.Decrypt(pr, id)
 		if err == nil {
 			_, err = io.Copy(io.Discard, r)
 		}
-		// Keep reading after a failure so the writer never blocks.
-		io.Copy(io.Discard, pr)
-		v.done <- err
+		io.Copy(io.Discard, pr) // after a failure, keep the feeder moving
+		dec <- err
+	}()
+	go func() {
+		for b := range v.ch {
+			v.h.Write(b)
+			pw.Write(b)
+		}
+		pw.Close()
+		v.done <- <-dec
 	}()
 	return v
 }
 
-func (v *streamVerifier) Write(p []byte) (int, error) { return v.pw.Write(p) }
+func (v *streamVerifier) Write(p []byte) (int, error) {
+	v.ch <- bytes.Clone(p)
+	return len(p), nil
+}
 
-// finish ends the stream (with the download's error, if any) and returns
-// the decryption's verdict.
-func (v *streamVerifier) finish(downloadErr error) error {
-	if downloadErr != nil {
-		v.pw.CloseWithError(downloadErr)
-	} else {
-		v.pw.Close()
-	}
-	return <-v.done
+// finish waits for the verification of everything written and returns the
+// SHA-256 (hex) and the decryption's verdict.
+func (v *streamVerifier) finish() (string, error) {
+	close(v.ch)
+	err := <-v.done
+	return hex.EncodeToString(v.h.Sum(nil)), err
 }
