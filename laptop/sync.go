@@ -1,7 +1,6 @@
 package laptop
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -543,13 +542,13 @@ func (h *Home) FindRecording(id string) (VaultRecording, error) {
 // a copy (a bounded queue: a slow verifier slows the download, never
 // memory).
 type streamVerifier struct {
-	ch   chan []byte
+	ch   chan *[]byte
 	h    hash.Hash
 	done chan error
 }
 
 func newStreamVerifier(id age.Identity) *streamVerifier {
-	v := &streamVerifier{ch: make(chan []byte, 64), h: sha256.New(), done: make(chan error, 1)}
+	v := &streamVerifier{ch: make(chan *[]byte, 64), h: sha256.New(), done: make(chan error, 1)}
 	pr, pw := io.Pipe()
 	dec := make(chan error, 1)
 	go func() {
@@ -562,8 +561,9 @@ func newStreamVerifier(id age.Identity) *streamVerifier {
 	}()
 	go func() {
 		for b := range v.ch {
-			v.h.Write(b)
-			pw.Write(b)
+			v.h.Write(*b)
+			pw.Write(*b)
+			bufPool.Put(b)
 		}
 		pw.Close()
 		v.done <- <-dec
@@ -571,8 +571,13 @@ func newStreamVerifier(id age.Identity) *streamVerifier {
 	return v
 }
 
+// bufPool recycles the verifier's copies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
 func (v *streamVerifier) Write(p []byte) (int, error) {
-	v.ch <- bytes.Clone(p)
+	b := bufPool.Get().(*[]byte)
+	*b = append((*b)[:0], p...)
+	v.ch <- b
 	return len(p), nil
 }
 

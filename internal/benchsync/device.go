@@ -51,7 +51,7 @@ func makeInput(ctx context.Context, c config, stderr io.Writer) (input, error) {
 		"ffmpeg " + strings.Join(genLoop, " ") + " " + name,
 	}}
 	ffmpeg := func(args []string, out string) error {
-		tmp := out + ".tmp"
+		tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
 		cmd := exec.CommandContext(ctx, c.ffmpeg, append(append([]string{"-nostdin", "-v", "error", "-y"}, args...), "-f", "matroska", tmp)...)
 		cmd.Dir = c.work
 		var errb bytes.Buffer

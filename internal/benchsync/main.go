@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "markdown file whose benchsync section to create or replace (empty: stdout only)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every contender once, in alternating order")
 	flag.IntVar(&c.seconds, "seconds", 600, "length of the recording in seconds (600 s of 720p30 MJPEG q4 is about 1 GB)")
-	flag.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "benchsync"), "work directory; the generated input and the CPU profile stay here")
+	flag.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "benchsync"), "work directory: the generated input and the last CPU profile stay here, each run's files go in a run-* directory removed at the end")
 	flag.BoolVar(&c.keep, "keep", false, "keep the run directory (device data, laptop home, server configs) for inspection")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for any one run")
 	flag.DurationVar(&c.quiet, "quiet", 3*time.Minute, "before each run, wait up to this long for other processes to leave the CPUs idle")
@@ -98,7 +98,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if c.rounds < 1 {
 		return errors.New("-rounds must be at least 1")
 	}
@@ -118,11 +118,10 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
 	}
 	fmt.Fprintf(stderr, "input: %s: %.1f MB, %.0f s\n", in.path, float64(in.size)/1e6, in.seconds)
 
-	runDir := filepath.Join(c.work, "run")
-	if err := os.RemoveAll(runDir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
+	// A directory of its own, so that two runs sharing -work (two people
+	// on one machine) cannot delete each other's files.
+	runDir, err := os.MkdirTemp(c.work, "run-")
+	if err != nil {
 		return err
 	}
 	var procs []*bgProc
@@ -212,9 +211,14 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
 	}
 
 	fmt.Fprintf(stderr, "profiling one more sync in-process ...\n")
-	prof, err := b.profile(ctx, filepath.Join(c.work, "sync-cpu.pprof"))
+	prof, err := b.profile(ctx, filepath.Join(runDir, "sync-cpu.pprof"))
 	if err != nil {
 		return fmt.Errorf("profile: %w", err)
+	}
+	// Keep the profile for `go tool pprof` after the run directory goes.
+	if keep := filepath.Join(c.work, "sync-cpu.pprof"); os.Rename(prof.path, keep) == nil {
+		prof.path = keep
+		fmt.Fprintf(stderr, "CPU profile of the sync: go tool pprof -top %s\n", keep)
 	}
 
 	rep := report{

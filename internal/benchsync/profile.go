@@ -35,16 +35,16 @@ type profileResult struct {
 
 	// Inside calls to the device API (timed around link.Client).
 	list     time.Duration // SetClock, Recordings
-	download time.Duration // Segment, less writing into the vault file
-	write    time.Duration // writing the received bytes into the vault file
+	download time.Duration // Segment, less the writes of what it received
+	write    time.Duration // writes of the received bytes: into the vault file and whatever checks ride on them
 	manifest time.Duration
 	ack      time.Duration
 	// Outside them.
-	perSegment time.Duration // between one download and the next: fsync, verification, rename, index writes
-	tail       time.Duration // after the last API call: the final check that every segment is held
+	perSegment time.Duration // between one device call and the next: the laptop's own work per segment
+	tail       time.Duration // after the last device call
 
-	// The same verification timed alone over the vault afterwards (files
-	// in the page cache).
+	// The checks and fsyncs timed alone over the vault afterwards (files
+	// in the page cache), whatever order sync does them in.
 	hash    time.Duration // SHA-256 of every segment
 	unwrap  time.Duration // age headers: ML-KEM-768 + X25519 file-key unwrap
 	decrypt time.Duration // age payloads: ChaCha20-Poly1305
@@ -123,76 +123,50 @@ func (t *timedWriter) Write(p []byte) (int, error) {
 }
 
 // profile syncs the restored recording once more, in this process, with
-// the CPU profiler on, then times the verification steps alone.
+// the CPU profiler on and the device client timed, then times the
+// verification and fsync steps alone; then once more with perf sampling
+// the device (perf slows attuned down, so not during the timed run).
 func (b *bench) profile(ctx context.Context, path string) (*profileResult, error) {
 	r := &profileResult{path: path}
-	if err := b.dev.restore(ctx, b.rec); err != nil {
-		return nil, err
-	}
-	if err := b.emptyVault(); err != nil {
-		return nil, err
-	}
-	defer b.emptyVault()
-	client, err := link.NewClient(&net.Dialer{Timeout: 10 * time.Second}, b.dev.link, b.cert, b.ldev.Pin)
-	if err != nil {
-		return nil, err
-	}
-	defer client.Close()
-	api := &apiTimer{api: client, r: r}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	syscall.Sync()
-	if _, err := waitQuiet(ctx, b.c.quiet, runtime.NumCPU()); err != nil {
-		return nil, err
-	}
-	perfData := path + ".perf"
-	perf, err := b.startPerf(perfData)
-	if err != nil {
-		r.perfNote = err.Error()
-	} else {
-		defer perf.stop()
-	}
-	scpu0, _ := serverCPU(b.dev.proc.pid())
-	cpu0 := selfCPU()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	res, err := b.h.Sync(ctx, api, b.ldev, laptop.SyncOptions{})
-	end := time.Now()
-	pprof.StopCPUProfile()
-	r.cpu = selfCPU() - cpu0
-	scpu1, _ := serverCPU(b.dev.proc.pid())
-	r.serverCPU = scpu1 - scpu0
-	if perf != nil {
-		perf.stop()
-		if r.device, err = readPerf(ctx, b.c.perf, perfData, r.serverCPU); err != nil {
-			r.perfNote = err.Error()
+	var start, end time.Time
+	var api *apiTimer
+	err = b.syncInProcess(ctx, func(client laptop.DeviceAPI) error {
+		api = &apiTimer{api: client, r: r}
+		scpu0, _ := serverCPU(b.dev.proc.pid())
+		cpu0 := selfCPU()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
 		}
-		os.Remove(perfData)
-	}
+		start = time.Now()
+		res, err := b.h.Sync(ctx, api, b.ldev, laptop.SyncOptions{})
+		end = time.Now()
+		pprof.StopCPUProfile()
+		r.cpu = selfCPU() - cpu0
+		scpu1, _ := serverCPU(b.dev.proc.pid())
+		r.serverCPU = scpu1 - scpu0
+		if err := checkResult(res, err); err != nil {
+			return err
+		}
+		if err := b.verifyDir(b.vault); err != nil {
+			return fmt.Errorf("vault: %v", err)
+		}
+		r.wall = end.Sub(start)
+		r.tail = end.Sub(api.lastEnd)
+		r.perSegment = r.wall - r.tail - r.list - r.download - r.write - r.manifest - r.ack
+		if err := b.timeVerification(r); err != nil {
+			return err
+		}
+		return b.timeFsync(r)
+	})
 	if err != nil {
 		return nil, err
-	}
-	if len(res.Recordings) != 1 || !res.Recordings[0].Complete || res.Problems() > 0 {
-		return nil, fmt.Errorf("in-process sync incomplete: %+v", res.Recordings)
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	r.wall = end.Sub(start)
-	r.tail = end.Sub(api.lastEnd)
-	r.perSegment = r.wall - r.tail - r.list - r.download - r.write - r.manifest - r.ack
-	if err := b.verifyDir(b.vault); err != nil {
-		return nil, fmt.Errorf("vault: %v", err)
-	}
-	if err := b.timeVerification(r); err != nil {
-		return nil, err
-	}
-	if err := b.timeFsync(r); err != nil {
 		return nil, err
 	}
 	if b.c.goTool != "" {
@@ -200,7 +174,63 @@ func (b *bench) profile(ctx context.Context, path string) (*profileResult, error
 			return nil, err
 		}
 	}
+	if err := b.profileDevice(ctx, r, path+".perf"); err != nil {
+		r.perfNote = err.Error()
+	}
 	return r, nil
+}
+
+// syncInProcess restores the device's recording, empties the vault, waits
+// for a quiet machine and calls fn with a fresh link client; the vault is
+// emptied again afterwards.
+func (b *bench) syncInProcess(ctx context.Context, fn func(laptop.DeviceAPI) error) error {
+	if err := b.dev.restore(ctx, b.rec); err != nil {
+		return err
+	}
+	if err := b.emptyVault(); err != nil {
+		return err
+	}
+	defer b.emptyVault()
+	client, err := link.NewClient(&net.Dialer{Timeout: 10 * time.Second}, b.dev.link, b.cert, b.ldev.Pin)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	syscall.Sync()
+	if _, err := waitQuiet(ctx, b.c.quiet, runtime.NumCPU()); err != nil {
+		return err
+	}
+	return fn(client)
+}
+
+// checkResult requires a sync that completed the one recording.
+func checkResult(res *laptop.SyncResult, err error) error {
+	if err != nil {
+		return err
+	}
+	if len(res.Recordings) != 1 || !res.Recordings[0].Complete || res.Problems() > 0 {
+		return fmt.Errorf("in-process sync incomplete: %+v", res.Recordings)
+	}
+	return nil
+}
+
+// profileDevice syncs once more with perf sampling attuned, and gives
+// the CPU time of the timed run (r.serverCPU) by perf's shares.
+func (b *bench) profileDevice(ctx context.Context, r *profileResult, data string) error {
+	defer os.Remove(data)
+	return b.syncInProcess(ctx, func(client laptop.DeviceAPI) error {
+		perf, err := b.startPerf(data)
+		if err != nil {
+			return err
+		}
+		defer perf.stop()
+		if err := checkResult(b.h.Sync(ctx, client, b.ldev, laptop.SyncOptions{})); err != nil {
+			return err
+		}
+		perf.stop()
+		r.device, err = readPerf(ctx, b.c.perf, data, r.serverCPU)
+		return err
+	})
 }
 
 // timeVerification repeats, over the vault's segments, what sync does to
@@ -284,15 +314,14 @@ func (b *bench) timeFsync(r *profileResult) error {
 	return nil
 }
 
-// Frames of the profile whose cumulative CPU time the report gives.
-// They can nest (verify includes its hashing); the report says so.
+// Frames of the profile whose cumulative CPU time the report gives; they
+// do not nest, so what they leave is "everything else".
 var profileFrames = []struct{ what, frame string }{
-	{"TLS: reading and decrypting records (AES-GCM)", "crypto/tls.(*Conn).Read"},
-	{"writing the vault file", "os.(*File).Write"},
-	{"fsync (file and directory)", "os.(*File).Sync"},
-	{"laptop.verify: SHA-256 + age decryption", "attune.dev/attune/laptop.verify"},
-	{"SHA-256 (all calls of laptop.fileMatches)", "attune.dev/attune/laptop.fileMatches"},
-	{"age payload: ChaCha20-Poly1305", "filippo.io/age/internal/stream.(*DecryptReader).Read"},
+	{"TLS: socket reads and record decryption (AES-GCM)", "crypto/tls.(*Conn).Read"},
+	{"writing the vault files", "os.(*File).Write"},
+	{"fsync", "os.(*File).Sync"},
+	{"SHA-256", "crypto/internal/fips140/sha256.block"},
+	{"age payload: ChaCha20-Poly1305", "golang.org/x/crypto/chacha20poly1305.(*chacha20poly1305).Open"},
 	{"age header: ML-KEM-768 + X25519 unwrap", "filippo.io/age.Decrypt"},
 	{"garbage collection", "runtime.gcBgMarkWorker"},
 }
@@ -382,7 +411,7 @@ func (b *bench) startPerf(out string) (*bgProc, error) {
 // Frames of the device's profile the report gives (they nest).
 var deviceFrames = []struct{ what, frame string }{
 	{"answering segment requests, all of it", "attune.dev/attune/link.(*Server).handleSegment"},
-	{"reading and parsing the recording's whole index.json, per request", "attune.dev/attune/storage.(*Store).Index"},
+	{"looking up the recording's index for each request", "attune.dev/attune/storage.(*Store).Index"},
 	{"sending the file (`http.ServeContent`)", "net/http.ServeContent"},
 	{"TLS records: encryption and socket writes", "crypto/tls.(*Conn).Write"},
 	{"AES-GCM", "crypto/internal/fips140/aes/gcm.seal"},

@@ -119,29 +119,38 @@ func (r report) goals() string {
 		curl, goalCurlRatio, verdict(curl >= goalCurlRatio), scp, goalSCPRatio, verdict(scp > goalSCPRatio))
 }
 
-// breakdownTable is where the in-process sync's wall time went.
+// breakdownTable is where the in-process sync's wall time went, and what
+// its checks and fsyncs cost timed alone.
 func (r report) breakdownTable() string {
 	p := r.prof
 	w := p.wall.Seconds()
-	rest := p.perSegment - p.hash - p.unwrap - p.decrypt - p.fsync - p.dirSync
 	row := func(b *strings.Builder, what string, d time.Duration) {
 		fmt.Fprintf(b, "| %s | %.2f | %.0f%% |\n", what, d.Seconds(), 100*d.Seconds()/w)
 	}
 	var b strings.Builder
-	b.WriteString("| part of `laptop.Home.Sync` | wall s | share |\n|---|---:|---:|\n")
-	row(&b, "download: request, network, TLS decryption (inside `Segment`, less the file writes)", p.download)
-	row(&b, "writing received bytes into the vault file (inside `Segment`)", p.write)
-	row(&b, "between downloads: fsync, verification, rename, directory fsync, index.json", p.perSegment)
-	row(&b, "  · of which SHA-256 of the file (timed alone afterwards)", p.hash)
-	row(&b, "  · of which age header: ML-KEM-768 + X25519 unwrap (timed alone)", p.unwrap)
-	row(&b, "  · of which age payload: ChaCha20-Poly1305 decryption (timed alone)", p.decrypt)
-	row(&b, "  · of which fsync of the segment file (timed alone: the same files written again)", p.fsync)
-	row(&b, "  · of which fsync of the directory after the rename (timed alone)", p.dirSync)
-	row(&b, "  · rest, by difference: opens, renames, index.json every 16 segments, and the steps above being slower in place than alone", rest)
-	row(&b, "after the last call: hashing every segment again to count those held", p.tail)
-	row(&b, "acknowledgements (one per 16 segments)", p.ack)
-	row(&b, "manifest, clock, listing", p.manifest+p.list)
-	fmt.Fprintf(&b, "| **total** (%.1f MB/s; CPU %.2f s) | **%.2f** | |\n", float64(r.rec.bytes)/1e6/w, p.cpu.Seconds(), w)
+	b.WriteString("| where `laptop.Home.Sync` was | wall s | share |\n|---|---:|---:|\n")
+	row(&b, "in `Segment`, receiving: request, network, TLS decryption", p.download)
+	row(&b, "in `Segment`, writing what arrived: into the vault file, and whatever checks ride on the writes", p.write)
+	row(&b, "between device calls: the laptop's own work per segment (fsync, rename, checks not done while receiving, index.json)", p.perSegment)
+	row(&b, "in `Ack`: acknowledgements, the device deleting what they name", p.ack)
+	row(&b, "after the last device call", p.tail)
+	row(&b, "in `Manifest`, `SetClock`, `Recordings`", p.manifest+p.list)
+	fmt.Fprintf(&b, "| **total** (%.1f MB/s; this process's CPU %.2f s, attuned's %.2f s) | **%.2f** | |\n",
+		float64(r.rec.bytes)/1e6/w, p.cpu.Seconds(), p.serverCPU.Seconds(), w)
+	b.WriteString("\nThe checks and fsyncs `attune sync` makes, each timed alone over the same files afterwards (page cache), whichever way sync arranges them:\n\n")
+	b.WriteString("| step, over all segments | s |\n|---|---:|\n")
+	for _, st := range []struct {
+		what string
+		d    time.Duration
+	}{
+		{"SHA-256 of each segment", p.hash},
+		{"age header of each: ML-KEM-768 + X25519 unwrap", p.unwrap},
+		{"age payload of each: ChaCha20-Poly1305 decryption", p.decrypt},
+		{"fsync of each segment just written", p.fsync},
+		{"fsync of the directory after each rename", p.dirSync},
+	} {
+		fmt.Fprintf(&b, "| %s | %.2f |\n", st.what, st.d.Seconds())
+	}
 	return b.String()
 }
 
@@ -152,12 +161,23 @@ func (r report) deviceTable() string {
 		return fmt.Sprintf("No profile of the device's side: %s.\n", p.perfNote)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "The device's side of the same run, sampled with `perf record -e cpu-clock -g -p PID` (attuned used %.2f CPU s; frames nest):\n\n", p.serverCPU.Seconds())
+	fmt.Fprintf(&b, "The device's side: attuned used %.2f CPU s during that run; where it went, from one more sync with `perf record -e cpu-clock -g -p PID` on attuned "+
+		"(shares of its samples, children included, times those %.2f s; frames nest):\n\n", p.serverCPU.Seconds(), p.serverCPU.Seconds())
 	b.WriteString("| attuned frame | CPU s | of attuned's CPU |\n|---|---:|---:|\n")
 	for _, l := range p.device {
 		fmt.Fprintf(&b, "| %s | %.2f | %.0f%% |\n", l.what, l.cum, 100*l.cum/max(p.serverCPU.Seconds(), 1e-9))
 	}
 	return b.String()
+}
+
+// profFrame is the client profile's CPU s in frame.
+func (r report) profFrame(frame string) float64 {
+	for i, pf := range profileFrames {
+		if pf.frame == frame && i < len(r.prof.top) {
+			return r.prof.top[i].cum
+		}
+	}
+	return 0
 }
 
 func (r report) deviceFrame(frame string) float64 {
@@ -175,12 +195,15 @@ func (r report) profileTable() string {
 		return "(`go` not found: no profile summary)\n"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "CPU profile of that run (`%s`, %.2f s of samples over %.2f s): cumulative time in some frames (they nest: verify includes its hashing and decryption):\n\n",
+	fmt.Fprintf(&b, "CPU profile of that run (`%s`, %.2f s of samples over %.2f s), cumulative time in frames that do not nest:\n\n",
 		filepath.Base(p.path), p.samplesS, p.wall.Seconds())
 	b.WriteString("| frame | CPU s | of samples |\n|---|---:|---:|\n")
+	rest := p.samplesS
 	for _, l := range p.top {
 		fmt.Fprintf(&b, "| %s | %.2f | %.0f%% |\n", l.what, l.cum, 100*l.cum/max(p.samplesS, 1e-9))
+		rest -= l.cum
 	}
+	fmt.Fprintf(&b, "| everything else: HTTP, pipes, other syscalls, the runtime | %.2f | %.0f%% |\n", rest, 100*rest/max(p.samplesS, 1e-9))
 	b.WriteString("\n`go tool pprof -top` (flat):\n\n```text\n")
 	b.WriteString(p.topText)
 	b.WriteString("\n```\n")
@@ -194,67 +217,79 @@ func (r report) interpretation() string {
 	med := func(key string, f func(sample) time.Duration) float64 {
 		return over(r.get(key).samples, func(s sample) float64 { return f(s).Seconds() }).med
 	}
-	syncAfter := func(s sample) time.Duration { return s.syncAfter }
+	client := func(s sample) time.Duration { return s.clientCPU }
+	server := func(s sample) time.Duration { return s.serverCPU }
+	both := func(s sample) time.Duration { return s.clientCPU + s.serverCPU + s.kernelCPU }
 	cr, sr := r.ratios()
 	p := r.prof
 	w := p.wall.Seconds()
-	transfer := p.download + p.write
-	rest := p.perSegment - p.hash - p.unwrap - p.decrypt - p.fsync - p.dirSync
 	mb := float64(r.rec.bytes) / 1e6
+	ncpu := float64(r.machine.nproc)
 	var b strings.Builder
 
 	fmt.Fprintf(&b, "`attune sync` moved the %.0f MB recording at %.0f MB/s, curl from nginx at %.0f MB/s and scp at %.0f MB/s: ×%.2f and ×%.2f. ",
 		mb, ours, curl, scp, cr, sr)
 	fmt.Fprintf(&b, "They do not do the same work. curl and scp only copy: their files are left in the page cache, and writing them out took another %.2f s and %.2f s (the `sync` column). "+
 		"`attune sync` checks every segment's SHA-256 against the device's index, decrypts it whole with the case's age identity "+
-		"(ML-KEM-768 + X25519 header, ChaCha20-Poly1305 payload), fsyncs it and its directory, and only then acknowledges it, 16 at a time, so that the device may delete it.\n\n",
-		med("curl", syncAfter), med("scp", syncAfter))
+		"(ML-KEM-768 + X25519 header, ChaCha20-Poly1305 payload), makes it durable (fsync) and only then acknowledges it, so that the device may delete it.\n\n",
+		med("curl", func(s sample) time.Duration { return s.syncAfter }), med("scp", func(s sample) time.Duration { return s.syncAfter }))
 
-	fmt.Fprintf(&b, "**Transport.** attune's Go link client alone, writing the same files from attuned without verifying, fsyncing or acknowledging, gets %.0f MB/s (×%.2f curl ← nginx); "+
-		"curl against attuned's link API gets %.0f MB/s. "+
-		"With client and server on the same %d CPUs, throughput follows CPU time per byte: client and server together spend %.2f CPU s on the recording through attune's link, %.2f through curl ← nginx (attuned %.2f s, nginx %.2f s). ",
-		godl, godl/curl, curlAtt, r.machine.nproc,
-		med("godl", func(s sample) time.Duration { return s.clientCPU + s.serverCPU }), med("curl", func(s sample) time.Duration { return s.clientCPU + s.serverCPU }),
-		med("godl", func(s sample) time.Duration { return s.serverCPU }), med("curl", func(s sample) time.Duration { return s.serverCPU }))
-	if idx := r.deviceFrame("attune.dev/attune/storage.(*Store).Index"); idx > 0 {
-		fmt.Fprintf(&b, "On the device, %.2f CPU s of attuned's %.2f in the profiled run (%.0f%%) went to reading and JSON-parsing the recording's whole `index.json` again for every segment request "+
-			"(`link.(*Server).recording` → `storage.(*Store).Index`): %d requests × %.0f KB. That cost grows with the square of the recording's length and runs on the device's CPU, "+
-			"many times slower on a Pi than here; serving from an index kept in memory (updated on acknowledgement) removes it. "+
-			"TLS itself is not the problem: AES-GCM took %.2f s, and both servers already write full 16 KB records, the most TLS allows (checked with strace when this benchmark was written), so larger records are not available. ",
-			idx, p.serverCPU.Seconds(), 100*idx/max(p.serverCPU.Seconds(), 1e-9), len(r.rec.index.Segments), float64(indexSize(r.rec))/1e3,
-			r.deviceFrame("crypto/internal/fips140/aes/gcm.seal"))
+	fmt.Fprintf(&b, "**Transport.** attune's Go link client alone, writing the same files from attuned without checking, fsyncing or acknowledging, gets %.0f MB/s (×%.2f curl ← nginx); "+
+		"curl against attuned's link API gets %.0f MB/s. Client, server and kernel together spend %.2f CPU s on the recording through attune's link "+
+		"(Go client %.2f, attuned %.2f), %.2f through curl ← nginx (curl %.2f, nginx %.2f). ",
+		godl, godl/curl, curlAtt, med("godl", both), med("godl", client), med("godl", server), med("curl", both), med("curl", client), med("curl", server))
+	if idx := r.deviceFrame("attune.dev/attune/storage.(*Store).Index"); idx > 0.05*p.serverCPU.Seconds() {
+		fmt.Fprintf(&b, "On the device, %.2f CPU s of attuned's %.2f (%.0f%%) went to reading and JSON-parsing the recording's whole `index.json` for segment requests "+
+			"(`storage.(*Store).Index`, %d requests × %.0f KB): a cost that grows with the square of the recording's length, on the device's CPU. ",
+			idx, p.serverCPU.Seconds(), 100*idx/p.serverCPU.Seconds(), len(r.rec.index.Segments), float64(indexSize(r.rec))/1e3)
 	}
-	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "TLS records are not the limit: both servers write full 16 KB records, the most TLS allows (checked with strace when this benchmark was written), and AES-GCM took %.2f of attuned's CPU s.\n\n",
+		r.deviceFrame("crypto/internal/fips140/aes/gcm.seal"))
 
-	fmt.Fprintf(&b, "**Verification and durability.** In the profiled run (%.2f s, %.0f MB/s), downloading and writing took %.2f s (%.0f%%) and the work between downloads %.2f s (%.0f%%): "+
-		"timed alone, SHA-256 %.2f s, age header unwrap %.2f s, age payload decryption %.2f s, fsync of each file %.2f s and of the directory after each rename %.2f s, leaving %.2f s for the rest. "+
-		"Acknowledgements, each a round trip in which the device deletes 16 files and rewrites its index, took %.2f s, and a last pass hashing every segment again to count the ones held %.2f s. "+
-		"Everything runs one step after another on one goroutine, so these times add up: the link idles while a segment is verified and fsynced, and the CPU idles while the next one downloads.\n\n",
-		w, mb/w, transfer.Seconds(), 100*transfer.Seconds()/w, p.perSegment.Seconds(), 100*p.perSegment.Seconds()/w,
-		p.hash.Seconds(), p.unwrap.Seconds(), p.decrypt.Seconds(), p.fsync.Seconds(), p.dirSync.Seconds(), rest.Seconds(), p.ack.Seconds(), p.tail.Seconds())
+	idle := p.perSegment + p.ack + p.tail
+	fmt.Fprintf(&b, "**Where ours goes.** In the profiled run (%.2f s, %.0f MB/s) the sync spent %.2f s receiving, %.2f s writing what arrived (with the checks that ride on the writes), "+
+		"%.2f s on its own work between device calls, %.2f s in acknowledgements and %.2f s after the last call. "+
+		"Timed alone, the checks cost %.2f s (SHA-256 %.2f, age header %.2f, age payload %.2f) and the fsyncs %.2f s (files %.2f, directory after each rename %.2f). "+
+		"Downloads, fsyncs and acknowledgements follow one another, so for %.2f s (%.0f%%) nothing was downloading.\n\n",
+		w, mb/w, p.download.Seconds(), p.write.Seconds(), p.perSegment.Seconds(), p.ack.Seconds(), p.tail.Seconds(),
+		(p.hash + p.unwrap + p.decrypt).Seconds(), p.hash.Seconds(), p.unwrap.Seconds(), p.decrypt.Seconds(),
+		(p.fsync + p.dirSync).Seconds(), p.fsync.Seconds(), p.dirSync.Seconds(), idle.Seconds(), 100*idle.Seconds()/w)
 
 	if cr >= goalCurlRatio {
 		fmt.Fprintf(&b, "It meets the %.1f× goal against curl. ", goalCurlRatio)
 	} else {
-		overlapped := max(transfer, p.perSegment) + p.list + p.manifest
-		fmt.Fprintf(&b, "**Why it misses %.1f× curl (%.0f MB/s), and what would fix it:** "+
-			"(1) pipeline: verify and fsync segment n, and acknowledge earlier ones, while segment n+1 downloads (acknowledging each segment only once it is verified and durable, as now); "+
-			"with a spare core the run is then bounded by the longer of the two streams, here about %.2f s, %.0f MB/s. "+
-			"(2) Verify the bytes as they arrive (hash and decrypt through a tee while writing) instead of reading every file back twice. "+
-			"(3) Drop the final re-hash of every segment: a segment renamed into place has been verified (%.2f s). "+
-			"(4) fsync once per acknowledgement batch (16 files, then the directory once) instead of each file and the directory every time (%.2f s of directory fsyncs alone). "+
-			"(5) On the device, keep the index in memory instead of parsing it per request. ",
-			goalCurlRatio, goalCurlRatio*curl, overlapped.Seconds(), mb/overlapped.Seconds(), p.tail.Seconds(), p.dirSync.Seconds())
+		target := mb / (goalCurlRatio * curl) // s, for 0.9× curl
+		budget := target * ncpu
+		need := med("ours", both)
+		overlapped := max(p.download+p.write, idle) + p.manifest + p.list
+		fmt.Fprintf(&b, "**Why it misses %.1f× curl, and what would fix it.** %.1f× curl is %.0f MB/s, %.2f s for this recording: on %d CPUs at most %.2f CPU s for client, server and kernel together. "+
+			"`attune sync` and attuned use %.2f CPU s now (curl and nginx %.2f), so ",
+			goalCurlRatio, goalCurlRatio, goalCurlRatio*curl, target, r.machine.nproc, budget, need, med("curl", both))
+		if need > budget {
+			fmt.Fprintf(&b, "no rearrangement can reach the goal on this machine; the CPU per byte has to come down by %.0f%% first. "+
+				"The transport alone takes %.2f of it (the Go client %.2f against curl's %.2f, attuned %.2f against nginx's %.2f) and the checks about %.2f. ",
+				100*(1-budget/need), med("godl", both), med("godl", client), med("curl", client), med("godl", server), med("curl", server), (p.hash + p.unwrap + p.decrypt).Seconds())
+		} else {
+			b.WriteString("the CPU would allow it: the time is lost to waiting, not to work. ")
+		}
+		fmt.Fprintf(&b, "Of the wall time, %.2f s is spent with nothing downloading (fsyncs, acknowledgements and the laptop's own work between calls); "+
+			"fsyncing and acknowledging one batch while the next one downloads, in a second goroutine, would bring the run to about the longer of the two streams, %.2f s or %.0f MB/s here "+
+			"(keeping %.1f of the %d CPUs busy), without giving up \"acknowledged only once verified and durable\". ",
+			idle.Seconds(), overlapped.Seconds(), mb/overlapped.Seconds(), need/overlapped.Seconds(), r.machine.nproc)
+		if fw := r.profFrame("os.(*File).Write"); p.write.Seconds() > 2*fw {
+			fmt.Fprintf(&b, "Writing what arrived took %.2f s, of which writing the files is %.2f CPU s: the rest is checking done in line with the download, "+
+				"which could run on another core, off the receiving path. ", p.write.Seconds(), fw)
+		}
 		if godl < goalCurlRatio*curl {
-			fmt.Fprintf(&b, "Even all of (1)–(4) cannot reach the goal alone: the transport by itself is ×%.2f curl, so (5) or another change on the serving side is needed as well. ", godl/curl)
+			fmt.Fprintf(&b, "Beyond that the transport itself has to get cheaper: alone it reaches only ×%.2f curl. ", godl/curl)
 		}
 	}
 	if sr > goalSCPRatio {
-		b.WriteString("It beats scp, which does none of the checking. ")
+		b.WriteString("It beats scp, which does no checking. ")
 	} else {
 		fmt.Fprintf(&b, "For the same reasons it does not beat scp either (×%.2f), which does no checking. ", sr)
 	}
-	fmt.Fprintf(&b, "All of this is over loopback with client, server and the disk's writeback sharing %d CPUs; on the real USB or Wi-Fi link, slower than any figure here, the link sets the pace as long as the laptop keeps up.\n",
+	fmt.Fprintf(&b, "All of this is over loopback with client, server and the disk's writeback sharing %d CPUs; over the device's real USB or Wi-Fi link, slower than any figure here, the link sets the pace as long as the laptop keeps up.\n",
 		r.machine.nproc)
 	return b.String()
 }
@@ -289,13 +324,17 @@ func (r report) markdown() string {
 		plural(r.rounds, "round"), r.rec.bytes)
 	b.WriteString(r.table())
 	if n := r.reruns(); n > 0 {
-		fmt.Fprintf(&b, "\n%s disturbed by other processes on the machine (more than a tenth of a CPU) were discarded and run again.\n", plural(n, "run"))
+		verb := "were"
+		if n == 1 {
+			verb = "was"
+		}
+		fmt.Fprintf(&b, "\n%s disturbed by other processes on the machine (more than a tenth of a CPU) %s discarded and run again.\n", plural(n, "run"), verb)
 	}
 	b.WriteString("\n")
 	b.WriteString(r.interpretation())
 	b.WriteString("\n### Where `attune sync`'s time goes\n\n")
 	b.WriteString("One more sync, untimed above, run in the benchmark's own process: the same `laptop.Home.Sync` over `link.Client` that `attune sync` runs, " +
-		"with the device client wrapped to time each call, then the verification steps timed alone over the vault's files.\n\n")
+		"with the device client wrapped to time each call, then the verification and fsync steps timed alone over the vault's files.\n\n")
 	b.WriteString(r.breakdownTable())
 	b.WriteString("\n")
 	b.WriteString(r.profileTable())
