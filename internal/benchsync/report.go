@@ -4,7 +4,6 @@ package main
 
 import (
 	"debug/buildinfo"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"attune.dev/attune/internal/benchdoc"
 )
 
 type report struct {
@@ -466,33 +467,10 @@ func cpuModel() string {
 
 // updateDoc creates path or replaces its benchsync section, keeping the rest.
 func updateDoc(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	doc, err := replaceSection(string(old), section)
-	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return benchdoc.Update(path, startMarker, endMarker, section)
 }
 
-// replaceSection puts section (markers included) in place of the one in
-// doc, or appends it; an empty doc gets a title.
+// replaceSection puts section (markers included) in place of the one in doc.
 func replaceSection(doc, section string) (string, error) {
-	start, end := strings.Index(doc, startMarker), strings.Index(doc, endMarker)
-	switch {
-	case start >= 0 && end > start:
-		rest := strings.TrimPrefix(doc[end+len(endMarker):], "\n")
-		return doc[:start] + section + rest, nil
-	case start >= 0 || end >= 0:
-		return "", fmt.Errorf("unmatched %s / %s markers; fix them by hand", startMarker, endMarker)
-	case strings.TrimSpace(doc) == "":
-		return "# Benchmarks\n\n" + section, nil
-	}
-	return strings.TrimRight(doc, "\n") + "\n\n" + section, nil
+	return benchdoc.Replace(doc, startMarker, endMarker, section)
 }
