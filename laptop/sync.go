@@ -223,7 +223,22 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	st.rec, st.recBytes, st.recTotal = ix, 0, st.h.missingBytes(caseID, ix)
 	var pending []int
 	held := 0
-	ack := func(manifest bool) error {
+	// Acknowledgements go out beside the next downloads, one at a time: a
+	// batch is acknowledged only once it is durable, and the next batch
+	// waits for the answer to the one before.
+	var (
+		inflight sync.WaitGroup
+		ackMu    sync.Mutex
+		ackErr   error
+	)
+	ack := func(manifest, wait bool) error {
+		inflight.Wait()
+		ackMu.Lock()
+		err := ackErr
+		ackMu.Unlock()
+		if err != nil {
+			return err
+		}
 		if len(pending) == 0 && !manifest {
 			return nil
 		}
@@ -234,14 +249,39 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		if err := syncDir(dir); err != nil {
 			return fmt.Errorf("sync: vault: %v", err)
 		}
-		nix, err := st.api.Ack(ctx, ix.ID, pending, manifest)
-		if err != nil {
-			return fmt.Errorf("sync: acknowledge %s: %w", ix.ID, err)
-		}
-		rs.Acked += len(pending)
+		batch := append([]int(nil), pending...)
 		pending = pending[:0]
-		return writeJSON(filepath.Join(dir, "index.json"), nix)
+		send := func() {
+			nix, err := st.api.Ack(ctx, ix.ID, batch, manifest)
+			if err == nil {
+				err = writeJSON(filepath.Join(dir, "index.json"), nix)
+			} else {
+				err = fmt.Errorf("sync: acknowledge %s: %w", ix.ID, err)
+			}
+			ackMu.Lock()
+			defer ackMu.Unlock()
+			if err != nil {
+				if ackErr == nil {
+					ackErr = err
+				}
+				return
+			}
+			rs.Acked += len(batch)
+		}
+		if wait {
+			send()
+			ackMu.Lock()
+			defer ackMu.Unlock()
+			return ackErr
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			send()
+		}()
+		return nil
 	}
+	defer inflight.Wait() // no acknowledgement outlives its recording
 	for n, seg := range ix.Segments {
 		final := filepath.Join(dir, segName(n))
 		if seg.Acked {
@@ -273,7 +313,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			st.progress(SyncEvent{Kind: "segment", Recording: ix.ID, Segment: n, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
 		}
 		if len(pending) >= ackBatch {
-			if err := ack(false); err != nil {
+			if err := ack(false, false); err != nil {
 				return err
 			}
 		}
@@ -292,7 +332,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			manifestAck = ix.State != storage.Recording
 		}
 	}
-	if err := ack(manifestAck); err != nil {
+	if err := ack(manifestAck, true); err != nil {
 		return err
 	}
 	if rs.Acked == 0 {

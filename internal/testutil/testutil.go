@@ -85,7 +85,11 @@ func Binary(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/...")
+		args := []string{"build", "-o", buildDir + "/"}
+		if os.Getenv("ATTUNE_TEST_RACE") != "" {
+			args = append(args, "-race") // the binaries too, not only the test process
+		}
+		cmd := exec.Command("go", append(args, "./cmd/...")...)
 		cmd.Dir = RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{out: out, err: err}
