@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"attune.dev/attune/storage"
 	"attune.dev/attune/system"
 )
 
@@ -88,7 +89,7 @@ func AppendChain(caseDir string, raw []byte) error {
 	if err := os.MkdirAll(caseDir, 0o700); err != nil {
 		return fmt.Errorf("append chain: %v", err)
 	}
-	if err := writeFileAtomic(path, b.Bytes(), 0o600); err != nil {
+	if err := storage.WriteFileAtomic(path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("append chain: %v", err)
 	}
 	return nil

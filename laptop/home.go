@@ -20,6 +20,7 @@ import (
 	"filippo.io/age/armor"
 
 	"attune.dev/attune/link"
+	"attune.dev/attune/storage"
 )
 
 // Home is the practitioner's Attune directory on the laptop:
@@ -150,7 +151,7 @@ func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 	if err := os.Remove(idPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
 	}
-	if err := syncDir(h.caseDir(c.ID)); err != nil {
+	if err := storage.SyncDir(h.caseDir(c.ID)); err != nil {
 		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
 	}
 	n := 0
@@ -248,7 +249,7 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 		aw.Close()
 		body = []byte(buf.String())
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "identity"), body, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(dir, "identity"), body, 0o600); err != nil {
 		return nil, fmt.Errorf("new case: %v", err)
 	}
 	if err := h.SaveCase(c); err != nil {
@@ -260,7 +261,7 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 // SaveCase writes case.json.
 func (h *Home) SaveCase(c *Case) error {
 	b, _ := json.MarshalIndent(c, "", "  ")
-	if err := writeFileAtomic(filepath.Join(h.caseDir(c.ID), "case.json"), b, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(h.caseDir(c.ID), "case.json"), b, 0o600); err != nil {
 		return fmt.Errorf("save case: %v", err)
 	}
 	return nil
@@ -355,7 +356,7 @@ type Device struct {
 // SaveDevice writes devices/<id>.json.
 func (h *Home) SaveDevice(d *Device) error {
 	b, _ := json.MarshalIndent(d, "", "  ")
-	if err := writeFileAtomic(filepath.Join(h.Dir, "devices", d.ID+".json"), b, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(h.Dir, "devices", d.ID+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("save device: %v", err)
 	}
 	return nil
@@ -386,48 +387,13 @@ func (h *Home) Devices() ([]*Device, error) {
 	return out, nil
 }
 
-// writeFileAtomic writes a file: temp name, fsync, rename, fsync the dir.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err = f.Chmod(mode); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // SaveCaseFile keeps a document (an erasure certificate, an audit copy)
 // with the case.
 func (h *Home) SaveCaseFile(c *Case, name string, data []byte) error {
 	if strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("save %q: bad file name", name)
 	}
-	if err := writeFileAtomic(filepath.Join(h.caseDir(c.ID), name), data, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(h.caseDir(c.ID), name), data, 0o600); err != nil {
 		return fmt.Errorf("save %s: %v", name, err)
 	}
 	return nil

@@ -246,7 +246,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		if err := st.settle(); err != nil {
 			return fmt.Errorf("sync: vault: %v", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := storage.SyncDir(dir); err != nil {
 			return fmt.Errorf("sync: vault: %v", err)
 		}
 		batch := append([]int(nil), pending...)
@@ -466,7 +466,7 @@ func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.
 	if err := os.Rename(part, filepath.Join(dir, "manifest.age")); err != nil {
 		return "", fmt.Errorf("sync: vault: %v", err)
 	}
-	return "", syncDir(dir)
+	return "", storage.SyncDir(dir)
 }
 
 // verify checks size and SHA-256 against the index (when given) and that
@@ -516,7 +516,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b, 0o600)
+	return storage.WriteFileAtomic(path, b, 0o600)
 }
 
 // VaultRecording is a recording held in the vault.

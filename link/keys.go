@@ -15,8 +15,9 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"path/filepath"
 	"time"
+
+	"attune.dev/attune/storage"
 )
 
 // LoadOrCreateKey reads the Ed25519 private key at path (PEM, PKCS #8), or
@@ -54,7 +55,7 @@ func createKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create key: %v", err)
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("create key: %v", err)
 	}
 	return key, nil
@@ -93,45 +94,6 @@ func CertPEM(c tls.Certificate) []byte {
 		return nil
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
-}
-
-// writeFileAtomic writes b to path under a temporary name in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory.
-func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Certificates are valid from notBefore to notAfter whatever the clock says:

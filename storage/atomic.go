@@ -87,3 +87,33 @@ func syncDir(dir string) error {
 }
 
 func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
+
+// WriteFileAtomic writes a whole small file the way the store writes its
+// own: a temporary name in the same directory, fsync, rename, then fsync of
+// the directory. The device's pairing, the laptop's keys, cases and vault
+// index all go through it.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	a, err := createAtomic(dir, name)
+	if err != nil {
+		return err
+	}
+	if err := a.f.Chmod(mode); err != nil {
+		a.abort()
+		return err
+	}
+	if _, err := a.Write(data); err != nil {
+		a.abort()
+		return err
+	}
+	if _, _, err := a.commit(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// SyncDir makes renames and removals in dir durable.
+func SyncDir(dir string) error { return syncDir(dir) }

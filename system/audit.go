@@ -431,7 +431,7 @@ func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trus
 	if err != nil {
 		return nil, fmt.Errorf("open audit: %v", err)
 	}
-	if err := auditSyncDir(filepath.Dir(path)); err != nil {
+	if err := storage.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open audit: %v", err)
 	}
@@ -463,15 +463,6 @@ func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trus
 		}
 	}
 	return a, nil
-}
-
-func auditSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Append adds a record and returns it as written. The caller sets the event

@@ -3,7 +3,6 @@ package system
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -469,6 +468,3 @@ func (d *Daemon) mark() {
 	}
 	d.update(func(s *Status) { s.Marks++ })
 }
-
-// ErrNoRecipients is returned when there is nobody to seal footage to.
-var ErrNoRecipients = errors.New("no recipients: give --recipients FILE (one age recipient per line) or pair with a laptop")

@@ -94,7 +94,7 @@ func (b *LinkBackend) save(st pairingState) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(b.Data, pairingFile), raw)
+	return storage.WriteFileAtomic(filepath.Join(b.Data, pairingFile), raw, 0o600)
 }
 
 // PairingCode is the code on the display while a pairing window is open.
@@ -270,7 +270,7 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
 	name := fmt.Sprintf("erasure-%s-%d.json", device, time.Now().UnixNano())
-	if err := writeFileAtomic(filepath.Join(b.certDir(), name), signed); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(b.certDir(), name), signed, 0o600); err != nil {
 		return nil, fmt.Errorf("reset: certificate not saved, nothing erased: %v", err)
 	}
 	n, err := store.EraseAll()
@@ -325,35 +325,3 @@ func (b *LinkBackend) Forget() error {
 
 // DeviceName is the mDNS instance name for a device id.
 func DeviceName(id string) string { return "attune-" + strings.ToLower(id) }
-
-// writeFileAtomic writes a small file: temp name, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
