@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -42,4 +44,31 @@ func Replace(doc, start, end, section string) (string, error) {
 		return "# Benchmarks\n\n" + section, nil
 	}
 	return strings.TrimRight(doc, "\n") + "\n\n" + section, nil
+}
+
+// Summary is the median and range of one measure over the rounds.
+type Summary struct{ Med, Min, Max float64 }
+
+// Summarize sorts a copy of xs and returns its median and range.
+func Summarize(xs []float64) Summary {
+	if len(xs) == 0 {
+		return Summary{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return Summary{Med: med, Min: s[0], Max: s[n-1]}
+}
+
+// Format prints "med (min–max)", or just med for one round.
+func (s Summary) Format(prec int) string {
+	m := strconv.FormatFloat(s.Med, 'f', prec, 64)
+	if s.Min == s.Max {
+		return m
+	}
+	return fmt.Sprintf("%s (%s–%s)", m, strconv.FormatFloat(s.Min, 'f', prec, 64), strconv.FormatFloat(s.Max, 'f', prec, 64))
 }

@@ -784,32 +784,6 @@ func toolVersion(bin, flag string) string {
 	return line
 }
 
-// summary is the median and range of one measure over the rounds.
-type summary struct{ med, min, max float64 }
-
-func summarize(xs []float64) summary {
-	if len(xs) == 0 {
-		return summary{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	return summary{med: med, min: s[0], max: s[n-1]}
-}
-
-// format prints "med (min–max)", or just med for one round.
-func (s summary) format(prec int) string {
-	m := strconv.FormatFloat(s.med, 'f', prec, 64)
-	if s.min == s.max {
-		return m
-	}
-	return fmt.Sprintf("%s (%s–%s)", m, strconv.FormatFloat(s.min, 'f', prec, 64), strconv.FormatFloat(s.max, 'f', prec, 64))
-}
-
 func plural(n int, s string) string {
 	if n == 1 {
 		return "1 " + s
@@ -820,12 +794,12 @@ func plural(n int, s string) string {
 func kbToMB(kb int64) float64 { return float64(kb) / 1024 }
 
 // over applies f to every sample.
-func over(ss []sample, f func(sample) float64) summary {
+func over(ss []sample, f func(sample) float64) benchdoc.Summary {
 	xs := make([]float64, len(ss))
 	for i, s := range ss {
 		xs[i] = f(s)
 	}
-	return summarize(xs)
+	return benchdoc.Summarize(xs)
 }
 
 type report struct {
@@ -839,19 +813,19 @@ type report struct {
 
 func (r report) perMin(d time.Duration) float64 { return d.Seconds() / (r.in.seconds / 60) }
 
-func (r report) cpu(k *contender) summary {
+func (r report) cpu(k *contender) benchdoc.Summary {
 	return over(k.samples, func(s sample) float64 { return r.perMin(s.cpu()) })
 }
 
-func rss(k *contender) summary {
+func rss(k *contender) benchdoc.Summary {
 	return over(k.samples, func(s sample) float64 { return kbToMB(s.rssSumKB()) })
 }
 
-func rssMax(k *contender) summary {
+func rssMax(k *contender) benchdoc.Summary {
 	return over(k.samples, func(s sample) float64 { return kbToMB(s.rssMaxKB()) })
 }
 
-func wall(k *contender) summary {
+func wall(k *contender) benchdoc.Summary {
 	return over(k.samples, func(s sample) float64 { return s.wall.Seconds() })
 }
 
@@ -864,7 +838,7 @@ func (r report) table() string {
 		w := wall(k)
 		out := over(k.samples, func(s sample) float64 { return float64(s.outBytes) / 1e6 })
 		fmt.Fprintf(&b, "| %s | %s | %s | %.1f | %s | %.0f | %.1f |\n",
-			cell(k.label), r.cpu(k).format(2), rss(k).format(1), rssMax(k).med, w.format(2), r.in.seconds/w.med, out.med)
+			cell(k.label), r.cpu(k).Format(2), rss(k).Format(1), rssMax(k).Med, w.Format(2), r.in.seconds/w.Med, out.Med)
 	}
 	b.WriteString("\n")
 	b.WriteString(r.goals())
@@ -875,7 +849,7 @@ func (r report) table() string {
 // (the second): CPU and RSS medians, ours/theirs.
 func (r report) ratios() (cpuRatio, rssRatio, oursRSS float64) {
 	ours, theirs := r.contenders[0], r.contenders[1]
-	return r.cpu(ours).med / r.cpu(theirs).med, rss(ours).med / rss(theirs).med, rss(ours).med
+	return r.cpu(ours).Med / r.cpu(theirs).Med, rss(ours).Med / rss(theirs).Med, rss(ours).Med
 }
 
 // cell escapes the pipe in "ffmpeg | age" for a Markdown table cell.
@@ -906,7 +880,7 @@ func (r report) processes() string {
 			user := over(k.samples, func(s sample) float64 { return r.perMin(s.procs[i].user) })
 			sys := over(k.samples, func(s sample) float64 { return r.perMin(s.procs[i].sys) })
 			mem := over(k.samples, func(s sample) float64 { return kbToMB(s.procs[i].maxRSSKB) })
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.1f |\n", cell(k.label), p.name, user.med, sys.med, mem.med)
+			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.1f |\n", cell(k.label), p.name, user.Med, sys.Med, mem.Med)
 		}
 	}
 	return b.String()
@@ -918,32 +892,32 @@ func (r report) interpretation() string {
 	cpuRatio, rssRatio, oursRSS := r.ratios()
 	var ageCPU, ffCPU float64
 	for i, p := range theirs.samples[0].procs {
-		v := over(theirs.samples, func(s sample) float64 { return r.perMin(s.procs[i].user + s.procs[i].sys) }).med
+		v := over(theirs.samples, func(s sample) float64 { return r.perMin(s.procs[i].user + s.procs[i].sys) }).Med
 		if strings.HasPrefix(p.name, "age") {
 			ageCPU += v
 		} else {
 			ffCPU += v
 		}
 	}
-	oursCPU := r.cpu(ours).med
+	oursCPU := r.cpu(ours).Med
 	var b strings.Builder
 	fmt.Fprintf(&b, "Both sides read the %.0f MB file, rewrite it as one Matroska stream without touching the JPEGs "+
 		"and encrypt it with age to one X25519 recipient. "+
 		"`attuned record` takes %.2f CPU s per minute of footage (%.1f%% of one core while recording in real time), "+
 		"%.2f× the pipeline's %.2f s, of which ffmpeg's remux is %.2f s and age's encryption %.2f s; ",
-		float64(r.in.size)/1e6, oursCPU, oursCPU/60*100, cpuRatio, r.cpu(theirs).med, ffCPU, ageCPU)
+		float64(r.in.size)/1e6, oursCPU, oursCPU/60*100, cpuRatio, r.cpu(theirs).Med, ffCPU, ageCPU)
 	if cpuRatio <= goalCPURatio {
 		fmt.Fprintf(&b, "that meets the goal of %.1f×. ", goalCPURatio)
 	} else {
 		fmt.Fprintf(&b, "that misses the goal of %.1f×, a budget of %.2f s, little more than the %.2f s age alone costs the pipeline. ",
-			goalCPURatio, goalCPURatio*r.cpu(theirs).med, ageCPU)
+			goalCPURatio, goalCPURatio*r.cpu(theirs).Med, ageCPU)
 	}
 	b.WriteString("attuned does work the pipeline does not: it seals a separate age file every second, " +
 		"fsyncs it, renames it into place, fsyncs the directory (and every 10 s index.json), and hashes every ciphertext byte with SHA-256 for that index, " +
 		"so a power cut loses at most a second. Its fsyncs also make it write its pages to disk itself, " +
 		"which the rusage figures count, while the pipeline's dirty pages are written back later by kernel threads that no figure here counts. ")
 	fmt.Fprintf(&b, "attuned's peak RSS is %.1f MB, %.2f× the pipeline's processes together (%.1f MB), ",
-		oursRSS, rssRatio, rss(theirs).med)
+		oursRSS, rssRatio, rss(theirs).Med)
 	if oursRSS < goalRSSMB {
 		fmt.Fprintf(&b, "within the %d MB goal. ", goalRSSMB)
 	} else {

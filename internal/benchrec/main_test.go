@@ -44,26 +44,6 @@ func TestReplaceSection(t *testing.T) {
 	}
 }
 
-func TestSummarize(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want summary
-		str  string
-	}{
-		{[]float64{3, 1, 2}, summary{2, 1, 3}, "2.0 (1.0–3.0)"},
-		{[]float64{4, 1, 2, 3}, summary{2.5, 1, 4}, "2.5 (1.0–4.0)"},
-		{[]float64{7}, summary{7, 7, 7}, "7.0"},
-	} {
-		got := summarize(tc.in)
-		if got != tc.want {
-			t.Errorf("summarize(%v) = %+v, want %+v", tc.in, got, tc.want)
-		}
-		if s := got.format(1); s != tc.str {
-			t.Errorf("format = %q, want %q", s, tc.str)
-		}
-	}
-}
-
 func TestParseCPUModel(t *testing.T) {
 	x86 := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
 	pi := "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"

@@ -32,19 +32,6 @@ func TestParseSeconds(t *testing.T) {
 	}
 }
 
-func TestSummarize(t *testing.T) {
-	s := summarize([]float64{3, 1, 2})
-	if s != (summary{med: 2, min: 1, max: 3}) || s.format(1) != "2.0 (1.0–3.0)" {
-		t.Errorf("summarize: %+v %q", s, s.format(1))
-	}
-	if got := summarize([]float64{4, 2}).med; got != 3 {
-		t.Errorf("median of two: %v", got)
-	}
-	if got := summarize([]float64{5}).format(0); got != "5" {
-		t.Errorf("one round: %q", got)
-	}
-}
-
 func TestFilesystemAndCPU(t *testing.T) {
 	if fs := filesystem("/"); !strings.Contains(fs, " at /") {
 		t.Errorf("filesystem(/) = %q", fs)

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -28,41 +26,15 @@ type report struct {
 	tlsOurs    string
 }
 
-// summary is the median and range of one measure over the rounds.
-type summary struct{ med, min, max float64 }
-
-func summarize(xs []float64) summary {
-	if len(xs) == 0 {
-		return summary{}
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	med := s[n/2]
-	if n%2 == 0 {
-		med = (s[n/2-1] + s[n/2]) / 2
-	}
-	return summary{med: med, min: s[0], max: s[n-1]}
-}
-
-// format prints "med (min–max)", or just med for one round.
-func (s summary) format(prec int) string {
-	m := strconv.FormatFloat(s.med, 'f', prec, 64)
-	if s.min == s.max {
-		return m
-	}
-	return fmt.Sprintf("%s (%s–%s)", m, strconv.FormatFloat(s.min, 'f', prec, 64), strconv.FormatFloat(s.max, 'f', prec, 64))
-}
-
-func over(ss []sample, f func(sample) float64) summary {
+func over(ss []sample, f func(sample) float64) benchdoc.Summary {
 	xs := make([]float64, len(ss))
 	for i, s := range ss {
 		xs[i] = f(s)
 	}
-	return summarize(xs)
+	return benchdoc.Summarize(xs)
 }
 
-func (r report) mbps(k *contender) summary {
+func (r report) mbps(k *contender) benchdoc.Summary {
 	return over(k.samples, func(s sample) float64 { return s.mbps(r.rec.bytes) })
 }
 
@@ -89,14 +61,14 @@ func (r report) table() string {
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	diag := false
 	secs := func(k *contender, f func(sample) time.Duration) string {
-		return over(k.samples, func(s sample) float64 { return f(s).Seconds() }).format(2)
+		return over(k.samples, func(s sample) float64 { return f(s).Seconds() }).Format(2)
 	}
 	for _, k := range r.contenders {
 		if k.diag && !diag {
 			b.WriteString("| _diagnostics: ours in parts_ | | | | | | | |\n")
 			diag = true
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.label, r.mbps(k).format(1),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", k.label, r.mbps(k).Format(1),
 			secs(k, func(s sample) time.Duration { return s.wall }),
 			secs(k, func(s sample) time.Duration { return s.clientCPU }),
 			secs(k, func(s sample) time.Duration { return s.serverCPU }),
@@ -110,8 +82,8 @@ func (r report) table() string {
 }
 
 func (r report) ratios() (curl, scp float64) {
-	ours := r.mbps(r.get("ours")).med
-	return ours / r.mbps(r.get("curl")).med, ours / r.mbps(r.get("scp")).med
+	ours := r.mbps(r.get("ours")).Med
+	return ours / r.mbps(r.get("curl")).Med, ours / r.mbps(r.get("scp")).Med
 }
 
 func (r report) goals() string {
@@ -193,7 +165,7 @@ func (r report) deviceFrame(frame string) float64 {
 func (r report) profileTable() string {
 	p := r.prof
 	if len(p.top) == 0 {
-		return "(`go` not found: no profile summary)\n"
+		return "(`go` not found: no profile benchdoc.Summary)\n"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "CPU profile of that run (`%s`, %.2f s of samples over %.2f s), cumulative time in frames that do not nest:\n\n",
@@ -213,10 +185,10 @@ func (r report) profileTable() string {
 
 // interpretation is the text under the table, written from the numbers.
 func (r report) interpretation() string {
-	ours, curl, scp := r.mbps(r.get("ours")).med, r.mbps(r.get("curl")).med, r.mbps(r.get("scp")).med
-	godl, curlAtt := r.mbps(r.get("godl")).med, r.mbps(r.get("curlattuned")).med
+	ours, curl, scp := r.mbps(r.get("ours")).Med, r.mbps(r.get("curl")).Med, r.mbps(r.get("scp")).Med
+	godl, curlAtt := r.mbps(r.get("godl")).Med, r.mbps(r.get("curlattuned")).Med
 	med := func(key string, f func(sample) time.Duration) float64 {
-		return over(r.get(key).samples, func(s sample) float64 { return f(s).Seconds() }).med
+		return over(r.get(key).samples, func(s sample) float64 { return f(s).Seconds() }).Med
 	}
 	client := func(s sample) time.Duration { return s.clientCPU }
 	server := func(s sample) time.Duration { return s.serverCPU }

@@ -1,0 +1,36 @@
+package benchdoc
+
+import "testing"
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want Summary
+		str  string
+	}{
+		{[]float64{3, 1, 2}, Summary{2, 1, 3}, "2.0 (1.0–3.0)"},
+		{[]float64{4, 1, 2, 3}, Summary{2.5, 1, 4}, "2.5 (1.0–4.0)"},
+		{[]float64{7}, Summary{7, 7, 7}, "7.0"},
+	} {
+		got := Summarize(tc.in)
+		if got != tc.want {
+			t.Errorf("Summarize(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+		if s := got.Format(1); s != tc.str {
+			t.Errorf("format = %q, want %q", s, tc.str)
+		}
+	}
+}
+
+func TestSummarizeShort(t *testing.T) {
+	s := Summarize([]float64{3, 1, 2})
+	if s != (Summary{Med: 2, Min: 1, Max: 3}) || s.Format(1) != "2.0 (1.0–3.0)" {
+		t.Errorf("summarize: %+v %q", s, s.Format(1))
+	}
+	if got := Summarize([]float64{4, 2}).Med; got != 3 {
+		t.Errorf("median of two: %v", got)
+	}
+	if got := Summarize([]float64{5}).Format(0); got != "5" {
+		t.Errorf("one round: %q", got)
+	}
+}
