@@ -64,14 +64,7 @@ func newAVIReader(r io.Reader, withAudio bool) (*aviReader, error) {
 func newAVIStream(s *replayStream, withAudio bool) (*aviReader, error) {
 	a := &aviReader{s: s, aud: -1}
 	if err := a.readHead(withAudio); err != nil {
-		var ue *replayUnsupportedError
-		if errors.As(err, &ue) {
-			return nil, err
-		}
-		if replayIsEOF(err) {
-			return nil, errors.New("read avi: file ends before its movi list")
-		}
-		return nil, fmt.Errorf("read avi: %w", err)
+		return nil, replayHeadError("read avi", "its movi list", err)
 	}
 	return a, nil
 }

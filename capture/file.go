@@ -309,3 +309,16 @@ func replayShellQuote(s string) string {
 	}
 	return s
 }
+
+// replayHeadError words a failure to read a file's headers: an unsupported
+// codec as it is, a file cut short as such, anything else under op.
+func replayHeadError(op, before string, err error) error {
+	var ue *replayUnsupportedError
+	if errors.As(err, &ue) {
+		return err
+	}
+	if replayIsEOF(err) {
+		return fmt.Errorf("%s: file ends before %s", op, before)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

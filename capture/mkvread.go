@@ -115,14 +115,7 @@ func newMatroskaReader(r io.Reader, withAudio bool) (*mkvReader, error) {
 func newMatroskaStream(s *replayStream, withAudio bool) (*mkvReader, error) {
 	m := &mkvReader{s: s, scale: 1000000}
 	if err := m.readHead(withAudio); err != nil {
-		var ue *replayUnsupportedError
-		if errors.As(err, &ue) {
-			return nil, err
-		}
-		if replayIsEOF(err) {
-			return nil, errors.New("read matroska: file ends before its tracks")
-		}
-		return nil, fmt.Errorf("read matroska: %w", err)
+		return nil, replayHeadError("read matroska", "its tracks", err)
 	}
 	return m, nil
 }
