@@ -117,12 +117,23 @@ func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (
 		}
 	}()
 
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	// Select cases are built once; each turn of the packet loop only picks
+	// the ones it waits on.
+	recv := make([]reflect.SelectCase, len(srcs))
+	for i := range chans {
+		recv[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(chans[i])}
+	}
+	doneCase := reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
+	timerCase := reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)}
+	cases := make([]reflect.SelectCase, 0, len(srcs)+2)
+	idx := make([]int, 0, len(srcs))
+
 	heads := make([]*Packet, len(srcs))
 	ended := make([]bool, len(srcs))
 	st.Ended = "stopped"
 	var recErr error
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 
 	write := func(p Packet) (stop bool, err error) {
 		p.PTS -= t0
@@ -157,8 +168,7 @@ func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (
 loop:
 	for {
 		// Which live sources have no head yet?
-		var cases []reflect.SelectCase
-		var idx []int
+		cases, idx = cases[:0], idx[:0]
 		anyHead := false
 		for i := range srcs {
 			if ended[i] {
@@ -168,7 +178,7 @@ loop:
 				anyHead = true
 				continue
 			}
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(chans[i])})
+			cases = append(cases, recv[i])
 			idx = append(idx, i)
 		}
 		if len(cases) == 0 && !anyHead {
@@ -176,7 +186,7 @@ loop:
 			break
 		}
 		if len(cases) > 0 {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+			cases = append(cases, doneCase)
 			if anyHead {
 				if !timer.Stop() {
 					select {
@@ -185,7 +195,7 @@ loop:
 					}
 				}
 				timer.Reset(opts.MaxSkew)
-				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+				cases = append(cases, timerCase)
 			}
 			chosen, v, _ := reflect.Select(cases)
 			switch {
