@@ -14,12 +14,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 
+	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/link"
 	"attune.dev/attune/link/linktest"
 	"attune.dev/attune/storage"
@@ -41,24 +41,7 @@ type env struct {
 	laptopPin string
 	id        *age.X25519Identity
 	rcpt      string
-	logs      *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs      *testutil.SyncBuffer
 }
 
 func newKey(t testing.TB) ed25519.PrivateKey {
@@ -81,7 +64,7 @@ func newCert(t testing.TB, name string) (tls.Certificate, string) {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, net: &linktest.Network{}, logs: &syncBuffer{}}
+	e := &env{t: t, net: &linktest.Network{}, logs: &testutil.SyncBuffer{}}
 	var err error
 	e.b, err = linktest.NewBackend(t.TempDir())
 	if err != nil {
