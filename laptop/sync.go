@@ -1,6 +1,8 @@
 package laptop
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -26,7 +30,7 @@ import (
 type DeviceAPI interface {
 	SetClock(ctx context.Context, now time.Time) (link.ClockStatus, error)
 	Recordings(ctx context.Context) ([]*storage.Index, error)
-	Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error)
+	OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error)
 	Manifest(ctx context.Context, id string, w io.Writer) (int64, error)
 	Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error)
 }
@@ -88,9 +92,6 @@ func (h *Home) vaultDir(caseID, recID string) string {
 	return filepath.Join(h.Dir, "vault", caseID, recID)
 }
 
-// ackBatch is how many verified segments are acknowledged at once.
-const ackBatch = 16
-
 // Sync fetches from the device everything the vault does not hold yet,
 // verifies each segment (SHA-256 against the device's index, then a full
 // decryption with the case identity), stores it still encrypted in the
@@ -126,7 +127,6 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 	progress(SyncEvent{Kind: "plan", Total: total, Recordings: len(recs)})
 	ids := map[string]age.Identity{}
 	st := &syncState{h: h, api: api, progress: progress, total: total}
-	defer st.settle() // no fsync outlives Sync
 	for _, ix := range recs {
 		caseID := h.caseOf(ix, dev)
 		rs := RecordingSync{ID: ix.ID, Case: caseID, State: string(ix.State), Segments: len(ix.Segments)}
@@ -188,11 +188,9 @@ func segName(n int) string           { return fmt.Sprintf("%06d.age", n) }
 func partialName(name string) string { return ".partial-" + name }
 
 type syncState struct {
-	syncing  sync.WaitGroup
-	syncMu   sync.Mutex
-	syncErr  error
 	h        *Home
 	api      DeviceAPI
+	progMu   sync.Mutex // progress may be called from the pipeline's goroutines
 	progress func(SyncEvent)
 	total    int64
 	done     int64
@@ -201,18 +199,82 @@ type syncState struct {
 	recTotal int64
 }
 
-// counter reports bytes as they arrive.
-type counter struct {
-	w  io.Writer
-	st *syncState
+// report passes an event to the caller's progress function, one at a time.
+func (st *syncState) report(e SyncEvent) {
+	st.progMu.Lock()
+	defer st.progMu.Unlock()
+	st.progress(e)
 }
 
-func (c counter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.st.done += int64(n)
-	c.st.recBytes += int64(n)
-	c.st.progress(SyncEvent{Kind: "bytes", Recording: c.st.rec.ID, RecBytes: c.st.recBytes, RecTotal: c.st.recTotal, Bytes: c.st.done, Total: c.st.total})
-	return n, err
+// received counts bytes as they arrive and reports them.
+func (st *syncState) received(n int) {
+	st.progMu.Lock()
+	st.done += int64(n)
+	st.recBytes += int64(n)
+	e := SyncEvent{Kind: "bytes", Recording: st.rec.ID, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total}
+	st.progMu.Unlock()
+	st.report(e)
+}
+
+// segmentEvent is a "segment" (or "problem") event with the byte counts so
+// far.
+func (st *syncState) segmentEvent(kind string, n int, msg string) SyncEvent {
+	st.progMu.Lock()
+	defer st.progMu.Unlock()
+	return SyncEvent{Kind: kind, Recording: st.rec.ID, Segment: n, Message: msg, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total}
+}
+
+// A download is a segment on its way into the vault: fetched by the
+// download loop, then checked, renamed, made durable and acknowledged by
+// the pipeline behind it, so the next download starts at once.
+type download struct {
+	n       int
+	f       *os.File // the partial file, open; nil for a segment already held
+	seg     storage.FileInfo
+	checked bool   // hashed and decrypted as it arrived (a fresh download)
+	problem string // what those checks found wrong
+}
+
+// pipeDepth bounds the segments downloaded but not yet checked, and so
+// the open files and buffered copies.
+var pipeDepth = envInt("XDEPTH", 4)
+
+// ackBatch is how many verified segments are acknowledged at once.
+const ackBatch = 64
+
+// batch is a set of verified segments, acknowledged once every one of them
+// is durable.
+type batch struct {
+	segs     []int
+	durable  sync.WaitGroup
+	mu       sync.Mutex
+	err      error
+	manifest bool
+}
+
+// sync fsyncs and closes f beside the pipeline; the batch's
+// acknowledgement waits for it.
+func (b *batch) sync(f *os.File) {
+	b.durable.Add(1)
+	go func() {
+		defer b.durable.Done()
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.mu.Lock()
+			b.err = cmp.Or(b.err, err)
+			b.mu.Unlock()
+		}
+	}()
+}
+
+func (b *batch) wait() error {
+	b.durable.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID string, id age.Identity, rs *RecordingSync) error {
@@ -221,118 +283,116 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		return fmt.Errorf("sync: vault: %v", err)
 	}
 	st.rec, st.recBytes, st.recTotal = ix, 0, st.h.missingBytes(caseID, ix)
-	var pending []int
-	held := 0
-	// Acknowledgements go out beside the next downloads, one at a time: a
-	// batch is acknowledged only once it is durable, and the next batch
-	// waits for the answer to the one before.
+
+	// Three stages: this loop downloads; check verifies each download,
+	// renames it into place, starts its fsync and gathers batches; ack
+	// acknowledges each batch once it is durable (and the directory
+	// fsynced). The first failure of any stage stops them all.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) { cancel(err) }
+	checkQ := make(chan *download, pipeDepth)
+	ackQ := make(chan *batch, 2)
 	var (
-		inflight sync.WaitGroup
-		ackMu    sync.Mutex
-		ackErr   error
+		mu       sync.Mutex // guards rs.Problems, rs.Acked, held
+		held     int
+		wg       sync.WaitGroup
+		manifest bool // set before checkQ closes: acknowledge the manifest last
 	)
-	ack := func(manifest, wait bool) error {
-		inflight.Wait()
-		ackMu.Lock()
-		err := ackErr
-		ackMu.Unlock()
-		if err != nil {
-			return err
+	problem := func(n int, msg string) {
+		mu.Lock()
+		rs.Problems = append(rs.Problems, msg)
+		mu.Unlock()
+		st.report(st.segmentEvent("problem", n, msg))
+	}
+	wg.Add(2)
+	go func() { // check
+		defer wg.Done()
+		defer close(ackQ)
+		b := &batch{}
+		for d := range checkQ {
+			if ctx.Err() != nil {
+				d.discard()
+				continue
+			}
+			ok, err := st.check(dir, d, id, b)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			if !ok.ok {
+				problem(d.n, ok.problem)
+				continue
+			}
+			mu.Lock()
+			held++
+			mu.Unlock()
+			if d.seg.Acked {
+				continue // acknowledged by an earlier sync
+			}
+			if d.f != nil {
+				st.report(st.segmentEvent("segment", d.n, ""))
+			}
+			b.segs = append(b.segs, d.n)
+			if len(b.segs) >= ackBatch {
+				ackQ <- b
+				b = &batch{}
+			}
 		}
-		if len(pending) == 0 && !manifest {
-			return nil
+		if ctx.Err() == nil {
+			b.manifest = manifest
+			ackQ <- b
+		} else {
+			b.wait()
 		}
-		// Every renamed segment must be durable before the device deletes it.
-		if err := st.settle(); err != nil {
-			return fmt.Errorf("sync: vault: %v", err)
-		}
-		if err := storage.SyncDir(dir); err != nil {
-			return fmt.Errorf("sync: vault: %v", err)
-		}
-		batch := append([]int(nil), pending...)
-		pending = pending[:0]
-		send := func() {
-			nix, err := st.api.Ack(ctx, ix.ID, batch, manifest)
+	}()
+	go func() { // ack
+		defer wg.Done()
+		for b := range ackQ {
+			err := b.wait()
+			if ctx.Err() != nil || (len(b.segs) == 0 && !b.manifest) {
+				continue
+			}
+			if err == nil {
+				err = storage.SyncDir(dir)
+			}
+			if err != nil {
+				fail(fmt.Errorf("sync: vault: %v", err))
+				continue
+			}
+			nix, err := st.api.Ack(ctx, ix.ID, b.segs, b.manifest)
 			if err == nil {
 				err = writeJSON(filepath.Join(dir, "index.json"), nix)
 			} else {
 				err = fmt.Errorf("sync: acknowledge %s: %w", ix.ID, err)
 			}
-			ackMu.Lock()
-			defer ackMu.Unlock()
 			if err != nil {
-				if ackErr == nil {
-					ackErr = err
-				}
-				return
-			}
-			rs.Acked += len(batch)
-		}
-		if wait {
-			send()
-			ackMu.Lock()
-			defer ackMu.Unlock()
-			return ackErr
-		}
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			send()
-		}()
-		return nil
-	}
-	defer inflight.Wait() // no acknowledgement outlives its recording
-	for n, seg := range ix.Segments {
-		final := filepath.Join(dir, segName(n))
-		if seg.Acked {
-			if _, err := os.Stat(final); err != nil {
-				rs.Problems = append(rs.Problems, fmt.Sprintf("segment %d: acknowledged earlier but missing from the vault", n))
-			} else {
-				held++
-			}
-			continue
-		}
-		if ok, _ := fileMatches(final, seg); ok {
-			pending = append(pending, n) // verified by an earlier, interrupted sync
-			held++
-		} else {
-			fetched, problem, err := st.fetch(ctx, dir, ix.ID, n, seg, id)
-			if err != nil {
-				return err
-			}
-			if problem != "" {
-				rs.Problems = append(rs.Problems, problem)
-				st.progress(SyncEvent{Kind: "problem", Recording: ix.ID, Segment: n, Message: problem})
+				fail(err)
 				continue
 			}
-			if fetched {
-				rs.Fetched++
-			}
-			held++
-			pending = append(pending, n)
-			st.progress(SyncEvent{Kind: "segment", Recording: ix.ID, Segment: n, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
+			mu.Lock()
+			rs.Acked += len(b.segs)
+			mu.Unlock()
 		}
-		if len(pending) >= ackBatch {
-			if err := ack(false, false); err != nil {
-				return err
-			}
-		}
-	}
+	}()
+
+	err := st.downloads(ctx, fail, dir, ix, id, rs, checkQ, problem)
 	// The manifest is re-sealed while a recording runs: fetch it whole each
 	// time, acknowledge it only once the recording has ended.
-	manifestAck := false
-	if ix.Manifest != nil && !ix.Manifest.Acked {
-		problem, err := st.fetchManifest(ctx, dir, ix, id)
-		if err != nil {
-			return err
-		}
-		if problem != "" {
-			rs.Problems = append(rs.Problems, problem)
-		} else {
-			manifestAck = ix.State != storage.Recording
+	if err == nil && ix.Manifest != nil && !ix.Manifest.Acked {
+		var msg string
+		if msg, err = st.fetchManifest(ctx, dir, ix, id); msg != "" {
+			problem(0, msg)
+		} else if err == nil {
+			manifest = ix.State != storage.Recording
 		}
 	}
-	if err := ack(manifestAck, true); err != nil {
+	close(checkQ)
+	wg.Wait() // no fsync or acknowledgement outlives its recording
+	if cause := context.Cause(ctx); cause != nil && err == nil {
+		err = cause
+	}
+	if err != nil {
 		return err
 	}
 	if rs.Acked == 0 {
@@ -341,104 +401,258 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	rs.Held = held
 	_, merr := os.Stat(filepath.Join(dir, "manifest.age"))
 	rs.Complete = held == len(ix.Segments) && ix.State != storage.Recording && merr == nil && len(rs.Problems) == 0
-	st.progress(SyncEvent{Kind: "recording", Recording: ix.ID, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
+	st.report(SyncEvent{Kind: "recording", Recording: ix.ID, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
 	return nil
 }
 
-// fetch downloads (or resumes) segment n into the vault and verifies it.
-// A verification failure is a problem (reported, not acknowledged); a
-// network error ends the sync.
-func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg storage.FileInfo, id age.Identity) (bool, string, error) {
-	final := filepath.Join(dir, segName(n))
+// downloadStreams is how many segments download at once, each over its
+// own connection: while one stream waits for the device to answer its
+// next request, or for the laptop to write what arrived, the other one
+// moves bytes.
+var downloadStreams = envInt("XSTREAMS", 2)
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return d
+}
+
+// downloads fetches every segment the vault lacks and queues each, with
+// those already held, for checking.
+func (st *syncState) downloads(ctx context.Context, fail func(error), dir string, ix *storage.Index, id age.Identity, rs *RecordingSync, checkQ chan<- *download, problem func(int, string)) error {
+	work := make(chan int)
+	var (
+		fetched atomic.Int64
+		wg      sync.WaitGroup
+	)
+	for range downloadStreams {
+		wg.Go(func() {
+			for n := range work {
+				if ctx.Err() != nil {
+					continue
+				}
+				d, msg, err := st.fetch(ctx, dir, ix.ID, n, ix.Segments[n], id)
+				if err != nil {
+					fail(err) // the others stop too; keep taking work until the producer sees it
+					continue
+				}
+				if msg != "" {
+					problem(n, msg)
+					continue
+				}
+				fetched.Add(1)
+				checkQ <- d
+			}
+		})
+	}
+	for n, seg := range ix.Segments {
+		if ctx.Err() != nil {
+			break
+		}
+		final := filepath.Join(dir, segName(n))
+		switch {
+		case seg.Acked:
+			if _, err := os.Stat(final); err != nil {
+				problem(n, fmt.Sprintf("segment %d: acknowledged earlier but missing from the vault", n))
+			} else {
+				checkQ <- &download{n: n, seg: seg} // counted as held, not acknowledged again
+			}
+		case fileOK(final, seg):
+			// Verified by an earlier, interrupted sync: acknowledge it
+			// once it is durable.
+			checkQ <- &download{n: n, seg: seg}
+		default:
+			select {
+			case work <- n:
+			case <-ctx.Done():
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	rs.Fetched += int(fetched.Load())
+	return context.Cause(ctx)
+}
+
+func fileOK(path string, want storage.FileInfo) bool {
+	ok, _ := fileMatches(path, want)
+	return ok
+}
+
+// fetch downloads (or resumes) segment n into its partial file in the
+// vault. A fresh download is hashed and decrypted as it arrives, in one
+// pass, and never read back; a resumed one is checked whole afterwards. A
+// network error ends the sync; a segment gone from the device is a problem.
+func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg storage.FileInfo, id age.Identity) (*download, string, error) {
 	part := filepath.Join(dir, partialName(segName(n)))
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return false, "", fmt.Errorf("sync: vault: %v", err)
+		return nil, "", fmt.Errorf("sync: vault: %v", err)
 	}
-	keep := false // f is handed to durable on success
-	defer func() {
-		if !keep {
-			f.Close()
-		}
-	}()
 	off, _ := f.Seek(0, io.SeekEnd)
 	if off > seg.Size {
 		f.Truncate(0)
 		off, _ = f.Seek(0, io.SeekStart)
 	}
-	problem := ""
-	switch {
-	case off == 0:
-		// A fresh download is hashed and decrypted as it arrives, beside
-		// the download rather than after it, and never read back.
-		v := newStreamVerifier(id)
-		_, err := st.api.Segment(ctx, recID, n, 0, counter{io.MultiWriter(f, v), st})
-		sum, derr := v.finish()
+	d := &download{n: n, f: f, seg: seg}
+	if off == seg.Size && off > 0 {
+		return d, "", nil // all there: check wants the whole file
+	}
+	body, err := st.api.OpenSegment(ctx, recID, n, off)
+	if err == nil {
+		err = st.receive(d, body, off == 0, id)
+		body.Close()
+	}
+	if err != nil {
+		f.Sync() // keep what arrived for the next sync
+		f.Close()
+		if errors.Is(err, link.ErrNotFound) {
+			return nil, fmt.Sprintf("segment %d: gone from the device", n), nil
+		}
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return nil, "", cause
+		}
+		return nil, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
+	}
+	return d, "", nil
+}
+
+// receive writes body to the download's file; from the start of a segment
+// it also hashes it and decrypts it with id on the way, all in this
+// goroutine: age pulls the body, and everything it pulls is written and
+// hashed. It returns an error only when the transfer failed.
+func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Identity) error {
+	w := filePool.Get().(*bufio.Writer)
+	defer filePool.Put(w)
+	w.Reset(d.f)
+	in := &tee{r: body, w: w, st: st}
+	if !check {
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			return err
+		}
+		return cmp.Or(in.werr, w.Flush())
+	}
+	h := sha256.New()
+	in.h = h
+	buf := copyPool.Get().(*[]byte)
+	defer copyPool.Put(buf)
+	r, derr := age.Decrypt(in, id)
+	if derr == nil {
+		_, derr = io.CopyBuffer(discard{}, r, *buf)
+	}
+	// After a failure, or trailing bytes age did not ask for: the rest still
+	// goes to the file and the hash, and the connection stays usable.
+	if _, err := io.CopyBuffer(discard{}, in, *buf); err != nil {
+		return err
+	}
+	if in.rerr != nil {
+		return in.rerr // the transfer broke, not the file
+	}
+	if err := cmp.Or(in.werr, w.Flush()); err != nil {
+		return err
+	}
+	d.checked = true
+	if in.n != d.seg.Size || hex.EncodeToString(h.Sum(nil)) != d.seg.SHA256 {
+		d.problem = "its hash does not match the device's index (damaged or tampered with)"
+	} else if derr != nil {
+		d.problem = fmt.Sprintf("does not decrypt with the case key (%v)", derr)
+	}
+	return nil
+}
+
+// tee is a download's body as its checks read it: what they read is also
+// written to the file (and hashed), and counted. Errors are kept, so that
+// a broken transfer is told from a bad file.
+type tee struct {
+	r    io.Reader
+	w    io.Writer
+	h    hash.Hash
+	st   *syncState
+	n    int64
+	rerr error
+	werr error
+}
+
+func (t *tee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if t.werr == nil {
+			_, t.werr = t.w.Write(p[:n])
+		}
+		if t.h != nil {
+			t.h.Write(p[:n])
+		}
+		t.n += int64(n)
+		t.st.received(n)
+	}
+	if err != nil && err != io.EOF && t.rerr == nil {
+		t.rerr = err
+	}
+	if t.werr != nil && err == nil {
+		err = t.werr
+	}
+	return n, err
+}
+
+// discard is io.Discard without ReadFrom, so that io.CopyBuffer uses the
+// buffer it is given.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// filePool buffers writes into the vault (fewer, larger writes); copyPool
+// holds the buffers age's output is read into and dropped.
+var (
+	filePool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+	copyPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+)
+
+// discard abandons a download (its partial file stays as it is).
+func (d *download) discard() {
+	if d.f != nil {
+		d.f.Close()
+	}
+}
+
+type verdict struct {
+	ok      bool
+	problem string
+}
+
+// check verifies a download (or re-syncs a segment held from before), moves
+// it into place and starts making it durable as part of b.
+func (st *syncState) check(dir string, d *download, id age.Identity, b *batch) (verdict, error) {
+	final := filepath.Join(dir, segName(d.n))
+	if d.f == nil {
+		if d.seg.Acked {
+			return verdict{ok: true}, nil
+		}
+		f, err := os.Open(final)
 		if err != nil {
-			f.Sync()
-			if errors.Is(err, link.ErrNotFound) {
-				return false, fmt.Sprintf("segment %d: gone from the device", n), nil
-			}
-			return false, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
+			return verdict{}, fmt.Errorf("sync: vault: %v", err)
 		}
-		if size, _ := f.Seek(0, io.SeekCurrent); size != seg.Size || sum != seg.SHA256 {
-			problem = "its hash does not match the device's index (damaged or tampered with)"
-		} else if derr != nil {
-			problem = fmt.Sprintf("does not decrypt with the case key (%v)", derr)
-		}
-	default:
-		if off < seg.Size {
-			if _, err := st.api.Segment(ctx, recID, n, off, counter{f, st}); err != nil {
-				f.Sync()
-				if errors.Is(err, link.ErrNotFound) {
-					return false, fmt.Sprintf("segment %d: gone from the device", n), nil
-				}
-				return false, "", fmt.Errorf("sync: segment %d of %s: %w", n, recID, err)
-			}
-		}
-		problem = verify(part, seg, id) // resumed: check the whole file
+		b.sync(f) // it may not have reached the disk before the interruption
+		return verdict{ok: true}, nil
+	}
+	part := d.f.Name()
+	problem := d.problem
+	if !d.checked {
+		problem = verify(part, d.seg, id) // resumed: check the whole file
 	}
 	if problem != "" {
-		f.Close()
+		d.f.Close()
 		os.Remove(part)
-		return false, fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", n, problem), nil
+		return verdict{problem: fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", d.n, problem)}, nil
 	}
 	if err := os.Rename(part, final); err != nil {
-		return false, "", fmt.Errorf("sync: vault: %v", err)
+		d.f.Close()
+		return verdict{}, fmt.Errorf("sync: vault: %v", err)
 	}
-	// The file is made durable beside the next download; ack waits for it
-	// (and fsyncs the directory) before the device may delete anything. A
-	// crash before then leaves a file that the next sync re-hashes.
-	keep = true
-	st.durable(f)
-	return true, "", nil
-}
-
-// durable fsyncs and closes f in the background.
-func (st *syncState) durable(f *os.File) {
-	st.syncing.Add(1)
-	go func() {
-		defer st.syncing.Done()
-		err := f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			st.syncMu.Lock()
-			if st.syncErr == nil {
-				st.syncErr = err
-			}
-			st.syncMu.Unlock()
-		}
-	}()
-}
-
-// settle waits until every fetched file is durable.
-func (st *syncState) settle() error {
-	st.syncing.Wait()
-	st.syncMu.Lock()
-	defer st.syncMu.Unlock()
-	return st.syncErr
+	// A crash before the batch's fsyncs finish leaves a file that the next
+	// sync re-hashes; the device deletes nothing until then.
+	b.sync(d.f)
+	return verdict{ok: true}, nil
 }
 
 func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.Index, id age.Identity) (string, error) {
@@ -575,56 +789,4 @@ func (h *Home) FindRecording(id string) (VaultRecording, error) {
 		}
 	}
 	return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", id, fs.ErrNotExist)
-}
-
-// streamVerifier hashes and decrypts what is written to it in goroutines
-// of its own, so verification runs beside the download: Write only queues
-// a copy (a bounded queue: a slow verifier slows the download, never
-// memory).
-type streamVerifier struct {
-	ch   chan *[]byte
-	h    hash.Hash
-	done chan error
-}
-
-func newStreamVerifier(id age.Identity) *streamVerifier {
-	v := &streamVerifier{ch: make(chan *[]byte, 64), h: sha256.New(), done: make(chan error, 1)}
-	pr, pw := io.Pipe()
-	dec := make(chan error, 1)
-	go func() {
-		r, err := age.Decrypt(pr, id)
-		if err == nil {
-			_, err = io.Copy(io.Discard, r)
-		}
-		io.Copy(io.Discard, pr) // after a failure, keep the feeder moving
-		dec <- err
-	}()
-	go func() {
-		for b := range v.ch {
-			v.h.Write(*b)
-			pw.Write(*b)
-			bufPool.Put(b)
-		}
-		pw.Close()
-		v.done <- <-dec
-	}()
-	return v
-}
-
-// bufPool recycles the verifier's copies.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
-func (v *streamVerifier) Write(p []byte) (int, error) {
-	b := bufPool.Get().(*[]byte)
-	*b = append((*b)[:0], p...)
-	v.ch <- b
-	return len(p), nil
-}
-
-// finish waits for the verification of everything written and returns the
-// SHA-256 (hex) and the decryption's verdict.
-func (v *streamVerifier) finish() (string, error) {
-	close(v.ch)
-	err := <-v.done
-	return hex.EncodeToString(v.h.Sum(nil)), err
 }

@@ -139,11 +139,24 @@ func (c *Client) Recording(ctx context.Context, id string) (*storage.Index, erro
 // returns the number of bytes written. Offset equal to the segment's size
 // writes nothing and succeeds.
 func (c *Client) Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error) {
+	body, err := c.OpenSegment(ctx, id, n, offset)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	return io.Copy(w, body)
+}
+
+// OpenSegment starts the download of segment n of recording id from byte
+// offset and returns its body, for a caller that would rather read than be
+// written to. Reading it fails with the same errors Segment returns; the
+// caller must close it.
+func (c *Client) OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error) {
 	op := fmt.Sprintf("segment %s/%d", id, n)
 	if !storage.ValidID(id) || n < 0 {
-		return 0, fmt.Errorf("%s: bad recording id or segment number", op)
+		return nil, fmt.Errorf("%s: bad recording id or segment number", op)
 	}
-	return c.download(ctx, op, fmt.Sprintf("/api/v1/recordings/%s/segments/%d", id, n), offset, w)
+	return c.open(ctx, op, fmt.Sprintf("/api/v1/recordings/%s/segments/%d", id, n), offset)
 }
 
 // Manifest writes the sealed manifest of recording id to w. (It is
@@ -233,76 +246,111 @@ func (c *Client) call(ctx context.Context, op, method, path string, in, out any)
 }
 
 func (c *Client) download(ctx context.Context, op, path string, offset int64, w io.Writer) (int64, error) {
+	body, err := c.open(ctx, op, path, offset)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	return io.Copy(w, body)
+}
+
+// open sends a GET for path from offset and returns the body from there:
+// the rest of the file (a 206, or a 200 with the first offset bytes
+// skipped), or nothing when offset is the file's size.
+func (c *Client) open(ctx context.Context, op, path string, offset int64) (io.ReadCloser, error) {
 	if offset < 0 {
-		return 0, fmt.Errorf("%s: negative offset", op)
+		return nil, fmt.Errorf("%s: negative offset", op)
 	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	stall := c.stall()
-	timer := time.AfterFunc(stall, cancel)
-	defer timer.Stop()
+	body := &bodyReader{op: op, c: c, parent: parent, ctx: ctx, cancel: cancel, stall: stall}
+	body.timer = time.AfterFunc(stall, cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.addr+path, nil)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %v", op, err)
+		body.Close()
+		return nil, fmt.Errorf("%s: %v", op, err)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	stalled := func(err error) error {
-		if parent.Err() == nil && ctx.Err() != nil {
-			return fmt.Errorf("%s: no data from the device for %v; check the connection and sync again (it resumes)", op, stall)
-		}
-		return c.netErr(parent, op, err)
-	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, stalled(err)
+		err = body.fail(err)
+		body.Close()
+		return nil, err
 	}
-	defer resp.Body.Close()
-	body := &progressReader{r: resp.Body, timer: timer, d: stall}
+	body.r = resp.Body
+	fail := func(err error) (io.ReadCloser, error) {
+		body.Close()
+		return nil, err
+	}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		// The whole file: skip what we have (a device that ignores Range).
 		if offset > 0 {
 			if _, err := io.CopyN(io.Discard, body, offset); err != nil {
-				return 0, stalled(err)
+				return fail(err)
 			}
 		}
 	case http.StatusPartialContent:
 		start, _, _, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil || start != offset {
-			return 0, fmt.Errorf("%s: the device answered the wrong range", op)
+			return fail(fmt.Errorf("%s: the device answered the wrong range", op))
 		}
 	case http.StatusRequestedRangeNotSatisfiable:
 		_, _, size, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err == nil && size == offset {
-			return 0, nil // nothing left to fetch
+			body.Close()
+			return http.NoBody, nil // nothing left to fetch
 		}
-		return 0, fmt.Errorf("%s: offset %d is beyond the end of the file on the device; download it again from the start", op, offset)
+		return fail(fmt.Errorf("%s: offset %d is beyond the end of the file on the device; download it again from the start", op, offset))
 	default:
-		return 0, statusErr(op, resp)
+		return fail(statusErr(op, resp))
 	}
-	n, err := io.Copy(w, body)
-	if err != nil {
-		return n, stalled(err)
-	}
-	return n, nil
+	return body, nil
 }
 
-// progressReader pushes the stall timer back on every byte received.
-type progressReader struct {
-	r     io.Reader
-	timer *time.Timer
-	d     time.Duration
+// bodyReader is a download's body: every byte received pushes the stall
+// timer back (it cancels the request when it fires), and read errors say
+// what went wrong in the user's terms.
+type bodyReader struct {
+	op     string
+	c      *Client
+	r      io.ReadCloser
+	parent context.Context // the caller's
+	ctx    context.Context // the request's: parent, or cancelled by the timer
+	cancel context.CancelFunc
+	timer  *time.Timer
+	stall  time.Duration
 }
 
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
 	if n > 0 {
-		p.timer.Reset(p.d)
+		b.timer.Reset(b.stall)
+	}
+	if err != nil && err != io.EOF {
+		err = b.fail(err)
 	}
 	return n, err
+}
+
+func (b *bodyReader) fail(err error) error {
+	if b.parent.Err() == nil && b.ctx.Err() != nil {
+		return fmt.Errorf("%s: no data from the device for %v; check the connection and sync again (it resumes)", b.op, b.stall)
+	}
+	return b.c.netErr(b.parent, b.op, err)
+}
+
+func (b *bodyReader) Close() error {
+	b.timer.Stop()
+	var err error
+	if b.r != nil {
+		err = b.r.Close()
+	}
+	b.cancel()
+	return err
 }
 
 // parseContentRange parses "bytes first-last/size" and "bytes */size"

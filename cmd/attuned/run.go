@@ -377,29 +377,44 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Serve until the daemon stops; after a factory reset, serve again
 		// with the new key on the same address.
 		ln := linkLn
-		for {
+		for rotated := false; ; rotated = true {
 			key, id, err := loadKey()
 			if err != nil {
 				return err
 			}
 			backend.SetKey(key, id)
+			if rotated {
+				log.Info("paired link: new device key after the reset", "device", id)
+			}
 			srv := &link.Server{Key: key, Log: log, Backend: backend, Name: system.DeviceName(id)}
 			sctx, stopSrv := context.WithCancel(c)
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(sctx, ln) }()
+			// Announced under the current key's name; after a reset, under
+			// the new one.
+			var announced sync.WaitGroup
+			if len(cfg.Link.Interfaces) > 0 {
+				port := ln.Addr().(*net.TCPAddr).Port
+				announced.Go(func() {
+					if err := link.Announce(sctx, system.DeviceName(id), port, cfg.Link.Interfaces); err != nil && sctx.Err() == nil {
+						log.Error("stopped", "part", "discovery", "err", err)
+					}
+				})
+			}
 			var serveErr error
 			select {
 			case serveErr = <-done:
 			case <-rotate:
 				stopSrv()
 				serveErr = <-done
-				log.Info("paired link: new device key after the reset", "device", id)
 			case <-c.Done():
 				stopSrv()
 				<-done
+				announced.Wait()
 				return nil
 			}
 			stopSrv()
+			announced.Wait()
 			if serveErr != nil || c.Err() != nil {
 				return serveErr
 			}
@@ -408,12 +423,6 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	})
-	if len(cfg.Link.Interfaces) > 0 {
-		port := linkLn.Addr().(*net.TCPAddr).Port
-		goRun("discovery", ctx, func(c context.Context) error {
-			return link.Announce(c, system.DeviceName(backend.DeviceID), port, cfg.Link.Interfaces)
-		})
-	}
 	goRun("watchdog", ctx, func(c context.Context) error {
 		system.Watchdog(c, d.Alive)
 		return nil

@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,7 @@ type config struct {
 	timeout         time.Duration
 	quiet           time.Duration
 	retries         int
+	only            string
 
 	// Resolved tools.
 	ffmpeg, ffprobe, sshd, sshKeygen, ssh, scp, nginx, curl, goTool string
@@ -77,6 +79,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the run directory (device data, laptop home, server configs) for inspection")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for any one run")
 	flag.DurationVar(&c.quiet, "quiet", 3*time.Minute, "before each run, wait up to this long for other processes to leave the CPUs idle")
+	flag.StringVar(&c.only, "only", "", "comma-separated contenders to run (ours, curl, scp, godl, curlattuned), for quick comparisons; the report needs them all")
 	flag.IntVar(&c.retries, "retries", 3, "run again, up to this many times, a run during which other processes took more than a tenth of a CPU")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: go run ./internal/benchsync -attuned bin/attuned -attune bin/attune [-out docs/BENCHMARKS.md] [flags]\n\n")
@@ -179,6 +182,13 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 
 	contenders := b.contenders()
+	if c.only != "" {
+		keep := strings.Split(c.only, ",")
+		contenders = slices.DeleteFunc(contenders, func(k *contender) bool { return !slices.Contains(keep, k.key) })
+		if len(contenders) == 0 {
+			return fmt.Errorf("-only %s: no such contender", c.only)
+		}
+	}
 	for r := range c.rounds {
 		order := slices.Clone(contenders)
 		if r%2 == 1 {
@@ -210,6 +220,9 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if c.only != "" {
+		return nil // a quick comparison: no profile, no report
+	}
 	fmt.Fprintf(stderr, "profiling one more sync in-process ...\n")
 	prof, err := b.profile(ctx, filepath.Join(runDir, "sync-cpu.pprof"))
 	if err != nil {
@@ -219,6 +232,9 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if keep := filepath.Join(c.work, "sync-cpu.pprof"); os.Rename(prof.path, keep) == nil {
 		prof.path = keep
 		fmt.Fprintf(stderr, "CPU profile of the sync: go tool pprof -top %s\n", keep)
+	}
+	if keep := filepath.Join(c.work, "sync-device.perf"); os.Rename(filepath.Join(runDir, "sync-cpu.pprof.perf"), keep) == nil {
+		fmt.Fprintf(stderr, "perf profile of attuned during one more sync: perf report -i %s\n", keep)
 	}
 
 	rep := report{

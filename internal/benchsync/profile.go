@@ -89,15 +89,24 @@ func (t *apiTimer) Recordings(ctx context.Context) ([]*storage.Index, error) {
 	return t.api.Recordings(ctx)
 }
 
-func (t *apiTimer) Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error) {
-	start := time.Now()
-	write := t.r.write
-	tw := &timedWriter{w: w, d: &t.r.write}
-	defer func() {
-		t.done(&t.r.download, start)
-		t.r.download -= t.r.write - write
-	}()
-	return t.api.Segment(ctx, id, n, offset, tw)
+func (t *apiTimer) OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error) {
+	defer t.done(&t.r.download, time.Now())
+	body, err := t.api.OpenSegment(ctx, id, n, offset)
+	if err != nil {
+		return nil, err
+	}
+	return &timedReader{body, t}, nil
+}
+
+// timedReader accounts for the time spent waiting for a segment's bytes.
+type timedReader struct {
+	io.ReadCloser
+	t *apiTimer
+}
+
+func (r *timedReader) Read(p []byte) (int, error) {
+	defer r.t.done(&r.t.r.download, time.Now())
+	return r.ReadCloser.Read(p)
 }
 
 func (t *apiTimer) Manifest(ctx context.Context, id string, w io.Writer) (int64, error) {
@@ -217,7 +226,6 @@ func checkResult(res *laptop.SyncResult, err error) error {
 // profileDevice syncs once more with perf sampling attuned, and gives
 // the CPU time of the timed run (r.serverCPU) by perf's shares.
 func (b *bench) profileDevice(ctx context.Context, r *profileResult, data string) error {
-	defer os.Remove(data)
 	return b.syncInProcess(ctx, func(client laptop.DeviceAPI) error {
 		perf, err := b.startPerf(data)
 		if err != nil {
