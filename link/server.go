@@ -209,9 +209,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       withCork,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(ln, cfg)) }()
+	go func() { errc <- hs.Serve(tls.NewListener(corkListener{ln}, cfg)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("link server: %v", err)
@@ -427,6 +428,10 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string, 
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+fi.SHA256+`"`)
+	if r.Header.Get("Range") == "" && r.Header.Get("If-Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Match") == "" {
+		sendWhole(w, r, f)
+		return
+	}
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 

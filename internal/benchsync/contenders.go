@@ -138,11 +138,11 @@ func (b *bench) init(ctx context.Context) error {
 }
 
 func (b *bench) contenders() []*contender {
-	return []*contender{{
+	cs := []*contender{{
 		key:     "ours",
 		label:   "attune sync",
 		command: "attune sync --device 127.0.0.1:PORT --json --home HOME",
-		run:     b.runOurs,
+		run:     func(ctx context.Context) (sample, error) { return b.runOurs(ctx, b.c.attune) },
 	}, {
 		key:     "curl",
 		label:   "curl ← nginx (HTTPS)",
@@ -166,6 +166,16 @@ func (b *bench) contenders() []*contender {
 		diag:    true,
 		run:     b.runCurlAttuned,
 	}}
+	if b.c.baseline != "" {
+		cs = append(cs, &contender{
+			key:     "baseline",
+			label:   "attune sync (-baseline build)",
+			command: "the same, with the attune binary given as -baseline",
+			diag:    true,
+			run:     func(ctx context.Context) (sample, error) { return b.runOurs(ctx, b.c.baseline) },
+		})
+	}
+	return cs
 }
 
 // timed waits for a quiet machine, then runs fn between page-cache
@@ -237,7 +247,7 @@ func (b *bench) emptyVault() error {
 
 // runOurs: `attune sync` of the restored recording into an empty vault
 // of the paired home.
-func (b *bench) runOurs(ctx context.Context) (sample, error) {
+func (b *bench) runOurs(ctx context.Context, attune string) (sample, error) {
 	if err := b.dev.restore(ctx, b.rec); err != nil {
 		return sample{}, err
 	}
@@ -247,7 +257,7 @@ func (b *bench) runOurs(ctx context.Context) (sample, error) {
 	defer b.emptyVault()
 	var out bytes.Buffer
 	s, err := b.timed(ctx, b.dev.proc, func() (time.Duration, error) {
-		return runCmd(ctx, &out, b.c.attune, "sync", "--device", b.dev.link, "--json", "--home", b.home)
+		return runCmd(ctx, &out, attune, "sync", "--device", b.dev.link, "--json", "--home", b.home)
 	})
 	if err != nil {
 		return s, err

@@ -62,6 +62,7 @@ type config struct {
 	quiet           time.Duration
 	retries         int
 	only            string
+	baseline        string
 
 	// Resolved tools.
 	ffmpeg, ffprobe, sshd, sshKeygen, ssh, scp, nginx, curl, goTool string
@@ -79,6 +80,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the run directory (device data, laptop home, server configs) for inspection")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for any one run")
 	flag.DurationVar(&c.quiet, "quiet", 3*time.Minute, "before each run, wait up to this long for other processes to leave the CPUs idle")
+	flag.StringVar(&c.baseline, "baseline", "", "another attune binary (an earlier build) to run beside ours, for comparing a change; not in the report")
 	flag.StringVar(&c.only, "only", "", "comma-separated contenders to run (ours, curl, scp, godl, curlattuned), for quick comparisons; the report needs them all")
 	flag.IntVar(&c.retries, "retries", 3, "run again, up to this many times, a run during which other processes took more than a tenth of a CPU")
 	flag.Usage = func() {
@@ -220,7 +222,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if c.only != "" {
+	if c.only != "" || c.baseline != "" {
 		return nil // a quick comparison: no profile, no report
 	}
 	fmt.Fprintf(stderr, "profiling one more sync in-process ...\n")
@@ -259,7 +261,10 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 
 // findTools resolves the external programs and says how to get a missing one.
 func findTools(c *config) error {
-	for _, p := range []*string{&c.attuned, &c.attune} {
+	for _, p := range []*string{&c.attuned, &c.attune, &c.baseline} {
+		if *p == "" {
+			continue
+		}
 		if _, err := os.Stat(*p); err != nil {
 			return fmt.Errorf("%s: %v; build it with `make build`", *p, err)
 		}
