@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +237,7 @@ type download struct {
 
 // pipeDepth bounds the segments downloaded but not yet checked, and so
 // the open files and buffered copies.
-var pipeDepth = envInt("XDEPTH", 4)
+const pipeDepth = 4
 
 // ackBatch is how many verified segments are acknowledged at once.
 const ackBatch = 64
@@ -259,10 +258,7 @@ func (b *batch) sync(f *os.File) {
 	b.durable.Add(1)
 	go func() {
 		defer b.durable.Done()
-		var err error
-		if os.Getenv("XNOFSYNC") == "" {
-			err = f.Sync()
-		}
+		err := f.Sync()
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -409,18 +405,11 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	return nil
 }
 
-// downloadStreams is how many segments download at once, each over its
+// DownloadStreams is how many segments download at once, each over its
 // own connection: while one stream waits for the device to answer its
 // next request, or for the laptop to write what arrived, the other one
 // moves bytes.
-var downloadStreams = envInt("XSTREAMS", 2)
-
-func envInt(k string, d int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
-		return v
-	}
-	return d
-}
+const DownloadStreams = 2
 
 // downloads fetches every segment the vault lacks and queues each, with
 // those already held, for checking.
@@ -430,7 +419,7 @@ func (st *syncState) downloads(ctx context.Context, fail func(error), dir string
 		fetched atomic.Int64
 		wg      sync.WaitGroup
 	)
-	for range downloadStreams {
+	for range DownloadStreams {
 		wg.Go(func() {
 			for n := range work {
 				if ctx.Err() != nil {
@@ -571,7 +560,7 @@ func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Ide
 
 // maxHeld is the largest segment received whole into memory (two buffers
 // of its size per download stream); larger ones are checked as they stream.
-var maxHeld = int64(envInt("XHELD", 64<<20))
+const maxHeld = 64 << 20
 
 // receiveHeld receives a segment whole into memory, hashing it as it
 // arrives, writes it to the vault in one write, and decrypts it there with

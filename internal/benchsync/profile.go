@@ -3,7 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,22 +30,23 @@ import (
 )
 
 // profileResult is one in-process run of the sync code `attune sync` runs
-// (laptop.Home.Sync over link.Client), with a CPU profile and the wall
-// time split by where it went.
+// (laptop.Home.Sync over link.Client), with a CPU profile and the time
+// spent in the device calls.
 type profileResult struct {
 	path string // the CPU profile
 	wall time.Duration
 	cpu  time.Duration // this process's user+sys during the sync
 
-	// Inside calls to the device API (timed around link.Client).
+	// Inside calls to the device API (timed around link.Client), summed
+	// over the download streams, which overlap.
 	list     time.Duration // SetClock, Recordings
-	download time.Duration // Segment, less the writes of what it received
-	write    time.Duration // writes of the received bytes: into the vault file and whatever checks ride on them
+	open     time.Duration // OpenSegment: from the request to the response's headers
+	download time.Duration // inside the segment bodies' Read: network and TLS decryption
 	manifest time.Duration
-	ack      time.Duration
-	// Outside them.
-	perSegment time.Duration // between one device call and the next: the laptop's own work per segment
-	tail       time.Duration // after the last device call
+	ack      time.Duration // Ack calls, beside the downloads
+	// From the first segment request to the last byte of the last segment.
+	phase   time.Duration
+	streams int
 
 	// The checks and fsyncs timed alone over the vault afterwards (files
 	// in the page cache), whatever order sync does them in.
@@ -67,31 +72,31 @@ type pprofLine struct {
 	cum  float64 // s
 }
 
-// apiTimer wraps the device client and accounts for time spent in it.
+// apiTimer wraps the device client and accounts for time spent in it,
+// from every goroutine sync calls it from.
 type apiTimer struct {
-	api     laptop.DeviceAPI
-	r       *profileResult
-	lastEnd time.Time
+	api   laptop.DeviceAPI
+	r     *profileResult
+	mu    sync.Mutex
+	first time.Time // the first segment request
+	last  time.Time // the end of the last segment read
 }
 
 func (t *apiTimer) done(d *time.Duration, start time.Time) {
-	t.lastEnd = time.Now()
-	*d += t.lastEnd.Sub(start)
-}
-
-func (t *apiTimer) SetClock(ctx context.Context, now time.Time) (link.ClockStatus, error) {
-	defer t.done(&t.r.list, time.Now())
-	return t.api.SetClock(ctx, now)
-}
-
-func (t *apiTimer) Recordings(ctx context.Context) ([]*storage.Index, error) {
-	defer t.done(&t.r.list, time.Now())
-	return t.api.Recordings(ctx)
+	t.mu.Lock()
+	*d += time.Since(start)
+	t.mu.Unlock()
 }
 
 func (t *apiTimer) OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error) {
-	defer t.done(&t.r.download, time.Now())
+	start := time.Now()
+	t.mu.Lock()
+	if t.first.IsZero() {
+		t.first = start
+	}
+	t.mu.Unlock()
 	body, err := t.api.OpenSegment(ctx, id, n, offset)
+	t.done(&t.r.open, start)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +110,24 @@ type timedReader struct {
 }
 
 func (r *timedReader) Read(p []byte) (int, error) {
-	defer r.t.done(&r.t.r.download, time.Now())
-	return r.ReadCloser.Read(p)
+	start := time.Now()
+	n, err := r.ReadCloser.Read(p)
+	end := time.Now()
+	r.t.mu.Lock()
+	r.t.r.download += end.Sub(start)
+	r.t.last = end
+	r.t.mu.Unlock()
+	return n, err
+}
+
+func (t *apiTimer) SetClock(ctx context.Context, now time.Time) (link.ClockStatus, error) {
+	defer t.done(&t.r.list, time.Now())
+	return t.api.SetClock(ctx, now)
+}
+
+func (t *apiTimer) Recordings(ctx context.Context) ([]*storage.Index, error) {
+	defer t.done(&t.r.list, time.Now())
+	return t.api.Recordings(ctx)
 }
 
 func (t *apiTimer) Manifest(ctx context.Context, id string, w io.Writer) (int64, error) {
@@ -117,18 +138,6 @@ func (t *apiTimer) Manifest(ctx context.Context, id string, w io.Writer) (int64,
 func (t *apiTimer) Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error) {
 	defer t.done(&t.r.ack, time.Now())
 	return t.api.Ack(ctx, id, segments, manifest)
-}
-
-type timedWriter struct {
-	w io.Writer
-	d *time.Duration
-}
-
-func (t *timedWriter) Write(p []byte) (int, error) {
-	start := time.Now()
-	n, err := t.w.Write(p)
-	*t.d += time.Since(start)
-	return n, err
 }
 
 // profile syncs the restored recording once more, in this process, with
@@ -165,8 +174,8 @@ func (b *bench) profile(ctx context.Context, path string) (*profileResult, error
 			return fmt.Errorf("vault: %v", err)
 		}
 		r.wall = end.Sub(start)
-		r.tail = end.Sub(api.lastEnd)
-		r.perSegment = r.wall - r.tail - r.list - r.download - r.write - r.manifest - r.ack
+		r.phase = api.last.Sub(api.first)
+		r.streams = laptop.DownloadStreams
 		if err := b.timeVerification(r); err != nil {
 			return err
 		}
@@ -242,29 +251,33 @@ func (b *bench) profileDevice(ctx context.Context, r *profileResult, data string
 }
 
 // timeVerification repeats, over the vault's segments, what sync does to
-// verify each: SHA-256 of the file, then a full age decryption.
+// verify each as it arrives: SHA-256 of the bytes, then a full age
+// decryption of them in memory (age.DecryptReaderAt).
 func (b *bench) timeVerification(r *profileResult) error {
 	for _, s := range b.rec.index.Segments {
 		path := filepath.Join(b.vault, s.Name)
-		start := time.Now()
-		if ok, _, err := matches(path, s); err != nil || !ok {
-			return fmt.Errorf("%s: hash mismatch (%v)", path, err)
-		}
-		r.hash += time.Since(start)
-
-		f, err := os.Open(path)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
+		start := time.Now()
+		sum := sha256.Sum256(data)
+		r.hash += time.Since(start)
+		if hex.EncodeToString(sum[:]) != s.SHA256 {
+			return fmt.Errorf("%s: hash mismatch", path)
+		}
 		start = time.Now()
-		dr, err := age.Decrypt(f, b.ident)
+		dr, size, err := age.DecryptReaderAt(bytes.NewReader(data), int64(len(data)), b.ident)
 		r.unwrap += time.Since(start)
 		if err == nil {
+			plain := make([]byte, size)
 			start = time.Now()
-			_, err = io.Copy(io.Discard, dr)
+			_, err = dr.ReadAt(plain, 0)
 			r.decrypt += time.Since(start)
+			if err == io.EOF {
+				err = nil
+			}
 		}
-		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %v", path, err)
 		}
@@ -330,7 +343,7 @@ var profileFrames = []struct{ what, frame string }{
 	{"fsync", "os.(*File).Sync"},
 	{"SHA-256", "crypto/internal/fips140/sha256.block"},
 	{"age payload: ChaCha20-Poly1305", "golang.org/x/crypto/chacha20poly1305.(*chacha20poly1305).Open"},
-	{"age header: ML-KEM-768 + X25519 unwrap", "filippo.io/age.Decrypt"},
+	{"age header: ML-KEM-768 + X25519 unwrap", "filippo.io/age.decryptHdr"},
 	{"garbage collection", "runtime.gcBgMarkWorker"},
 }
 
