@@ -406,10 +406,11 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 }
 
 // DownloadStreams is how many segments download at once, each over its
-// own connection: while one stream waits for the device to answer its
-// next request, or for the laptop to write what arrived, the other one
-// moves bytes.
-const DownloadStreams = 2
+// own connection: while some wait for the device to answer their next
+// request, the others move bytes. Measured on 2 CPUs over loopback, 4
+// streams beat 2 by about 7% and 3 by about 3%; the link client keeps up
+// to 4 idle connections (link.NewClient's MaxIdleConnsPerHost).
+const DownloadStreams = 4
 
 // downloads fetches every segment the vault lacks and queues each, with
 // those already held, for checking.

@@ -181,6 +181,9 @@ func cutProxy(t *testing.T, target string, limit int64) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	// The limit counts the bytes of every connection (sync opens several):
+	// past it the cable is out, for all of them and for any new one.
+	var n atomic.Int64
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -193,15 +196,17 @@ func cutProxy(t *testing.T, target string, limit int64) string {
 					c.Close()
 					return
 				}
-				var n atomic.Int64
 				go func() { io.Copy(s, c); s.Close() }()
 				buf := make([]byte, 16<<10)
 				for {
 					m, err := s.Read(buf)
+					if n.Load() > limit {
+						break
+					}
 					if m > 0 {
 						c.Write(buf[:m])
 						if n.Add(int64(m)) > limit {
-							break
+							ln.Close()
 						}
 					}
 					if err != nil {
