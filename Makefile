@@ -123,7 +123,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
-	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 5 -out docs/BENCHMARKS.md
+	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN) $(DEMO)
