@@ -149,9 +149,26 @@ func TestPanelBrowser(t *testing.T) {
 	k := testutil.NewKeys(t, dir, false)
 	d, url := startSim(t, data, k)
 
+	// Chromium's profile lives apart from t.TempDir: its helper processes
+	// may still write there for a moment after the browser is killed, which
+	// would fail TempDir's cleanup. Remove it when they are done.
+	profile, err := os.MkdirTemp("", "attune-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var err error
+		for range 50 {
+			if err = os.RemoveAll(profile); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("chromium profile %s left behind: %v", profile, err)
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
