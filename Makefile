@@ -94,11 +94,12 @@ test: deps
 
 ## fuzz: each fuzz target briefly (make fuzz FUZZTIME=5m for longer).
 FUZZTIME ?= 10s
+FUZZLOG ?= $(or $(TMPDIR),/tmp)/attune-fuzz.log
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg >/dev/null || exit 1; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg >$(FUZZLOG) 2>&1 || { tail -40 $(FUZZLOG); exit 1; }; \
 	  done; \
 	done
 
