@@ -560,8 +560,10 @@ func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Ide
 }
 
 // maxHeld is the largest segment received whole into memory (two buffers
-// of its size per download stream); larger ones are checked as they stream.
-const maxHeld = 64 << 20
+// of its size per download stream, so at most 128 MB with 4 streams; a
+// 1-second 720p MJPEG segment is about 2 MB); larger ones are checked as
+// they stream.
+const maxHeld = 16 << 20
 
 // receiveHeld receives a segment whole into memory, hashing it as it
 // arrives, writes it to the vault in one write, and decrypts it there with
