@@ -563,7 +563,7 @@ func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Ide
 // of its size per download stream, so at most 128 MB with 4 streams; a
 // 1-second 720p MJPEG segment is about 2 MB); larger ones are checked as
 // they stream.
-const maxHeld = 16 << 20
+var maxHeld int64 = 16 << 20 // a variable for the tests of the streaming path
 
 // receiveHeld receives a segment whole into memory, hashing it as it
 // arrives, writes it to the vault in one write, and decrypts it there with
