@@ -34,3 +34,27 @@ func TestSummarizeShort(t *testing.T) {
 		t.Errorf("one round: %q", got)
 	}
 }
+
+func TestParseCPUModel(t *testing.T) {
+	x86 := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
+	pi := "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nHardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+	for in, want := range map[string]string{x86: "AMD EPYC 7B13", pi: "BCM2835", "": "unknown"} {
+		if got := parseCPUModel(in); got != want {
+			t.Errorf("parseCPUModel = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestMountOf(t *testing.T) {
+	mounts := "/dev/vda / ext4 rw,relatime 0 0\ntmpfs /tmp tmpfs rw 0 0\ntmpfs /tmpx tmpfs ro 0 0\n"
+	for path, want := range map[string]string{
+		"/tmp/attune-bench": "tmpfs (rw) at /tmp",
+		"/tmp":              "tmpfs (rw) at /tmp",
+		"/tmpfoo/x":         "ext4 (rw,relatime) at /",
+		"/work/main":        "ext4 (rw,relatime) at /",
+	} {
+		if got := mountOf(mounts, path); got != want {
+			t.Errorf("mountOf(%s) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -695,7 +695,7 @@ type machine struct {
 }
 
 func machineInfo(c config) machine {
-	m := machine{cpu: cpuModel(), nproc: runtime.NumCPU(), goBuilt: "unknown", outFS: filesystem(c.outdir), load: c.load}
+	m := machine{cpu: benchdoc.CPUModel(), nproc: runtime.NumCPU(), goBuilt: "unknown", outFS: benchdoc.Filesystem(c.outdir), load: c.load}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = strings.TrimSpace(string(b))
 	}
@@ -709,69 +709,6 @@ func machineInfo(c config) machine {
 		}
 	}
 	return m
-}
-
-// filesystem describes the mount holding dir, from /proc/self/mounts.
-func filesystem(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "unknown"
-	}
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "unknown"
-	}
-	return mountOf(string(b), abs)
-}
-
-// mountOf picks the longest mount point containing path from a mounts
-// table and describes it as "TYPE (OPTIONS) at MOUNTPOINT".
-func mountOf(mounts, path string) string {
-	best, desc := "", "unknown"
-	for line := range strings.Lines(mounts) {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		mp := f[1]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, desc = mp, fmt.Sprintf("%s (%s) at %s", f[2], f[3], mp)
-		}
-	}
-	return desc
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	return parseCPUModel(string(b))
-}
-
-// parseCPUModel takes the first "model name" (x86) or "Model"/"Hardware"
-// (ARM boards) line of /proc/cpuinfo.
-func parseCPUModel(cpuinfo string) string {
-	fallback := ""
-	for line := range strings.Lines(cpuinfo) {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch k {
-		case "model name":
-			return v
-		case "Model", "Hardware":
-			if fallback == "" {
-				fallback = v
-			}
-		}
-	}
-	if fallback == "" {
-		return "unknown"
-	}
-	return fallback
 }
 
 // toolVersion is the first line a tool prints for its version flag.

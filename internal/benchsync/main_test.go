@@ -5,6 +5,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"attune.dev/attune/internal/benchdoc"
 )
 
 func TestReplaceSection(t *testing.T) {
@@ -33,8 +35,8 @@ func TestParseSeconds(t *testing.T) {
 }
 
 func TestFilesystemAndCPU(t *testing.T) {
-	if fs := filesystem("/"); !strings.Contains(fs, " at /") {
-		t.Errorf("filesystem(/) = %q", fs)
+	if fs := benchdoc.Filesystem("/"); !strings.Contains(fs, " at /") {
+		t.Errorf("benchdoc.Filesystem(/) = %q", fs)
 	}
 	if _, err := procCPU(1); err != nil {
 		t.Errorf("procCPU(1): %v", err)

@@ -357,7 +357,7 @@ type machine struct {
 }
 
 func machineInfo(c config, dir, load string) machine {
-	m := machine{cpu: cpuModel(), nproc: runtime.NumCPU(), load: load, fs: filesystem(dir), goBuilt: "unknown"}
+	m := machine{cpu: benchdoc.CPUModel(), nproc: runtime.NumCPU(), load: load, fs: benchdoc.Filesystem(dir), goBuilt: "unknown"}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = strings.TrimSpace(string(b))
 	}
@@ -368,56 +368,6 @@ func machineInfo(c config, dir, load string) machine {
 	m.curl = firstLine(toolOutput(c.curl, "--version"))
 	m.ssh = firstLine(toolOutput(c.ssh, "-V"))
 	return m
-}
-
-// filesystem describes the mount holding dir, from /proc/self/mounts.
-func filesystem(dir string) string {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "unknown"
-	}
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return "unknown"
-	}
-	best, desc := "", "unknown"
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		mp := f[1]
-		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, desc = mp, fmt.Sprintf("%s (%s) at %s", f[2], f[3], mp)
-		}
-	}
-	return desc
-}
-
-// cpuModel is the first "model name" (x86) or "Model"/"Hardware" (ARM)
-// line of /proc/cpuinfo.
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	fallback := "unknown"
-	for line := range strings.Lines(string(b)) {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch k {
-		case "model name":
-			return v
-		case "Model", "Hardware":
-			if fallback == "unknown" {
-				fallback = v
-			}
-		}
-	}
-	return fallback
 }
 
 // updateDoc creates path or replaces its benchsync section, keeping the rest.
