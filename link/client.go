@@ -140,11 +140,7 @@ func (c *Client) Recording(ctx context.Context, id string) (*storage.Index, erro
 // writes nothing and succeeds.
 func (c *Client) Segment(ctx context.Context, id string, n int, offset int64, w io.Writer) (int64, error) {
 	body, err := c.OpenSegment(ctx, id, n, offset)
-	if err != nil {
-		return 0, err
-	}
-	defer body.Close()
-	return io.Copy(w, body)
+	return copyBody(w, body, err)
 }
 
 // OpenSegment starts the download of segment n of recording id from byte
@@ -247,6 +243,11 @@ func (c *Client) call(ctx context.Context, op, method, path string, in, out any)
 
 func (c *Client) download(ctx context.Context, op, path string, offset int64, w io.Writer) (int64, error) {
 	body, err := c.open(ctx, op, path, offset)
+	return copyBody(w, body, err)
+}
+
+// copyBody copies an opened download to w and closes it.
+func copyBody(w io.Writer, body io.ReadCloser, err error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}

@@ -97,15 +97,10 @@ var piecePool = sync.Pool{New: func() any { b := make([]byte, sendPiece); return
 
 // sendWhole answers a plain GET (or HEAD) for a whole file: the common case
 // of a sync, sent a piece at a time, each piece one socket write.
-func sendWhole(w http.ResponseWriter, r *http.Request, f *os.File) {
-	fi, err := f.Stat()
-	if err != nil {
-		http.Error(w, "stat failed", http.StatusInternalServerError)
-		return
-	}
+func sendWhole(w http.ResponseWriter, r *http.Request, f *os.File, size int64) {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return

@@ -429,7 +429,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string, 
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+fi.SHA256+`"`)
 	if r.Header.Get("Range") == "" && r.Header.Get("If-Range") == "" && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Match") == "" {
-		sendWhole(w, r, f)
+		st, err := f.Stat()
+		if err != nil {
+			s.internal(w, "stat file", err)
+			return
+		}
+		sendWhole(w, r, f, st.Size())
 		return
 	}
 	http.ServeContent(w, r, "", time.Time{}, f)
