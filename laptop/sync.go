@@ -211,17 +211,16 @@ func (st *syncState) received(n int) {
 	st.progMu.Lock()
 	st.done += int64(n)
 	st.recBytes += int64(n)
-	e := SyncEvent{Kind: "bytes", Recording: st.rec.ID, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total}
 	st.progMu.Unlock()
-	st.report(e)
+	st.report(st.event("bytes", 0, ""))
 }
 
-// segmentEvent is a "segment" (or "problem") event with the byte counts so
+// event is an event about the current recording, with the byte counts so
 // far.
-func (st *syncState) segmentEvent(kind string, n int, msg string) SyncEvent {
+func (st *syncState) event(kind string, segment int, msg string) SyncEvent {
 	st.progMu.Lock()
 	defer st.progMu.Unlock()
-	return SyncEvent{Kind: kind, Recording: st.rec.ID, Segment: n, Message: msg, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total}
+	return SyncEvent{Kind: kind, Recording: st.rec.ID, Segment: segment, Message: msg, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total}
 }
 
 // A download is a segment on its way into the vault: fetched by the
@@ -288,9 +287,8 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	// renames it into place, starts its fsync and gathers batches; ack
 	// acknowledges each batch once it is durable (and the directory
 	// fsynced). The first failure of any stage stops them all.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	fail := func(err error) { cancel(err) }
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	checkQ := make(chan *download, pipeDepth)
 	ackQ := make(chan *batch, 2)
 	var (
@@ -303,7 +301,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		mu.Lock()
 		rs.Problems = append(rs.Problems, msg)
 		mu.Unlock()
-		st.report(st.segmentEvent("problem", n, msg))
+		st.report(st.event("problem", n, msg))
 	}
 	wg.Add(2)
 	go func() { // check
@@ -315,13 +313,13 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 				d.discard()
 				continue
 			}
-			ok, err := st.check(dir, d, id, b)
+			msg, err := check(dir, d, id, b)
 			if err != nil {
 				fail(err)
 				continue
 			}
-			if !ok.ok {
-				problem(d.n, ok.problem)
+			if msg != "" {
+				problem(d.n, msg)
 				continue
 			}
 			mu.Lock()
@@ -331,7 +329,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 				continue // acknowledged by an earlier sync
 			}
 			if d.f != nil {
-				st.report(st.segmentEvent("segment", d.n, ""))
+				st.report(st.event("segment", d.n, ""))
 			}
 			b.segs = append(b.segs, d.n)
 			if len(b.segs) >= ackBatch {
@@ -401,7 +399,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	rs.Held = held
 	_, merr := os.Stat(filepath.Join(dir, "manifest.age"))
 	rs.Complete = held == len(ix.Segments) && ix.State != storage.Recording && merr == nil && len(rs.Problems) == 0
-	st.report(SyncEvent{Kind: "recording", Recording: ix.ID, RecBytes: st.recBytes, RecTotal: st.recTotal, Bytes: st.done, Total: st.total})
+	st.report(st.event("recording", 0, ""))
 	return nil
 }
 
@@ -565,8 +563,8 @@ func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Ide
 // they stream.
 var maxHeld int64 = 16 << 20 // a variable for the tests of the streaming path
 
-// receiveHeld receives a segment whole into memory, hashing it as it
-// arrives, writes it to the vault in one write, and decrypts it there with
+// receiveHeld receives a segment whole into memory, hashing it and writing
+// it to the vault as it arrives, then decrypts it there with
 // age's random-access reader: no copy of the footage is read back from the
 // disk, and the decryption needs no buffer per chunk.
 func (st *syncState) receiveHeld(d *download, in *tee, id age.Identity) error {
@@ -584,7 +582,7 @@ func (st *syncState) receiveHeld(d *download, in *tee, id age.Identity) error {
 		var m int
 		m, err = in.Read((*cbuf)[n:])
 		n += m
-		if n-written >= window || (n == size && n > written) {
+		if n-written >= window {
 			if _, werr := d.f.Write((*cbuf)[written:n]); werr != nil {
 				return werr
 			}
@@ -593,7 +591,7 @@ func (st *syncState) receiveHeld(d *download, in *tee, id age.Identity) error {
 	}
 	if err == nil || err == io.EOF {
 		// More than the index says is a damaged file too: hash it all.
-		_, err = io.Copy(discard{}, in)
+		_, err = io.Copy(io.Discard, in)
 	}
 	if in.rerr != nil {
 		err = in.rerr
@@ -702,44 +700,39 @@ func (d *download) discard() {
 	}
 }
 
-type verdict struct {
-	ok      bool
-	problem string
-}
-
 // check verifies a download (or re-syncs a segment held from before), moves
 // it into place and starts making it durable as part of b.
-func (st *syncState) check(dir string, d *download, id age.Identity, b *batch) (verdict, error) {
+func check(dir string, d *download, id age.Identity, b *batch) (problem string, err error) {
 	final := filepath.Join(dir, segName(d.n))
 	if d.f == nil {
 		if d.seg.Acked {
-			return verdict{ok: true}, nil
+			return "", nil
 		}
 		f, err := os.Open(final)
 		if err != nil {
-			return verdict{}, fmt.Errorf("sync: vault: %v", err)
+			return "", fmt.Errorf("sync: vault: %v", err)
 		}
 		b.sync(f) // it may not have reached the disk before the interruption
-		return verdict{ok: true}, nil
+		return "", nil
 	}
 	part := d.f.Name()
-	problem := d.problem
+	problem = d.problem
 	if !d.checked {
 		problem = verify(part, d.seg, id) // resumed: check the whole file
 	}
 	if problem != "" {
 		d.f.Close()
 		os.Remove(part)
-		return verdict{problem: fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", d.n, problem)}, nil
+		return fmt.Sprintf("segment %d: %s; not acknowledged, left on the device", d.n, problem), nil
 	}
 	if err := os.Rename(part, final); err != nil {
 		d.f.Close()
-		return verdict{}, fmt.Errorf("sync: vault: %v", err)
+		return "", fmt.Errorf("sync: vault: %v", err)
 	}
 	// A crash before the batch's fsyncs finish leaves a file that the next
 	// sync re-hashes; the device deletes nothing until then.
 	b.sync(d.f)
-	return verdict{ok: true}, nil
+	return "", nil
 }
 
 func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.Index, id age.Identity) (string, error) {
