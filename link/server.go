@@ -77,7 +77,7 @@ var _ Store = (*storage.Store)(nil)
 
 // Status is the answer to GET /api/v1/status.
 type Status struct {
-	// State is the daemon's state (system.State): "ready", "recording", …
+	// State is the daemon's state (device.State): "ready", "recording", …
 	State    string        `json:"state"`
 	DeviceID string        `json:"device_id"`
 	Version  string        `json:"version"`

@@ -13,91 +13,9 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/device"
 	"attune.dev/attune/storage"
 )
-
-// State is the daemon's state, named as the front panel shows it.
-type State string
-
-const (
-	StateBooting      State = "booting"
-	StateNotPaired    State = "not_paired"
-	StatePairing      State = "pairing"
-	StateReady        State = "ready"
-	StateRecording    State = "recording"
-	StateSyncing      State = "syncing"
-	StateFull         State = "storage_full"
-	StateFault        State = "fault"
-	StateConfirmReset State = "confirm_reset"
-	StateResetting    State = "resetting"
-)
-
-// Event is something the practitioner (or the system) asks for.
-type Event int
-
-const (
-	// EventRec toggles recording, or confirms a factory reset.
-	EventRec Event = iota + 1
-	// EventMark marks the current moment of a recording.
-	EventMark
-	// EventPair opens a pairing window (PAIR held 3 s).
-	EventPair
-	// EventReset asks for a factory reset (REC+PAIR held 10 s); REC within
-	// the confirmation window confirms it.
-	EventReset
-	// EventOther is any other press: it cancels a pending confirmation or
-	// an open pairing window.
-	EventOther
-	// EventStop stops a recording if one is running (battery nearly flat);
-	// otherwise it does nothing.
-	EventStop
-	// EventPairingDone closes an open pairing window (paired, or too many
-	// wrong codes).
-	EventPairingDone
-	// EventRefresh recomputes the resting state (recipients changed).
-	EventRefresh
-)
-
-func (e Event) String() string {
-	switch e {
-	case EventRec:
-		return "rec"
-	case EventMark:
-		return "mark"
-	case EventPair:
-		return "pair"
-	case EventReset:
-		return "reset"
-	case EventOther:
-		return "other"
-	case EventStop:
-		return "stop"
-	case EventPairingDone:
-		return "pairing-done"
-	case EventRefresh:
-		return "refresh"
-	}
-	return "unknown"
-}
-
-// Status is a snapshot of the daemon for indicators and APIs.
-type Status struct {
-	State       State
-	Recording   string        // id of the open recording
-	Elapsed     time.Duration // of the open recording
-	Marks       int           // marks in the open recording
-	MinutesLeft int           // recording time left at the current bitrate
-	Fault       string        // short fault code when State is fault: "cam", "disk", "rec"
-	Code        string        // the pairing code while pairing (shown on the display)
-	SyncPercent int           // while syncing
-	Battery     int           // percent, -1 without a gauge
-	LastID      string        // the last finished recording
-	LastReason  string        // why it ended
-}
-
-// BatteryStop is the charge (percent) at which a recording is sealed and
-// no new one starts: enough left to finish cleanly.
-const BatteryStop = 5
 
 // Windows of the front-panel flows.
 const (
@@ -119,12 +37,12 @@ type Daemon struct {
 	// recording and forget the recipients.
 	Reset func(context.Context) error
 
-	events    chan Event
+	events    chan device.Event
 	ready     chan struct{}
 	heartbeat atomic.Int64 // capture clock (ns) of the state machine's last turn
 
 	mu        sync.Mutex
-	status    Status
+	status    device.Status
 	rcpt      storage.Recipients
 	paired    bool
 	started   time.Duration // capture clock at the start of the open recording
@@ -141,9 +59,9 @@ func NewDaemon(r *Recorder, spec SourceSpec, log *slog.Logger) *Daemon {
 	}
 	return &Daemon{
 		Rec: r, Spec: spec, Log: log, Clock: clockwork.NewRealClock(),
-		events:    make(chan Event, 16),
+		events:    make(chan device.Event, 16),
 		ready:     make(chan struct{}),
-		status:    Status{State: StateBooting, Battery: -1},
+		status:    device.Status{State: device.StateBooting, Battery: -1},
 		bitrate:   2 << 20, // 720p30 MJPEG is about 1–3 MB/s until measured
 		usedCodes: map[string]bool{},
 	}
@@ -155,7 +73,7 @@ func (d *Daemon) SetRecipients(r storage.Recipients) {
 	d.mu.Lock()
 	d.rcpt, d.paired = r, len(r.List) > 0
 	d.mu.Unlock()
-	d.Send(EventRefresh)
+	d.Send(device.EventRefresh)
 }
 
 // Recipients returns the current recipients and whether there are any.
@@ -169,7 +87,7 @@ func (d *Daemon) recipients() (storage.Recipients, bool) {
 
 // Send queues an event; it never blocks (a toddler can press faster than
 // anything matters: surplus presses are dropped).
-func (d *Daemon) Send(ev Event) bool {
+func (d *Daemon) Send(ev device.Event) bool {
 	select {
 	case d.events <- ev:
 		return true
@@ -179,11 +97,11 @@ func (d *Daemon) Send(ev Event) bool {
 }
 
 // Status returns the current status.
-func (d *Daemon) Status() Status {
+func (d *Daemon) Status() device.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.status
-	if s.State == StateRecording {
+	if s.State == device.StateRecording {
 		s.Elapsed = capture.Now() - d.started
 	}
 	return s
@@ -208,7 +126,7 @@ func (d *Daemon) Changed() <-chan struct{} {
 	return ch
 }
 
-func (d *Daemon) update(f func(*Status)) {
+func (d *Daemon) update(f func(*device.Status)) {
 	d.mu.Lock()
 	f(&d.status)
 	ls := d.listeners
@@ -223,24 +141,24 @@ func (d *Daemon) update(f func(*Status)) {
 
 // SetBattery records a battery reading for the indicators.
 func (d *Daemon) SetBattery(percent int) {
-	d.update(func(s *Status) { s.Battery = percent })
+	d.update(func(s *device.Status) { s.Battery = percent })
 }
 
 // idleState computes the resting state: ready, full or not paired.
 func (d *Daemon) idleState() {
 	free, err := d.Rec.Store.Free()
 	_, paired := d.recipients()
-	d.update(func(s *Status) {
+	d.update(func(s *device.Status) {
 		s.Code = ""
 		switch {
 		case err != nil:
-			s.State, s.Fault = StateFault, "disk"
+			s.State, s.Fault = device.StateFault, "disk"
 		case !paired:
-			s.State = StateNotPaired
+			s.State = device.StateNotPaired
 		case free == 0:
-			s.State = StateFull
+			s.State = device.StateFull
 		default:
-			s.State, s.Fault = StateReady, ""
+			s.State, s.Fault = device.StateReady, ""
 		}
 		s.MinutesLeft = int(float64(free) / d.bitrate / 60)
 	})
@@ -304,7 +222,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Log.Info("window closed", "state", string(st))
 			d.idleState()
 		case ev := <-d.events:
-			if ev == EventRefresh {
+			if ev == device.EventRefresh {
 				if stop == nil && window == nil {
 					d.idleState()
 				}
@@ -314,37 +232,37 @@ func (d *Daemon) Run(ctx context.Context) error {
 			switch {
 			case stop != nil: // recording: REC stops, MARK marks, others ignored
 				switch ev {
-				case EventRec, EventStop:
+				case device.EventRec, device.EventStop:
 					stop() // finished() runs when the recorder returns
-				case EventMark:
+				case device.EventMark:
 					d.mark()
 				}
-			case ev == EventStop, ev == EventPairingDone && st != StatePairing:
+			case ev == device.EventStop, ev == device.EventPairingDone && st != device.StatePairing:
 				// Nothing to stop or close.
-			case st == StateConfirmReset:
+			case st == device.StateConfirmReset:
 				closeWindow()
-				if ev == EventRec {
+				if ev == device.EventRec {
 					d.reset(ctx)
 				} else {
 					d.Log.Info("factory reset cancelled")
 				}
 				d.idleState()
-			case st == StatePairing:
-				if ev == EventPair {
+			case st == device.StatePairing:
+				if ev == device.EventPair {
 					continue // still held: keep the window
 				}
 				closeWindow()
 				d.Log.Info("pairing cancelled")
 				d.idleState()
-			case ev == EventRec:
+			case ev == device.EventRec:
 				stop, done = d.start(ctx, open)
-			case ev == EventPair:
+			case ev == device.EventPair:
 				window = d.Clock.NewTimer(PairWindow)
 				d.openPairing()
-			case ev == EventReset:
+			case ev == device.EventReset:
 				window = d.Clock.NewTimer(ConfirmWindow)
 				d.Log.Info("factory reset requested: waiting for REC to confirm")
-				d.update(func(s *Status) { s.State = StateConfirmReset })
+				d.update(func(s *device.Status) { s.State = device.StateConfirmReset })
 			}
 		}
 	}
@@ -356,7 +274,7 @@ func (d *Daemon) openPairing() {
 	for {
 		n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
 		if err != nil {
-			d.update(func(s *Status) { s.State, s.Fault = StateFault, "rng" })
+			d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "rng" })
 			return
 		}
 		code = fmt.Sprintf("%06d", n.Int64())
@@ -369,12 +287,12 @@ func (d *Daemon) openPairing() {
 		}
 	}
 	d.Log.Info("pairing window open", "seconds", PairWindow.Seconds())
-	d.update(func(s *Status) { s.State, s.Code = StatePairing, code })
+	d.update(func(s *device.Status) { s.State, s.Code = device.StatePairing, code })
 }
 
 // reset performs a confirmed factory reset.
 func (d *Daemon) reset(ctx context.Context) {
-	d.update(func(s *Status) { s.State = StateResetting })
+	d.update(func(s *device.Status) { s.State = device.StateResetting })
 	d.Log.Warn("factory reset confirmed")
 	var err error
 	if d.Reset != nil {
@@ -387,7 +305,7 @@ func (d *Daemon) reset(ctx context.Context) {
 	}
 	if err != nil {
 		d.Log.Error("factory reset failed", "err", err)
-		d.update(func(s *Status) { s.State, s.Fault = StateFault, "disk" })
+		d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "disk" })
 	}
 }
 
@@ -399,7 +317,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 		d.idleState()
 		return nil, nil
 	}
-	if b := d.Status().Battery; b >= 0 && b <= BatteryStop {
+	if b := d.Status().Battery; b >= 0 && b <= device.BatteryStop {
 		d.Log.Warn("recording refused: battery nearly flat", "percent", b)
 		return nil, nil
 	}
@@ -411,7 +329,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 	srcs, err := open(d.Spec, d.Log)
 	if err != nil {
 		d.Log.Error("recording refused: source failed", "err", err)
-		d.update(func(s *Status) { s.State, s.Fault = StateFault, "cam" })
+		d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "cam" })
 		return nil, nil
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -422,8 +340,8 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 			d.rec = rec
 			d.started = capture.Now()
 			d.mu.Unlock()
-			d.update(func(s *Status) {
-				s.State, s.Recording, s.Marks, s.Fault = StateRecording, rec.ID(), 0, ""
+			d.update(func(s *device.Status) {
+				s.State, s.Recording, s.Marks, s.Fault = device.StateRecording, rec.ID(), 0, ""
 			})
 		})
 		done <- recDone{res, err}
@@ -442,12 +360,12 @@ func (d *Daemon) finished(r recDone) {
 	if r.err != nil {
 		d.Log.Error("recording failed", "recording", r.res.ID, "err", r.err)
 	}
-	d.update(func(s *Status) {
+	d.update(func(s *device.Status) {
 		s.Recording, s.LastID, s.LastReason = "", r.res.ID, r.res.EndReason
 	})
 	d.idleState()
 	if r.err != nil && r.res.ID == "" {
-		d.update(func(s *Status) { s.State, s.Fault = StateFault, "rec" })
+		d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "rec" })
 	}
 }
 
@@ -466,5 +384,5 @@ func (d *Daemon) mark() {
 		d.Log.Warn("mark not sealed", "recording", rec.ID(), "err", err)
 		return
 	}
-	d.update(func(s *Status) { s.Marks++ })
+	d.update(func(s *device.Status) { s.Marks++ })
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/device"
 	"attune.dev/attune/storage"
 )
 
@@ -69,7 +70,7 @@ func (td *testDaemon) stop(t *testing.T) {
 	}
 }
 
-func (td *testDaemon) waitState(t *testing.T, want State) Status {
+func (td *testDaemon) waitState(t *testing.T, want device.State) device.Status {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -105,13 +106,13 @@ func (td *testDaemon) manifest(t *testing.T, id string) storage.Manifest {
 
 func TestDaemonRecordMarkStop(t *testing.T) {
 	td := newTestDaemon(t)
-	if st := td.d.Status(); st.State != StateReady || st.MinutesLeft <= 0 {
+	if st := td.d.Status(); st.State != device.StateReady || st.MinutesLeft <= 0 {
 		t.Fatalf("at start: %+v", st)
 	}
-	td.d.Send(EventRec)
-	st := td.waitState(t, StateRecording)
+	td.d.Send(device.EventRec)
+	st := td.waitState(t, device.StateRecording)
 	time.Sleep(300 * time.Millisecond)
-	td.d.Send(EventMark)
+	td.d.Send(device.EventMark)
 	deadline := time.Now().Add(2 * time.Second)
 	for td.d.Status().Marks != 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -120,8 +121,8 @@ func TestDaemonRecordMarkStop(t *testing.T) {
 		t.Errorf("elapsed %v after 300ms", e)
 	}
 	time.Sleep(300 * time.Millisecond)
-	td.d.Send(EventRec)
-	after := td.waitState(t, StateReady)
+	td.d.Send(device.EventRec)
+	after := td.waitState(t, device.StateReady)
 	if after.LastID != st.Recording || after.LastReason != "stopped" {
 		t.Errorf("after stop: %+v", after)
 	}
@@ -143,13 +144,13 @@ func TestDaemonMashing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 300; i++ {
 		if rng.IntN(3) == 0 {
-			td.d.Send(EventRec)
+			td.d.Send(device.EventRec)
 		} else {
-			td.d.Send(EventMark)
+			td.d.Send(device.EventMark)
 		}
 		time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
 	}
-	td.d.Send(EventRec)
+	td.d.Send(device.EventRec)
 	time.Sleep(100 * time.Millisecond)
 	td.stop(t) // seals whatever is open
 	list, err := td.store.List()
@@ -172,10 +173,10 @@ func TestDaemonRefusesWithoutRecipients(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- d.Run(ctx) }()
 	<-d.Ready()
-	if st := d.Status(); st.State != StateNotPaired {
+	if st := d.Status(); st.State != device.StateNotPaired {
 		t.Errorf("state %s, want not_paired", st.State)
 	}
-	d.Send(EventRec)
+	d.Send(device.EventRec)
 	time.Sleep(100 * time.Millisecond)
 	cancel()
 	<-done
@@ -189,8 +190,8 @@ func TestDaemonPairingWindow(t *testing.T) {
 	td := newTestDaemonClock(t, clock)
 	codes := map[string]bool{}
 	for i := 0; i < 20; i++ {
-		td.d.Send(EventPair)
-		st := td.waitState(t, StatePairing)
+		td.d.Send(device.EventPair)
+		st := td.waitState(t, device.StatePairing)
 		if len(st.Code) != 6 || strings.Trim(st.Code, "0123456789") != "" {
 			t.Fatalf("code %q", st.Code)
 		}
@@ -202,14 +203,14 @@ func TestDaemonPairingWindow(t *testing.T) {
 			// The window closes by itself after two minutes.
 			clock.Advance(PairWindow - time.Second)
 			time.Sleep(20 * time.Millisecond)
-			if td.d.Status().State != StatePairing {
+			if td.d.Status().State != device.StatePairing {
 				t.Fatal("window closed early")
 			}
 			clock.Advance(time.Second)
 		} else {
-			td.d.Send(EventOther) // any other press cancels
+			td.d.Send(device.EventOther) // any other press cancels
 		}
-		if st := td.waitState(t, StateReady); st.Code != "" {
+		if st := td.waitState(t, device.StateReady); st.Code != "" {
 			t.Fatalf("code still shown after the window: %+v", st)
 		}
 	}
@@ -219,39 +220,39 @@ func TestDaemonResetConfirmation(t *testing.T) {
 	clock := clockwork.NewFakeClock()
 	td := newTestDaemonClock(t, clock)
 	// One recording to erase.
-	td.d.Send(EventRec)
-	td.waitState(t, StateRecording)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateRecording)
 	time.Sleep(300 * time.Millisecond)
-	td.d.Send(EventRec)
-	td.waitState(t, StateReady)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateReady)
 	count := func() int { l, _ := td.store.List(); return len(l) }
 
 	// Cancel by another button.
-	td.d.Send(EventReset)
-	td.waitState(t, StateConfirmReset)
-	td.d.Send(EventMark)
-	td.waitState(t, StateReady)
+	td.d.Send(device.EventReset)
+	td.waitState(t, device.StateConfirmReset)
+	td.d.Send(device.EventMark)
+	td.waitState(t, device.StateReady)
 	// Cancel by silence.
-	td.d.Send(EventReset)
-	td.waitState(t, StateConfirmReset)
+	td.d.Send(device.EventReset)
+	td.waitState(t, device.StateConfirmReset)
 	clock.Advance(ConfirmWindow)
-	td.waitState(t, StateReady)
+	td.waitState(t, device.StateReady)
 	if count() != 1 {
 		t.Fatal("a cancelled reset erased recordings")
 	}
 	// REC within the window confirms.
-	td.d.Send(EventReset)
-	td.waitState(t, StateConfirmReset)
+	td.d.Send(device.EventReset)
+	td.waitState(t, device.StateConfirmReset)
 	clock.Advance(ConfirmWindow - time.Second)
-	td.d.Send(EventRec)
-	td.waitState(t, StateNotPaired)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateNotPaired)
 	if count() != 0 {
 		t.Fatal("confirmed reset left recordings")
 	}
 	// After the reset nothing can be recorded until paired again.
-	td.d.Send(EventRec)
+	td.d.Send(device.EventRec)
 	time.Sleep(50 * time.Millisecond)
-	if count() != 0 || td.d.Status().State != StateNotPaired {
+	if count() != 0 || td.d.Status().State != device.StateNotPaired {
 		t.Fatal("recorded after reset without recipients")
 	}
 }

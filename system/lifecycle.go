@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"attune.dev/attune/device"
 )
 
 // Signals turns SIGTERM and SIGINT into cancellation of the returned
@@ -30,11 +32,11 @@ func Signals(ctx context.Context, d *Daemon, log *slog.Logger) (context.Context,
 				switch sig {
 				case syscall.SIGUSR1:
 					if d != nil {
-						d.Send(EventRec)
+						d.Send(device.EventRec)
 					}
 				case syscall.SIGUSR2:
 					if d != nil {
-						d.Send(EventMark)
+						d.Send(device.EventMark)
 					}
 				default:
 					log.Info("stopping", "signal", sig.String())

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/device"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
 )
@@ -100,14 +101,14 @@ func (b *LinkBackend) save(st pairingState) error {
 // PairingCode is the code on the display while a pairing window is open.
 func (b *LinkBackend) PairingCode() (string, bool) {
 	st := b.D.Status()
-	return st.Code, st.State == StatePairing && st.Code != ""
+	return st.Code, st.State == device.StatePairing && st.Code != ""
 }
 
 // PairingFailed closes the window after too many wrong codes.
 func (b *LinkBackend) PairingFailed() {
 	b.D.Log.Warn("pairing window closed: too many wrong codes")
 	note(b.Chain, b.D.Log, AuditRecord{Event: AuditPairingFailed})
-	b.D.Send(EventPairingDone)
+	b.D.Send(device.EventPairingDone)
 }
 
 // Paired saves the new pairing, then makes it active.
@@ -124,7 +125,7 @@ func (b *LinkBackend) Paired(p link.Pairing) error {
 	b.D.SetRecipients(rc)
 	b.D.Log.Info("paired", "recipients", len(p.Case.Recipients), "kind", rc.Kind)
 	note(b.Chain, b.D.Log, AuditRecord{Event: AuditPaired, CaseRef: AuditCaseRef(p.Case.Ref)})
-	b.D.Send(EventPairingDone)
+	b.D.Send(device.EventPairingDone)
 	return nil
 }
 
@@ -239,7 +240,7 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 	b.resetMu.Lock()
 	defer b.resetMu.Unlock()
 	store := b.D.Rec.Store
-	if st := b.D.Status().State; st == StateRecording {
+	if st := b.D.Status().State; st == device.StateRecording {
 		return nil, errors.New("reset: the device is recording; stop the recording first")
 	}
 	list, err := store.List()

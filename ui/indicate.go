@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"attune.dev/attune/system"
+	"attune.dev/attune/device"
 	"github.com/jonboulle/clockwork"
 )
 
 // Input is everything an indication depends on. Tracker fills in Since and
 // MarkedAt from a sequence of statuses.
 type Input struct {
-	Status   system.Status
+	Status   device.Status
 	Now      time.Time
 	Since    time.Time // when Status.State was entered
 	MarkedAt time.Time // when Status.Marks last went up in this recording; zero if not
@@ -41,29 +41,29 @@ type Input struct {
 func Indicate(in Input) Indication {
 	st := in.Status
 	switch st.State {
-	case system.StateBooting:
+	case device.StateBooting:
 		return Indication{State: string(st.State), LED: Amber, Blink: BlinkSlow, Text: "----"}
-	case system.StateNotPaired:
+	case device.StateNotPaired:
 		return Indication{State: string(st.State), LED: Amber, Text: "PAIr"}
-	case system.StatePairing:
+	case device.StatePairing:
 		return Indication{State: string(st.State), LED: Blue, Blink: BlinkSlow, Text: pairText(in)}
-	case system.StateReady:
+	case device.StateReady:
 		return Indication{State: string(st.State), LED: Green, Text: number(st.MinutesLeft, 9999)}
-	case system.StateRecording:
+	case device.StateRecording:
 		if !in.MarkedAt.IsZero() && !in.Now.Before(in.MarkedAt) && in.Now.Sub(in.MarkedAt) < MarkFlash {
 			return Indication{State: "mark", LED: Red, Blink: BlinkFast, Text: "nArK"}
 		}
 		return Indication{State: string(st.State), LED: Red, Text: clockText(st.Elapsed)}
-	case system.StateSyncing:
+	case device.StateSyncing:
 		return Indication{State: string(st.State), LED: Blue, Text: number(st.SyncPercent, 100)}
-	case system.StateFull:
+	case device.StateFull:
 		return Indication{State: string(st.State), LED: Red, Alt: Amber, Blink: BlinkSlow, Text: "FULL"}
-	case system.StateResetting:
+	case device.StateResetting:
 		return Indication{State: string(st.State), LED: White, Blink: BlinkFast, Text: "rSt "}
-	case system.StateConfirmReset:
+	case device.StateConfirmReset:
 		return Indication{State: string(st.State), LED: White, Blink: BlinkSlow, Text: "rSt?"}
 	}
-	return Indication{State: string(system.StateFault), LED: Red, Blink: BlinkFast, Text: "Err" + faultCode(st.Fault)}
+	return Indication{State: string(device.StateFault), LED: Red, Blink: BlinkFast, Text: "Err" + faultCode(st.Fault)}
 }
 
 // faultCode is the digit shown after "Err".
@@ -120,7 +120,7 @@ func pairText(in Input) string {
 // ready to use; it is not safe for concurrent use.
 type Tracker struct {
 	started  bool
-	state    system.State
+	state    device.State
 	since    time.Time
 	rec      string
 	marks    int
@@ -130,7 +130,7 @@ type Tracker struct {
 // Input records st, seen at now, and returns the input for Indicate. A new
 // recording (a different Status.Recording) starts counting marks afresh,
 // without a flash.
-func (t *Tracker) Input(st system.Status, now time.Time) Input {
+func (t *Tracker) Input(st device.Status, now time.Time) Input {
 	if !t.started || st.State != t.state {
 		t.state, t.since = st.State, now
 	}
@@ -150,7 +150,7 @@ func (t *Tracker) Input(st system.Status, now time.Time) Input {
 // reads status after every receive on changed (which may be nil) and every
 // Refresh, so that the recording clock, the pairing code halves and the
 // mark flash move on their own.
-func Follow(ctx context.Context, clock clockwork.Clock, p *Panel, changed <-chan struct{}, status func() system.Status) error {
+func Follow(ctx context.Context, clock clockwork.Clock, p *Panel, changed <-chan struct{}, status func() device.Status) error {
 	var tr Tracker
 	tick := clock.NewTicker(Refresh)
 	defer tick.Stop()

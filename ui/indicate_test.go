@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"attune.dev/attune/system"
+	"attune.dev/attune/device"
 )
 
 func TestIndicate(t *testing.T) {
@@ -14,91 +14,91 @@ func TestIndicate(t *testing.T) {
 		in   Input
 		want Indication
 	}{
-		{"booting", Input{Status: system.Status{State: system.StateBooting}},
+		{"booting", Input{Status: device.Status{State: device.StateBooting}},
 			Indication{State: "booting", LED: Amber, Blink: BlinkSlow, Text: "----"}},
-		{"not paired", Input{Status: system.Status{State: system.StateNotPaired}},
+		{"not paired", Input{Status: device.Status{State: device.StateNotPaired}},
 			Indication{State: "not_paired", LED: Amber, Text: "PAIr"}},
 
-		{"pairing first half", Input{Status: system.Status{State: system.StatePairing, Code: "123456"}, Now: now, Since: now},
+		{"pairing first half", Input{Status: device.Status{State: device.StatePairing, Code: "123456"}, Now: now, Since: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "123-"}},
-		{"pairing first half ends", Input{Status: system.Status{State: system.StatePairing, Code: "123456"}, Now: now.Add(PairHalf - 1), Since: now},
+		{"pairing first half ends", Input{Status: device.Status{State: device.StatePairing, Code: "123456"}, Now: now.Add(PairHalf - 1), Since: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "123-"}},
-		{"pairing second half", Input{Status: system.Status{State: system.StatePairing, Code: "123456"}, Now: now.Add(PairHalf), Since: now},
+		{"pairing second half", Input{Status: device.Status{State: device.StatePairing, Code: "123456"}, Now: now.Add(PairHalf), Since: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "-456"}},
-		{"pairing first again", Input{Status: system.Status{State: system.StatePairing, Code: "123456"}, Now: now.Add(2 * PairHalf), Since: now},
+		{"pairing first again", Input{Status: device.Status{State: device.StatePairing, Code: "123456"}, Now: now.Add(2 * PairHalf), Since: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "123-"}},
-		{"pairing no since", Input{Status: system.Status{State: system.StatePairing, Code: "000999"}, Now: now},
+		{"pairing no since", Input{Status: device.Status{State: device.StatePairing, Code: "000999"}, Now: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "000-"}},
-		{"pairing no code", Input{Status: system.Status{State: system.StatePairing}, Now: now},
+		{"pairing no code", Input{Status: device.Status{State: device.StatePairing}, Now: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "PAIr"}},
-		{"pairing bad code", Input{Status: system.Status{State: system.StatePairing, Code: "12345x"}, Now: now},
+		{"pairing bad code", Input{Status: device.Status{State: device.StatePairing, Code: "12345x"}, Now: now},
 			Indication{State: "pairing", LED: Blue, Blink: BlinkSlow, Text: "PAIr"}},
 
-		{"ready", Input{Status: system.Status{State: system.StateReady, MinutesLeft: 42}},
+		{"ready", Input{Status: device.Status{State: device.StateReady, MinutesLeft: 42}},
 			Indication{State: "ready", LED: Green, Text: "  42"}},
-		{"ready none", Input{Status: system.Status{State: system.StateReady}},
+		{"ready none", Input{Status: device.Status{State: device.StateReady}},
 			Indication{State: "ready", LED: Green, Text: "   0"}},
-		{"ready negative", Input{Status: system.Status{State: system.StateReady, MinutesLeft: -5}},
+		{"ready negative", Input{Status: device.Status{State: device.StateReady, MinutesLeft: -5}},
 			Indication{State: "ready", LED: Green, Text: "   0"}},
-		{"ready max", Input{Status: system.Status{State: system.StateReady, MinutesLeft: 9999}},
+		{"ready max", Input{Status: device.Status{State: device.StateReady, MinutesLeft: 9999}},
 			Indication{State: "ready", LED: Green, Text: "9999"}},
-		{"ready over", Input{Status: system.Status{State: system.StateReady, MinutesLeft: 123456}},
+		{"ready over", Input{Status: device.Status{State: device.StateReady, MinutesLeft: 123456}},
 			Indication{State: "ready", LED: Green, Text: "9999"}},
 
-		{"recording start", Input{Status: system.Status{State: system.StateRecording}, Now: now},
+		{"recording start", Input{Status: device.Status{State: device.StateRecording}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "00:00"}},
-		{"recording 7s", Input{Status: system.Status{State: system.StateRecording, Elapsed: 7900 * ms}, Now: now},
+		{"recording 7s", Input{Status: device.Status{State: device.StateRecording, Elapsed: 7900 * ms}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "00:07"}},
-		{"recording 61m", Input{Status: system.Status{State: system.StateRecording, Elapsed: 61*time.Minute + 5*time.Second}, Now: now},
+		{"recording 61m", Input{Status: device.Status{State: device.StateRecording, Elapsed: 61*time.Minute + 5*time.Second}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "61:05"}},
-		{"recording 99:59", Input{Status: system.Status{State: system.StateRecording, Elapsed: 99*time.Minute + 59*time.Second}, Now: now},
+		{"recording 99:59", Input{Status: device.Status{State: device.StateRecording, Elapsed: 99*time.Minute + 59*time.Second}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "99:59"}},
-		{"recording 3h", Input{Status: system.Status{State: system.StateRecording, Elapsed: 3 * time.Hour}, Now: now},
+		{"recording 3h", Input{Status: device.Status{State: device.StateRecording, Elapsed: 3 * time.Hour}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "99:59"}},
-		{"recording negative", Input{Status: system.Status{State: system.StateRecording, Elapsed: -time.Second}, Now: now},
+		{"recording negative", Input{Status: device.Status{State: device.StateRecording, Elapsed: -time.Second}, Now: now},
 			Indication{State: "recording", LED: Red, Text: "00:00"}},
-		{"mark", Input{Status: system.Status{State: system.StateRecording, Marks: 1}, Now: now, MarkedAt: now},
+		{"mark", Input{Status: device.Status{State: device.StateRecording, Marks: 1}, Now: now, MarkedAt: now},
 			Indication{State: "mark", LED: Red, Blink: BlinkFast, Text: "nArK"}},
-		{"mark ending", Input{Status: system.Status{State: system.StateRecording, Marks: 1}, Now: now.Add(MarkFlash - 1), MarkedAt: now},
+		{"mark ending", Input{Status: device.Status{State: device.StateRecording, Marks: 1}, Now: now.Add(MarkFlash - 1), MarkedAt: now},
 			Indication{State: "mark", LED: Red, Blink: BlinkFast, Text: "nArK"}},
-		{"mark over", Input{Status: system.Status{State: system.StateRecording, Marks: 1, Elapsed: 5 * time.Second}, Now: now.Add(MarkFlash), MarkedAt: now},
+		{"mark over", Input{Status: device.Status{State: device.StateRecording, Marks: 1, Elapsed: 5 * time.Second}, Now: now.Add(MarkFlash), MarkedAt: now},
 			Indication{State: "recording", LED: Red, Text: "00:05"}},
-		{"mark only while recording", Input{Status: system.Status{State: system.StateReady, MinutesLeft: 7}, Now: now, MarkedAt: now},
+		{"mark only while recording", Input{Status: device.Status{State: device.StateReady, MinutesLeft: 7}, Now: now, MarkedAt: now},
 			Indication{State: "ready", LED: Green, Text: "   7"}},
 
-		{"syncing", Input{Status: system.Status{State: system.StateSyncing, SyncPercent: 42}},
+		{"syncing", Input{Status: device.Status{State: device.StateSyncing, SyncPercent: 42}},
 			Indication{State: "syncing", LED: Blue, Text: "  42"}},
-		{"syncing done", Input{Status: system.Status{State: system.StateSyncing, SyncPercent: 100}},
+		{"syncing done", Input{Status: device.Status{State: device.StateSyncing, SyncPercent: 100}},
 			Indication{State: "syncing", LED: Blue, Text: " 100"}},
-		{"syncing over", Input{Status: system.Status{State: system.StateSyncing, SyncPercent: 250}},
+		{"syncing over", Input{Status: device.Status{State: device.StateSyncing, SyncPercent: 250}},
 			Indication{State: "syncing", LED: Blue, Text: " 100"}},
-		{"syncing start", Input{Status: system.Status{State: system.StateSyncing}},
+		{"syncing start", Input{Status: device.Status{State: device.StateSyncing}},
 			Indication{State: "syncing", LED: Blue, Text: "   0"}},
 
-		{"full", Input{Status: system.Status{State: system.StateFull}},
+		{"full", Input{Status: device.Status{State: device.StateFull}},
 			Indication{State: "storage_full", LED: Red, Alt: Amber, Blink: BlinkSlow, Text: "FULL"}},
 
-		{"fault cam", Input{Status: system.Status{State: system.StateFault, Fault: "cam"}},
+		{"fault cam", Input{Status: device.Status{State: device.StateFault, Fault: "cam"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err1"}},
-		{"fault disk", Input{Status: system.Status{State: system.StateFault, Fault: "disk"}},
+		{"fault disk", Input{Status: device.Status{State: device.StateFault, Fault: "disk"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err2"}},
-		{"fault rec", Input{Status: system.Status{State: system.StateFault, Fault: "rec"}},
+		{"fault rec", Input{Status: device.Status{State: device.StateFault, Fault: "rec"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err3"}},
-		{"fault other", Input{Status: system.Status{State: system.StateFault, Fault: "mic"}},
+		{"fault other", Input{Status: device.Status{State: device.StateFault, Fault: "mic"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err9"}},
-		{"fault none", Input{Status: system.Status{State: system.StateFault}},
+		{"fault none", Input{Status: device.Status{State: device.StateFault}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err9"}},
 
-		{"resetting", Input{Status: system.Status{State: system.StateResetting}},
+		{"resetting", Input{Status: device.Status{State: device.StateResetting}},
 			Indication{State: "resetting", LED: White, Blink: BlinkFast, Text: "rSt "}},
-		{"confirm reset", Input{Status: system.Status{State: system.StateConfirmReset}},
+		{"confirm reset", Input{Status: device.Status{State: device.StateConfirmReset}},
 			Indication{State: "confirm_reset", LED: White, Blink: BlinkSlow, Text: "rSt?"}},
 
-		{"unknown state", Input{Status: system.Status{State: "updating"}},
+		{"unknown state", Input{Status: device.Status{State: "updating"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err9"}},
 		{"empty state", Input{},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err9"}},
-		{"unknown state with fault", Input{Status: system.Status{State: "updating", Fault: "disk"}},
+		{"unknown state with fault", Input{Status: device.Status{State: "updating", Fault: "disk"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,8 +118,8 @@ func TestIndicate(t *testing.T) {
 
 // TestIndicateAlwaysDisplayable: whatever the status, the text renders.
 func TestIndicateAlwaysDisplayable(t *testing.T) {
-	states := []system.State{system.StateBooting, system.StateNotPaired, system.StatePairing, system.StateReady,
-		system.StateRecording, system.StateSyncing, system.StateFull, system.StateFault, system.StateResetting, system.StateConfirmReset, "", "x"}
+	states := []device.State{device.StateBooting, device.StateNotPaired, device.StatePairing, device.StateReady,
+		device.StateRecording, device.StateSyncing, device.StateFull, device.StateFault, device.StateResetting, device.StateConfirmReset, "", "x"}
 	codes := []string{"", "123456", "12345", "1234567", "abcdef", "12 456", "١٢٣٤٥٦"}
 	nums := []int{-1 << 62, -1, 0, 1, 99, 100, 101, 9999, 10000, 1 << 62}
 	durs := []time.Duration{-time.Hour, 0, time.Second, time.Hour, 1 << 62}
@@ -128,7 +128,7 @@ func TestIndicateAlwaysDisplayable(t *testing.T) {
 			for _, n := range nums {
 				for _, d := range durs {
 					in := Input{
-						Status: system.Status{State: st, MinutesLeft: n, Elapsed: d, Marks: n, Fault: code, Code: code, SyncPercent: n},
+						Status: device.Status{State: st, MinutesLeft: n, Elapsed: d, Marks: n, Fault: code, Code: code, SyncPercent: n},
 						Now:    t0.Add(d), Since: t0, MarkedAt: t0,
 					}
 					ind := Indicate(in)
@@ -144,10 +144,10 @@ func TestIndicateAlwaysDisplayable(t *testing.T) {
 func TestTracker(t *testing.T) {
 	var tr Tracker
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
-	rec := func(id string, marks int) system.Status {
-		return system.Status{State: system.StateRecording, Recording: id, Marks: marks}
+	rec := func(id string, marks int) device.Status {
+		return device.Status{State: device.StateRecording, Recording: id, Marks: marks}
 	}
-	in := tr.Input(system.Status{State: system.StateReady}, at(0))
+	in := tr.Input(device.Status{State: device.StateReady}, at(0))
 	if !in.Since.Equal(at(0)) || !in.MarkedAt.IsZero() {
 		t.Fatalf("first: %+v", in)
 	}
@@ -176,7 +176,7 @@ func TestTracker(t *testing.T) {
 		t.Fatalf("second recording's mark: %+v", in)
 	}
 	// Pairing halves count from when pairing began.
-	pairing := system.Status{State: system.StatePairing, Code: "314159"}
+	pairing := device.Status{State: device.StatePairing, Code: "314159"}
 	tr.Input(pairing, at(20*time.Second))
 	for _, tc := range []struct {
 		d    time.Duration

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"attune.dev/attune/system"
+	"attune.dev/attune/device"
 	"attune.dev/attune/ui"
 	"attune.dev/attune/ui/uitest"
 	"github.com/jonboulle/clockwork"
@@ -150,7 +150,7 @@ func TestPanelBlinkEveryHalfPeriod(t *testing.T) {
 
 func TestPanelFullAlternatesRedAmber(t *testing.T) {
 	r := startPanel(t)
-	r.p.Show(ui.Indicate(ui.Input{Status: system.Status{State: system.StateFull}}))
+	r.p.Show(ui.Indicate(ui.Input{Status: device.Status{State: device.StateFull}}))
 	r.waitLED(2)
 	r.wantLED(true, false, false)
 	r.timerArmed()
@@ -277,14 +277,14 @@ func TestFollow(t *testing.T) {
 	p := ui.NewPanel(fc, nil, nil, nil)
 	var (
 		mu  sync.Mutex
-		cur system.Status
+		cur device.Status
 	)
 	asked := make(chan struct{})
 	changed := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- ui.Follow(ctx, fc, p, changed, func() system.Status {
+		done <- ui.Follow(ctx, fc, p, changed, func() device.Status {
 			asked <- struct{}{}
 			mu.Lock()
 			defer mu.Unlock()
@@ -305,7 +305,7 @@ func TestFollow(t *testing.T) {
 		}
 	}
 	round()
-	shows := func(st system.Status, want string) {
+	shows := func(st device.Status, want string) {
 		t.Helper()
 		mu.Lock()
 		cur = st
@@ -316,7 +316,7 @@ func TestFollow(t *testing.T) {
 			t.Fatalf("shows %q, want %q", got, want)
 		}
 	}
-	rec := system.Status{State: system.StateRecording, Recording: "r1", Elapsed: 3 * time.Second}
+	rec := device.Status{State: device.StateRecording, Recording: "r1", Elapsed: 3 * time.Second}
 	shows(rec, "00:03")
 	rec.Marks = 1
 	shows(rec, "nArK")
@@ -324,9 +324,9 @@ func TestFollow(t *testing.T) {
 	shows(rec, "nArK")
 	fc.Advance(time.Millisecond)
 	shows(rec, "00:03")
-	shows(system.Status{State: system.StatePairing, Code: "271828"}, "271-")
+	shows(device.Status{State: device.StatePairing, Code: "271828"}, "271-")
 	fc.Advance(ui.PairHalf)
-	shows(system.Status{State: system.StatePairing, Code: "271828"}, "-828")
+	shows(device.Status{State: device.StatePairing, Code: "271828"}, "-828")
 	cancel()
 	for {
 		select {

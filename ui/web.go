@@ -18,7 +18,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
-	"attune.dev/attune/system"
+	"attune.dev/attune/device"
 )
 
 //go:embed panel/index.html
@@ -32,7 +32,7 @@ var panelFS embed.FS
 type WebPanel struct {
 	Sim    *board.Sim
 	Panel  *Panel
-	Status func() system.Status
+	Status func() device.Status
 	Clock  clockwork.Clock
 	Log    *slog.Logger
 
@@ -70,7 +70,7 @@ func (w *WebPanel) state() PanelState {
 	ps.LED.Color = string(ind.LED)
 	ps.LED.Blink = ind.Blink > 0
 	ps.Display = ind.Text
-	if st.State == system.StatePairing {
+	if st.State == device.StatePairing {
 		ps.Code = st.Code
 	}
 	ps.Lit.R, ps.Lit.G, ps.Lit.B = w.Sim.LED()

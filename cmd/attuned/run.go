@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
+	"attune.dev/attune/device"
 	"attune.dev/attune/link"
 	"attune.dev/attune/ui"
 	"context"
@@ -445,12 +446,12 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // events maps front-panel actions to the state machine's events.
-var events = map[ui.Action]system.Event{
-	ui.ActionRec:   system.EventRec,
-	ui.ActionMark:  system.EventMark,
-	ui.ActionPair:  system.EventPair,
-	ui.ActionReset: system.EventReset,
-	ui.ActionOther: system.EventOther,
+var events = map[ui.Action]device.Event{
+	ui.ActionRec:   device.EventRec,
+	ui.ActionMark:  device.EventMark,
+	ui.ActionPair:  device.EventPair,
+	ui.ActionReset: device.EventReset,
+	ui.ActionOther: device.EventOther,
 }
 
 // Battery thresholds: warn, then seal the recording while there is still
@@ -468,9 +469,9 @@ func watchBattery(ctx context.Context, b board.Battery, every time.Duration, d *
 		} else {
 			d.SetBattery(r.Percent)
 			switch {
-			case r.Percent <= system.BatteryStop && d.Status().State == system.StateRecording:
+			case r.Percent <= device.BatteryStop && d.Status().State == device.StateRecording:
 				log.Warn("battery nearly flat: sealing the recording", "percent", r.Percent)
-				d.Send(system.EventStop)
+				d.Send(device.EventStop)
 			case r.Percent <= batteryWarn && !warned:
 				log.Warn("battery low", "percent", r.Percent)
 				warned = true
