@@ -8,6 +8,8 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/ina219"
+
+	"attune.dev/attune/board/hw"
 )
 
 // INA219 is a Battery read from an INA219 current/voltage monitor in series
@@ -19,7 +21,7 @@ type INA219 struct {
 	empty, full float64
 }
 
-var _ Battery = (*INA219)(nil)
+var _ hw.Battery = (*INA219)(nil)
 
 // NewINA219 calibrates the INA219 at spec.Addr on bus for spec's shunt and
 // maximum current; the percentage is linear between spec's empty and full
@@ -41,15 +43,15 @@ func NewINA219(bus i2c.Bus, spec BatterySpec) (*INA219, error) {
 }
 
 // Read measures the bus voltage and the current through the shunt.
-func (b *INA219) Read() (BatteryReading, error) {
+func (b *INA219) Read() (hw.BatteryReading, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	pm, err := b.dev.Sense()
 	if err != nil {
-		return BatteryReading{}, fmt.Errorf("read battery (ina219 %s): %w; check its wiring", b.where, err)
+		return hw.BatteryReading{}, fmt.Errorf("read battery (ina219 %s): %w; check its wiring", b.where, err)
 	}
 	v := float64(pm.Voltage) / float64(physic.Volt)
-	return BatteryReading{
+	return hw.BatteryReading{
 		Volts:   v,
 		Amps:    float64(pm.Current) / float64(physic.Ampere),
 		Percent: BatteryPercent(v, b.empty, b.full),

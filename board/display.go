@@ -10,6 +10,8 @@ import (
 	"periph.io/x/conn/v3/spi"
 	"periph.io/x/devices/v3/ht16k33"
 	"periph.io/x/devices/v3/tm1637"
+
+	"attune.dev/attune/board/hw"
 )
 
 // segOrder maps the canonical segments a, b, c, d, e, f, g, dp (SegA…SegDP)
@@ -61,7 +63,7 @@ type TM1637 struct {
 	brightness tm1637.Brightness
 }
 
-var _ Display = (*TM1637)(nil)
+var _ hw.Display = (*TM1637)(nil)
 
 // NewTM1637 sets clk and dio high (idle) and returns the display; brightness
 // is 0 (1/16 duty) to 7 (14/16).
@@ -129,7 +131,7 @@ type MAX7219 struct {
 	conn spi.Conn
 }
 
-var _ Display = (*MAX7219)(nil)
+var _ hw.Display = (*MAX7219)(nil)
 
 // NewMAX7219 connects at 10 MHz, mode 0, and initialises the chip:
 // display test off, no decode, four digits, intensity 0–15, blank, on.
@@ -171,7 +173,7 @@ func (d *MAX7219) Show(digits [4]byte, colon bool) error {
 	for i, c := range digits {
 		b := max7219Order.translate(c)
 		if colon && i == 1 {
-			b |= max7219Order.translate(SegDP)
+			b |= max7219Order.translate(hw.SegDP)
 		}
 		if err := d.write(max7219Digit0+byte(3-i), b); err != nil {
 			return fmt.Errorf("show on max7219: %w", err)
@@ -201,7 +203,7 @@ type HT16K33 struct {
 	dev *ht16k33.Dev
 }
 
-var _ Display = (*HT16K33)(nil)
+var _ hw.Display = (*HT16K33)(nil)
 
 // NewHT16K33 starts the oscillator, switches the display on and sets the
 // brightness, 0–15.

@@ -6,13 +6,15 @@ import (
 
 	"periph.io/x/conn/v3/i2c/i2ctest"
 	"periph.io/x/conn/v3/spi/spitest"
+
+	"attune.dev/attune/board/hw"
 )
 
 const (
-	glyphP = SegA | SegB | SegE | SegF | SegG        // 0x73
-	glyph0 = SegA | SegB | SegC | SegD | SegE | SegF // 0x3F
-	glyph7 = SegA | SegB | SegC                      // 0x07
-	glyphR = SegE | SegG                             // 0x50
+	glyphP = hw.SegA | hw.SegB | hw.SegE | hw.SegF | hw.SegG           // 0x73
+	glyph0 = hw.SegA | hw.SegB | hw.SegC | hw.SegD | hw.SegE | hw.SegF // 0x3F
+	glyph7 = hw.SegA | hw.SegB | hw.SegC                               // 0x07
+	glyphR = hw.SegE | hw.SegG                                         // 0x50
 )
 
 func TestSegOrders(t *testing.T) {
@@ -23,16 +25,16 @@ func TestSegOrders(t *testing.T) {
 		want  byte
 	}{
 		// Each segment alone, by the chips' datasheets.
-		{"tm1637 a", &tm1637Order, SegA, 0x01},
-		{"tm1637 g", &tm1637Order, SegG, 0x40},
-		{"tm1637 dp", &tm1637Order, SegDP, 0x80},
-		{"max7219 a", &max7219Order, SegA, 0x40},
-		{"max7219 b", &max7219Order, SegB, 0x20},
-		{"max7219 f", &max7219Order, SegF, 0x02},
-		{"max7219 g", &max7219Order, SegG, 0x01},
-		{"max7219 dp", &max7219Order, SegDP, 0x80},
-		{"ht16k33 a", &ht16k33Order, SegA, 0x01},
-		{"ht16k33 dp", &ht16k33Order, SegDP, 0x80},
+		{"tm1637 a", &tm1637Order, hw.SegA, 0x01},
+		{"tm1637 g", &tm1637Order, hw.SegG, 0x40},
+		{"tm1637 dp", &tm1637Order, hw.SegDP, 0x80},
+		{"max7219 a", &max7219Order, hw.SegA, 0x40},
+		{"max7219 b", &max7219Order, hw.SegB, 0x20},
+		{"max7219 f", &max7219Order, hw.SegF, 0x02},
+		{"max7219 g", &max7219Order, hw.SegG, 0x01},
+		{"max7219 dp", &max7219Order, hw.SegDP, 0x80},
+		{"ht16k33 a", &ht16k33Order, hw.SegA, 0x01},
+		{"ht16k33 dp", &ht16k33Order, hw.SegDP, 0x80},
 		// Whole glyphs, worked out by hand: MAX7219 is DP A B C D E F G
 		// from bit 7 down.
 		{"max7219 P", &max7219Order, glyphP, 0x67}, // A B E F G = 0x40|0x20|0x04|0x02|0x01
@@ -116,7 +118,7 @@ func TestHT16K33(t *testing.T) {
 	checkI2C(t, "init", bus, init)
 
 	bus.Ops = nil
-	if err := d.Show([4]byte{glyphP, glyph0, glyph7, glyphR | SegDP}, true); err != nil {
+	if err := d.Show([4]byte{glyphP, glyph0, glyph7, glyphR | hw.SegDP}, true); err != nil {
 		t.Fatal(err)
 	}
 	// RAM addresses 0, 2, 6, 8 hold the digits (a = bit 0), 4 the colon (bit 1).

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"attune.dev/attune/board/hw"
 )
 
 // pinLED is an RGB LED or three discrete LEDs, one GPIO per colour.
@@ -16,7 +18,7 @@ type pinLED struct {
 	activeLow bool
 }
 
-var _ LED = (*pinLED)(nil)
+var _ hw.LED = (*pinLED)(nil)
 
 // Set lights the colours given; a colour whose pin fails is reported but
 // the others are still set.

@@ -7,6 +7,8 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/spi"
+
+	"attune.dev/attune/board/hw"
 )
 
 // hardware is what Open needs from the host: open_linux.go provides
@@ -29,9 +31,9 @@ const (
 	hintSPI     = "enable SPI (dtparam=spi=on in /boot/firmware/config.txt, or raspi-config), reboot, and check that the user can open %s (group spi)"
 )
 
-// assemble opens everything p describes on hw. On error, whatever was
+// assemble opens everything p describes on h. On error, whatever was
 // opened is released again.
-func assemble(p *Profile, hw hardware) (_ *Board, err error) {
+func assemble(p *Profile, h hardware) (_ *Board, err error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("open board %s: "+format, append([]any{p.Name}, args...)...)
 	}
@@ -47,7 +49,7 @@ func assemble(p *Profile, hw hardware) (_ *Board, err error) {
 
 	// pin opens a GPIO and registers its release.
 	pin := func(name, what string) (gpio.PinIO, error) {
-		pn, release, err := hw.pin(name)
+		pn, release, err := h.pin(name)
 		if err != nil {
 			return nil, fail("pin %s (%s): %w", name, what, err)
 		}
@@ -79,7 +81,7 @@ func assemble(p *Profile, hw hardware) (_ *Board, err error) {
 		if err := pn.In(pull, gpio.BothEdges); err != nil {
 			return nil, fail("pin %s (%s): set input with %s and edge detection: %w; %s", spec.Pin, what, pull, err, hintPinBusy)
 		}
-		b.Buttons = append(b.Buttons, Button{Name: name, Pin: pn, ActiveLow: spec.ActiveLow})
+		b.Buttons = append(b.Buttons, hw.Button{Name: name, Pin: pn, ActiveLow: spec.ActiveLow})
 	}
 
 	switch p.LED.Type {
@@ -108,7 +110,7 @@ func assemble(p *Profile, hw hardware) (_ *Board, err error) {
 		if c, ok := buses[bus]; ok {
 			return c, nil
 		}
-		c, err := hw.i2c(bus)
+		c, err := h.i2c(bus)
 		if err != nil {
 			return nil, fail("%s: I2C bus %s: %w; "+hintI2C, what, bus, err, bus)
 		}
@@ -138,7 +140,7 @@ func assemble(p *Profile, hw hardware) (_ *Board, err error) {
 		b.Display = t
 		b.close = append(b.close, t.Off)
 	case "max7219":
-		port, err := hw.spi(d.SPI)
+		port, err := h.spi(d.SPI)
 		if err != nil {
 			return nil, fail("display max7219: %s: %w; "+hintSPI, d.SPI, err, d.SPI)
 		}

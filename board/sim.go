@@ -7,6 +7,8 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"attune.dev/attune/board/hw"
 )
 
 // simEdgeBuffer is how many edges a sim button queues for WaitForEdge.
@@ -78,7 +80,7 @@ func NewSim(opts ...SimOption) *Sim {
 		s.pins[name] = p
 		sp := &simPin{Pin: p, halt: make(chan struct{})}
 		pins = append(pins, sp)
-		s.board.Buttons = append(s.board.Buttons, Button{Name: name, Pin: sp, ActiveLow: true})
+		s.board.Buttons = append(s.board.Buttons, hw.Button{Name: name, Pin: sp, ActiveLow: true})
 	}
 	s.board.LED = simLED{s}
 	s.board.Display = simDisplay{s}
@@ -230,9 +232,9 @@ type simBattery struct{ s *Sim }
 // Simulated voltage range: one Li-ion cell, as pi-ref's defaults.
 const simEmptyVolts, simFullVolts = 3.3, 4.1
 
-func (b simBattery) Read() (BatteryReading, error) {
+func (b simBattery) Read() (hw.BatteryReading, error) {
 	p := b.s.Battery()
-	return BatteryReading{
+	return hw.BatteryReading{
 		Volts:   simEmptyVolts + float64(p)/100*(simFullVolts-simEmptyVolts),
 		Amps:    0.25,
 		Percent: p,

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
+
+	"attune.dev/attune/board/hw"
 )
 
-func button(t *testing.T, b *Board, name string) Button {
+func button(t *testing.T, b *Board, name string) hw.Button {
 	t.Helper()
 	for _, bt := range b.Buttons {
 		if bt.Name == name {
@@ -16,7 +18,7 @@ func button(t *testing.T, b *Board, name string) Button {
 		}
 	}
 	t.Fatalf("no button %s", name)
-	return Button{}
+	return hw.Button{}
 }
 
 func TestSimPressEdges(t *testing.T) {
@@ -177,7 +179,7 @@ func TestSimLEDDisplayChanged(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); <-ch }()
 	}
-	digits := [4]byte{SegG, SegG, SegG, SegG}
+	digits := [4]byte{hw.SegG, hw.SegG, hw.SegG, hw.SegG}
 	if err := b.Display.Show(digits, true); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 	"github.com/jonboulle/clockwork"
 )
 
@@ -32,14 +32,14 @@ type edge struct {
 // board may lack some. A button already held when RunButtons starts is
 // ignored until released. out is called from a single goroutine, in order;
 // it should return promptly.
-func RunButtons(ctx context.Context, clock clockwork.Clock, buttons []board.Button, out func(Action)) error {
+func RunButtons(ctx context.Context, clock clockwork.Clock, buttons []hw.Button, out func(Action)) error {
 	return runButtons(ctx, clock, buttons, out, nil)
 }
 
 // runButtons is RunButtons; handled, if not nil, is called after each edge
 // has been fed to the machine and the timer re-armed (tests use it to know
 // when they may advance the clock).
-func runButtons(ctx context.Context, clock clockwork.Clock, buttons []board.Button, out func(Action), handled func()) error {
+func runButtons(ctx context.Context, clock clockwork.Clock, buttons []hw.Button, out func(Action), handled func()) error {
 	if clock == nil {
 		return errors.New("ui: buttons: no clock")
 	}
@@ -128,7 +128,7 @@ func runButtons(ctx context.Context, clock clockwork.Clock, buttons []board.Butt
 // watch waits for b's edges and sends each level, dated, to edges until ctx
 // is done. pressed is the level last sent (or initially read). A level that
 // changed without an edge being reported is sent when the wait times out.
-func watch(ctx context.Context, clock clockwork.Clock, b board.Button, pressed bool, edges chan<- edge) {
+func watch(ctx context.Context, clock clockwork.Clock, b hw.Button, pressed bool, edges chan<- edge) {
 	for ctx.Err() == nil {
 		began := clock.Now()
 		got := b.Pin.WaitForEdge(edgeWait)

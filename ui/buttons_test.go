@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 	"github.com/jonboulle/clockwork"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
@@ -24,7 +24,7 @@ type rig struct {
 	t       *testing.T
 	fc      *clockwork.FakeClock
 	pins    map[string]*gpiotest.Pin
-	buttons []board.Button
+	buttons []hw.Button
 	level   map[string]bool // pressed, as last set
 	handled chan struct{}
 	actions chan stamped
@@ -48,7 +48,7 @@ func newRig(t *testing.T, names ...string) *rig {
 		p := &gpiotest.Pin{N: name, Num: i, Clock: r.fc, EdgesChan: make(chan gpio.Level)}
 		p.L = r.levelOf(activeLow, false)
 		r.pins[name] = p
-		r.buttons = append(r.buttons, board.Button{Name: name, Pin: p, ActiveLow: activeLow})
+		r.buttons = append(r.buttons, hw.Button{Name: name, Pin: p, ActiveLow: activeLow})
 	}
 	return r
 }
@@ -89,14 +89,14 @@ func (r *rig) set(button string, pressed bool) {
 
 func (r *rig) flush() { r.set(r.buttons[0].Name, r.level[r.buttons[0].Name]) }
 
-func (r *rig) buttonOf(name string) board.Button {
+func (r *rig) buttonOf(name string) hw.Button {
 	for _, b := range r.buttons {
 		if b.Name == name {
 			return b
 		}
 	}
 	r.t.Fatalf("no button %s", name)
-	return board.Button{}
+	return hw.Button{}
 }
 
 // advanceTo moves the fake clock on to t0+d.
@@ -269,13 +269,13 @@ func TestRunButtonsRejectsBadButtons(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		clock   clockwork.Clock
-		buttons []board.Button
+		buttons []hw.Button
 		out     func(Action)
 		want    string
 	}{
-		{"unknown", fc, []board.Button{{Name: "volume", Pin: pin()}}, out, `unknown button "volume"`},
-		{"twice", fc, []board.Button{{Name: ButtonRec, Pin: pin()}, {Name: ButtonRec, Pin: pin()}}, out, `"rec" given twice`},
-		{"no pin", fc, []board.Button{{Name: ButtonPair}}, out, "has no pin"},
+		{"unknown", fc, []hw.Button{{Name: "volume", Pin: pin()}}, out, `unknown button "volume"`},
+		{"twice", fc, []hw.Button{{Name: ButtonRec, Pin: pin()}, {Name: ButtonRec, Pin: pin()}}, out, `"rec" given twice`},
+		{"no pin", fc, []hw.Button{{Name: ButtonPair}}, out, "has no pin"},
 		{"no out", fc, nil, nil, "no action callback"},
 		{"no clock", nil, nil, out, "no clock"},
 	} {

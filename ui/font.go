@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 )
 
-// glyphs is the 7-segment font in the canonical encoding (board.SegA…).
+// glyphs is the 7-segment font in the canonical encoding (hw.SegA…).
 //
 //	 aaa
 //	f   b
@@ -22,13 +22,13 @@ import (
 // from H, h and n, and legible in "nArK".
 var glyphs = func() map[rune]byte {
 	const (
-		a = board.SegA
-		b = board.SegB
-		c = board.SegC
-		d = board.SegD
-		e = board.SegE
-		f = board.SegF
-		g = board.SegG
+		a = hw.SegA
+		b = hw.SegB
+		c = hw.SegC
+		d = hw.SegD
+		e = hw.SegE
+		f = hw.SegF
+		g = hw.SegG
 	)
 	return map[rune]byte{
 		'0': a | b | c | d | e | f,

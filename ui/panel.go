@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 	"github.com/jonboulle/clockwork"
 )
 
@@ -20,8 +20,8 @@ const retryEvery = time.Second
 // its text changes, since the display bus is slow).
 type Panel struct {
 	clock   clockwork.Clock
-	led     board.LED     // may be nil
-	display board.Display // may be nil
+	led     hw.LED     // may be nil
+	display hw.Display // may be nil
 	log     *slog.Logger
 	wake    chan struct{}
 
@@ -34,7 +34,7 @@ type Panel struct {
 
 // NewPanel returns a panel for led and display, either of which may be nil
 // (a board without a display). log may be nil.
-func NewPanel(clock clockwork.Clock, led board.LED, display board.Display, log *slog.Logger) *Panel {
+func NewPanel(clock clockwork.Clock, led hw.LED, display hw.Display, log *slog.Logger) *Panel {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

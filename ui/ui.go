@@ -35,7 +35,7 @@ func (a Action) String() string {
 	return "unknown"
 }
 
-// Button names, as board.Button.Name spells them.
+// Button names, as hw.Button.Name spells them.
 const (
 	ButtonRec  = "rec"
 	ButtonMark = "mark"

@@ -17,7 +17,6 @@ import (
 
 	"github.com/jonboulle/clockwork"
 
-	"attune.dev/attune/board"
 	"attune.dev/attune/device"
 )
 
@@ -30,13 +29,30 @@ var panelFS embed.FS
 // and tests. Presses go through the same pins, debounce and chord logic as
 // on hardware.
 type WebPanel struct {
-	Sim    *board.Sim
+	Sim    SimBoard
 	Panel  *Panel
 	Status func() device.Status
 	Clock  clockwork.Clock
 	Log    *slog.Logger
 
 	mu sync.Mutex // one scripted press at a time
+}
+
+// SimBoard is what WebPanel needs from the simulated board (a *board.Sim):
+// its buttons pressed from code, what its LED and display show, and its
+// battery's charge.
+type SimBoard interface {
+	// Press presses (down) or releases the button named rec, mark or pair.
+	Press(button string, down bool) error
+	// LED returns the colours lit.
+	LED() (r, g, b bool)
+	// Digits returns the digits shown (canonical encoding) and the colon.
+	Digits() ([4]byte, bool)
+	// SetBattery sets the charge in percent.
+	SetBattery(percent int)
+	// Changed returns a channel closed at the next change of the LED, the
+	// display or the battery.
+	Changed() <-chan struct{}
 }
 
 // MaxHold is the longest press the API accepts.

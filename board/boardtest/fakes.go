@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 )
 
 // notifier closes its channel on every change, so that any number of
@@ -53,7 +53,7 @@ type Frame struct {
 	Colon  bool
 }
 
-// Display is a fake board.Display that records every Show.
+// Display is a fake hw.Display that records every Show.
 type Display struct {
 	mu      sync.Mutex
 	history []Frame
@@ -61,7 +61,7 @@ type Display struct {
 	n       notifier
 }
 
-var _ board.Display = (*Display)(nil)
+var _ hw.Display = (*Display)(nil)
 
 // Show records the frame and returns the error set by SetErr, if any (the
 // frame is recorded either way).
@@ -125,7 +125,7 @@ var (
 	Amber = Colour{R: true, G: true}
 )
 
-// LED is a fake board.LED that records every Set.
+// LED is a fake hw.LED that records every Set.
 type LED struct {
 	mu      sync.Mutex
 	history []Colour
@@ -133,7 +133,7 @@ type LED struct {
 	n       notifier
 }
 
-var _ board.LED = (*LED)(nil)
+var _ hw.LED = (*LED)(nil)
 
 // Set records the colour and returns the error set by SetErr, if any.
 func (l *LED) Set(r, g, b bool) error {
@@ -175,16 +175,16 @@ func (l *LED) WaitFor(timeout time.Duration, c Colour) bool {
 	})
 }
 
-// Battery is a fake board.Battery: Read returns the reading set by Set (or
+// Battery is a fake hw.Battery: Read returns the reading set by Set (or
 // the error set by SetErr) and counts the reads.
 type Battery struct {
 	mu      sync.Mutex
-	reading board.BatteryReading
+	reading hw.BatteryReading
 	err     error
 	reads   int
 }
 
-var _ board.Battery = (*Battery)(nil)
+var _ hw.Battery = (*Battery)(nil)
 
 // NewBattery returns a battery reading percent, with volts linear between
 // 3.3 (0 %) and 4.1 (100 %) like pi-ref's defaults.
@@ -194,19 +194,19 @@ func NewBattery(percent int) *Battery {
 	return b
 }
 
-// Read implements board.Battery.
-func (b *Battery) Read() (board.BatteryReading, error) {
+// Read implements hw.Battery.
+func (b *Battery) Read() (hw.BatteryReading, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reads++
 	if b.err != nil {
-		return board.BatteryReading{}, b.err
+		return hw.BatteryReading{}, b.err
 	}
 	return b.reading, nil
 }
 
 // Set sets the reading.
-func (b *Battery) Set(r board.BatteryReading) {
+func (b *Battery) Set(r hw.BatteryReading) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.reading = r
@@ -215,7 +215,7 @@ func (b *Battery) Set(r board.BatteryReading) {
 // SetPercent sets the reading to percent, with matching volts.
 func (b *Battery) SetPercent(percent int) {
 	percent = max(0, min(100, percent))
-	b.Set(board.BatteryReading{Volts: 3.3 + 0.8*float64(percent)/100, Amps: 0.25, Percent: percent})
+	b.Set(hw.BatteryReading{Volts: 3.3 + 0.8*float64(percent)/100, Amps: 0.25, Percent: percent})
 }
 
 // SetErr makes the following Reads fail with err (nil: succeed).

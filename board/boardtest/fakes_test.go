@@ -7,6 +7,7 @@ import (
 
 	"attune.dev/attune/board"
 	"attune.dev/attune/board/boardtest"
+	"attune.dev/attune/board/hw"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -45,7 +46,7 @@ func TestFakes(t *testing.T) {
 		t.Errorf("Last = %+v", c)
 	}
 
-	var bat board.Battery = boardtest.NewBattery(50)
+	var bat hw.Battery = boardtest.NewBattery(50)
 	r, err := bat.Read()
 	if err != nil || r.Percent != 50 || r.Volts < 3.69 || r.Volts > 3.71 {
 		t.Errorf("Read = %+v, %v", r, err)

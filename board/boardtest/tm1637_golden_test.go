@@ -7,6 +7,7 @@ import (
 
 	"attune.dev/attune/board"
 	"attune.dev/attune/board/boardtest"
+	"attune.dev/attune/board/hw"
 	"periph.io/x/conn/v3/gpio"
 )
 
@@ -14,7 +15,7 @@ import (
 // owns the real font; these are defined by segment name here so that the
 // test does not depend on it.
 const (
-	a, b, c, d, e, f, g = board.SegA, board.SegB, board.SegC, board.SegD, board.SegE, board.SegF, board.SegG
+	a, b, c, d, e, f, g = hw.SegA, hw.SegB, hw.SegC, hw.SegD, hw.SegE, hw.SegF, hw.SegG
 )
 
 var font = map[rune]byte{
@@ -126,7 +127,7 @@ func TestTM1637DecimalPointAndOff(t *testing.T) {
 	}
 	trace.Reset()
 	// "1.5" right-aligned with the point after the 3rd digit: '1' = bc, '5' = acdfg.
-	if err := disp.Show([4]byte{0, 0, b | c | board.SegDP, a | c | d | f | g}, false); err != nil {
+	if err := disp.Show([4]byte{0, 0, b | c | hw.SegDP, a | c | d | f | g}, false); err != nil {
 		t.Fatal(err)
 	}
 	got, err := boardtest.DecodeTM1637(trace.Events(), "CLK", "DIO")

@@ -12,6 +12,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 	"attune.dev/attune/device"
 	"attune.dev/attune/link"
 	"attune.dev/attune/ui"
@@ -458,7 +459,7 @@ var events = map[ui.Action]device.Event{
 // power to do it cleanly.
 const batteryWarn = 15
 
-func watchBattery(ctx context.Context, b board.Battery, every time.Duration, d *system.Daemon, log *slog.Logger) error {
+func watchBattery(ctx context.Context, b hw.Battery, every time.Duration, d *system.Daemon, log *slog.Logger) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	warned := false

@@ -5,11 +5,11 @@ package uitest
 import (
 	"sync"
 
-	"attune.dev/attune/board"
+	"attune.dev/attune/board/hw"
 	"attune.dev/attune/ui"
 )
 
-// LED is a board.LED that remembers every Set.
+// LED is a hw.LED that remembers every Set.
 type LED struct {
 	mu      sync.Mutex
 	history [][3]bool
@@ -17,7 +17,7 @@ type LED struct {
 	updated chan struct{}
 }
 
-var _ board.LED = (*LED)(nil)
+var _ hw.LED = (*LED)(nil)
 
 // NewLED returns an LED, off.
 func NewLED() *LED { return &LED{updated: make(chan struct{}, 1)} }
@@ -76,7 +76,7 @@ type Frame struct {
 	Colon  bool
 }
 
-// Display is a board.Display that remembers every Show.
+// Display is a hw.Display that remembers every Show.
 type Display struct {
 	mu      sync.Mutex
 	frames  []Frame
@@ -84,7 +84,7 @@ type Display struct {
 	updated chan struct{}
 }
 
-var _ board.Display = (*Display)(nil)
+var _ hw.Display = (*Display)(nil)
 
 // NewDisplay returns a blank display.
 func NewDisplay() *Display { return &Display{updated: make(chan struct{}, 1)} }
