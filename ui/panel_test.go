@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/board/hw/hwtest"
 	"attune.dev/attune/device"
 	"attune.dev/attune/ui"
-	"attune.dev/attune/ui/uitest"
 	"github.com/jonboulle/clockwork"
 )
 
@@ -20,15 +20,15 @@ const guard = 10 * time.Second
 type panelRig struct {
 	t      *testing.T
 	fc     *clockwork.FakeClock
-	led    *uitest.LED
-	disp   *uitest.Display
+	led    *hwtest.LED
+	disp   *hwtest.Display
 	p      *ui.Panel
 	cancel context.CancelFunc
 	done   chan error
 }
 
 func startPanel(t *testing.T) *panelRig {
-	r := &panelRig{t: t, fc: clockwork.NewFakeClockAt(t0), led: uitest.NewLED(), disp: uitest.NewDisplay()}
+	r := &panelRig{t: t, fc: clockwork.NewFakeClockAt(t0), led: &hwtest.LED{}, disp: &hwtest.Display{}}
 	r.p = ui.NewPanel(r.fc, r.led, r.disp, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan error, 1)
@@ -48,23 +48,15 @@ func startPanel(t *testing.T) *panelRig {
 // waitLED waits until the LED has been set n times.
 func (r *panelRig) waitLED(n int) {
 	r.t.Helper()
-	for r.led.Sets() < n {
-		select {
-		case <-r.led.Updated():
-		case <-time.After(guard):
-			r.t.Fatalf("LED set %d times, want %d", r.led.Sets(), n)
-		}
+	if !r.led.WaitSets(guard, n) {
+		r.t.Fatalf("LED set %d times, want %d", r.led.Sets(), n)
 	}
 }
 
 func (r *panelRig) waitDisplay(n int) {
 	r.t.Helper()
-	for r.disp.Writes() < n {
-		select {
-		case <-r.disp.Updated():
-		case <-time.After(guard):
-			r.t.Fatalf("display written %d times, want %d", r.disp.Writes(), n)
-		}
+	if !r.disp.WaitWrites(guard, n) {
+		r.t.Fatalf("display written %d times, want %d", r.disp.Writes(), n)
 	}
 }
 
@@ -80,8 +72,8 @@ func (r *panelRig) timerArmed() {
 
 func (r *panelRig) wantLED(red, green, blue bool) {
 	r.t.Helper()
-	if gr, gg, gb := r.led.State(); gr != red || gg != green || gb != blue {
-		r.t.Fatalf("LED is %v %v %v, want %v %v %v", gr, gg, gb, red, green, blue)
+	if c, _ := r.led.Last(); c != (hwtest.Colour{R: red, G: green, B: blue}) {
+		r.t.Fatalf("LED is %v %v %v, want %v %v %v", c.R, c.G, c.B, red, green, blue)
 	}
 	if gr, gg, gb := r.p.Lit(); gr != red || gg != green || gb != blue {
 		r.t.Fatalf("Lit() is %v %v %v, want %v %v %v", gr, gg, gb, red, green, blue)
@@ -90,8 +82,10 @@ func (r *panelRig) wantLED(red, green, blue bool) {
 
 func (r *panelRig) wantText(text string) {
 	r.t.Helper()
-	if !r.disp.Showing(text) {
-		r.t.Fatalf("display shows %+v, want %q", r.disp.Last(), text)
+	// A blank display shows "    ".
+	digits, colon, err := ui.Segments(text)
+	if f, _ := r.disp.Last(); err != nil || f != (hwtest.Frame{Digits: digits, Colon: colon}) {
+		r.t.Fatalf("display shows %+v, want %q", f, text)
 	}
 }
 
@@ -206,8 +200,8 @@ func TestPanelRunExitBlanks(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	r.wantLED(false, false, false)
-	if r.disp.Last() != (uitest.Frame{}) {
-		t.Fatalf("display left showing %+v", r.disp.Last())
+	if f, _ := r.disp.Last(); f != (hwtest.Frame{}) {
+		t.Fatalf("display left showing %+v", f)
 	}
 	// Current is still what was asked for.
 	if r.p.Current().Text != "12:34" {
@@ -217,8 +211,8 @@ func TestPanelRunExitBlanks(t *testing.T) {
 
 func TestPanelRunExitReportsErrors(t *testing.T) {
 	r := startPanel(t)
-	r.led.Fail(errors.New("i2c: nack"))
-	r.disp.Fail(errors.New("i2c: nack"))
+	r.led.SetErr(errors.New("i2c: nack"))
+	r.disp.SetErr(errors.New("i2c: nack"))
 	r.cancel()
 	r.cancel = nil
 	err := <-r.done
@@ -229,11 +223,11 @@ func TestPanelRunExitReportsErrors(t *testing.T) {
 
 func TestPanelRetriesFailedWrites(t *testing.T) {
 	r := startPanel(t)
-	r.disp.Fail(errors.New("bus busy"))
+	r.disp.SetErr(errors.New("bus busy"))
 	r.p.Show(ui.Indication{State: "ready", LED: ui.Green, Text: "  42"})
 	r.waitLED(2)
 	r.timerArmed() // the retry
-	r.disp.Fail(nil)
+	r.disp.SetErr(nil)
 	r.fc.Advance(time.Second)
 	r.waitDisplay(2)
 	r.wantText("  42")
@@ -250,21 +244,14 @@ func TestPanelUndisplayableTextBlanks(t *testing.T) {
 
 func TestPanelWithoutDisplay(t *testing.T) {
 	fc := clockwork.NewFakeClockAt(t0)
-	led := uitest.NewLED()
+	led := &hwtest.LED{}
 	p := ui.NewPanel(fc, led, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	p.Show(ui.Indication{State: "ready", LED: ui.Green, Text: "  42"})
-	for {
-		if r, g, b := led.State(); !r && g && !b {
-			break
-		}
-		select {
-		case <-led.Updated():
-		case <-time.After(guard):
-			t.Fatal("LED not green")
-		}
+	if !led.WaitFor(guard, hwtest.Green) {
+		t.Fatal("LED not green")
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -1,4 +1,4 @@
-package boardtest
+package hwtest
 
 import (
 	"sync"
@@ -53,7 +53,8 @@ type Frame struct {
 	Colon  bool
 }
 
-// Display is a fake hw.Display that records every Show.
+// Display is a fake hw.Display that records every successful Show. Its
+// zero value is a blank display, ready to use.
 type Display struct {
 	mu      sync.Mutex
 	history []Frame
@@ -63,14 +64,17 @@ type Display struct {
 
 var _ hw.Display = (*Display)(nil)
 
-// Show records the frame and returns the error set by SetErr, if any (the
-// frame is recorded either way).
+// Show records the frame, or returns the error set by SetErr (a failed
+// Show is not recorded: the display did not change).
 func (d *Display) Show(digits [4]byte, colon bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
 	d.history = append(d.history, Frame{digits, colon})
 	d.n.signal()
-	return d.err
+	return nil
 }
 
 // SetErr makes the following Shows fail with err (nil: succeed).
@@ -87,7 +91,15 @@ func (d *Display) History() []Frame {
 	return append([]Frame(nil), d.history...)
 }
 
-// Last returns the latest frame; false if nothing was shown.
+// Writes returns how many Shows succeeded.
+func (d *Display) Writes() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.history)
+}
+
+// Last returns the latest frame; false (and a blank frame) if nothing was
+// shown.
 func (d *Display) Last() (Frame, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -111,6 +123,12 @@ func (d *Display) WaitFor(timeout time.Duration, ok func(Frame) bool) (Frame, bo
 	return f, found
 }
 
+// WaitWrites waits until n Shows have succeeded, up to timeout; false on
+// timeout.
+func (d *Display) WaitWrites(timeout time.Duration, n int) bool {
+	return waitFor(&d.mu, &d.n, timeout, func() bool { return len(d.history) >= n })
+}
+
 // Colour is one Set of an LED.
 type Colour struct {
 	R, G, B bool
@@ -125,7 +143,8 @@ var (
 	Amber = Colour{R: true, G: true}
 )
 
-// LED is a fake hw.LED that records every Set.
+// LED is a fake hw.LED that records every successful Set. Its zero value
+// is an LED, off, ready to use.
 type LED struct {
 	mu      sync.Mutex
 	history []Colour
@@ -135,13 +154,17 @@ type LED struct {
 
 var _ hw.LED = (*LED)(nil)
 
-// Set records the colour and returns the error set by SetErr, if any.
+// Set records the colour, or returns the error set by SetErr (a failed Set
+// is not recorded: the LED did not change).
 func (l *LED) Set(r, g, b bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
 	l.history = append(l.history, Colour{r, g, b})
 	l.n.signal()
-	return l.err
+	return nil
 }
 
 // SetErr makes the following Sets fail with err (nil: succeed).
@@ -158,7 +181,14 @@ func (l *LED) History() []Colour {
 	return append([]Colour(nil), l.history...)
 }
 
-// Last returns the latest colour; false if Set was never called.
+// Sets returns how many Sets succeeded.
+func (l *LED) Sets() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.history)
+}
+
+// Last returns the latest colour; false (and Off) if Set never succeeded.
 func (l *LED) Last() (Colour, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -173,6 +203,12 @@ func (l *LED) WaitFor(timeout time.Duration, c Colour) bool {
 	return waitFor(&l.mu, &l.n, timeout, func() bool {
 		return len(l.history) > 0 && l.history[len(l.history)-1] == c
 	})
+}
+
+// WaitSets waits until n Sets have succeeded, up to timeout; false on
+// timeout.
+func (l *LED) WaitSets(timeout time.Duration, n int) bool {
+	return waitFor(&l.mu, &l.n, timeout, func() bool { return len(l.history) >= n })
 }
 
 // Battery is a fake hw.Battery: Read returns the reading set by Set (or
