@@ -14,7 +14,7 @@ import (
 	"attune.dev/attune/board/hw"
 )
 
-// segOrder maps the canonical segments a, b, c, d, e, f, g, dp (SegA…SegDP)
+// segOrder maps the canonical segments a, b, c, d, e, f, g, dp (hw.SegA…hw.SegDP)
 // to a chip's bits.
 type segOrder [8]byte
 

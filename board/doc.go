@@ -8,8 +8,11 @@
 // periph.io (Linux only; elsewhere it returns an error), and NewSim gives a
 // simulated Board whose buttons are pressed from code and whose LED and
 // display record what they show, for tests and the development web panel.
-// The display drivers translate the canonical segment encoding of board.go
-// to each chip's bit order (TM1637, MAX7219, HT16K33).
+// The Board's buttons, LED, display and battery are package hw's interfaces,
+// so that ui drives them without linking these drivers; the display drivers
+// translate hw's canonical segment encoding to each chip's bit order
+// (TM1637, MAX7219, HT16K33). Fakes of the interfaces are in hw/hwtest;
+// boardtest has the recording pins the driver tests decode.
 //
 // This package only moves pins: it never decides what the panel shows or
 // what a button means (that is ui's), never polls buttons (buttons deliver

@@ -9,8 +9,14 @@
 //     characters); Segments is the 7-segment font; Panel drives the LED and
 //     the display; Follow keeps a Panel showing the daemon's status.
 //
-// ui knows nothing of video or storage. It never logs personal data: no
-// display text (which may hold a pairing code), only event kinds and errors.
+// ui knows nothing of video or storage, nor of the daemon or the drivers:
+// it reads the daemon's status in package device's vocabulary and drives
+// the panel through package hw's interfaces (WebPanel takes the simulated
+// board as a SimBoard). It must never import system, board, capture, link
+// or storage, so that it links no periph host or device driver.
+//
+// It never logs personal data: no display text (which may hold a pairing
+// code), only event kinds and errors.
 // All timing goes through an injected clockwork.Clock, and every goroutine it
 // starts ends before the Run function that started it returns.
 package ui

@@ -11,7 +11,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 )
 
-// Canonical patterns (board.go's encoding) of the characters ui shows. ui
+// Canonical patterns (package hw's encoding) of the characters ui shows. ui
 // owns the real font; these are defined by segment name here so that the
 // test does not depend on it.
 const (
