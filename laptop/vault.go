@@ -68,7 +68,7 @@ func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
 	var paths []string
 	if vr.Index != nil {
 		for n := range vr.Index.Segments {
-			p := filepath.Join(vr.Dir, segName(n))
+			p := filepath.Join(vr.Dir, storage.SegmentName(n))
 			if _, err := os.Stat(p); err == nil {
 				paths = append(paths, p)
 			}
@@ -79,7 +79,7 @@ func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
 
 // Manifest decrypts the recording's manifest.
 func (vr VaultRecording) Manifest(id age.Identity) (*storage.Manifest, error) {
-	f, err := os.Open(filepath.Join(vr.Dir, "manifest.age"))
+	f, err := os.Open(filepath.Join(vr.Dir, storage.ManifestName))
 	if err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", vr.ID, err)
 	}
