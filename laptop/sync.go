@@ -88,8 +88,8 @@ func (r *SyncResult) Problems() int {
 	return n
 }
 
-func (h *Home) vaultDir(caseID, recID string) string {
-	return filepath.Join(h.Dir, "vault", caseID, recID)
+func (h *Home) recordingDir(caseID, recID string) string {
+	return filepath.Join(h.Dir, vaultDir, caseID, recID)
 }
 
 // Sync fetches from the device everything the vault does not hold yet,
@@ -168,7 +168,7 @@ func (h *Home) caseOf(ix *storage.Index, dev *Device) string {
 
 func (h *Home) missingBytes(caseID string, ix *storage.Index) int64 {
 	var n int64
-	dir := h.vaultDir(caseID, ix.ID)
+	dir := h.recordingDir(caseID, ix.ID)
 	for i, s := range ix.Segments {
 		if s.Acked {
 			continue
@@ -276,7 +276,7 @@ func (b *batch) wait() error {
 }
 
 func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID string, id age.Identity, rs *RecordingSync) error {
-	dir := st.h.vaultDir(caseID, ix.ID)
+	dir := st.h.recordingDir(caseID, ix.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("sync: vault: %v", err)
 	}
@@ -823,7 +823,7 @@ type VaultRecording struct {
 // Recordings lists the vault.
 func (h *Home) Recordings() ([]VaultRecording, error) {
 	var out []VaultRecording
-	cases, err := os.ReadDir(filepath.Join(h.Dir, "vault"))
+	cases, err := os.ReadDir(filepath.Join(h.Dir, vaultDir))
 	if err != nil {
 		return nil, fmt.Errorf("vault: %v", err)
 	}
@@ -831,12 +831,12 @@ func (h *Home) Recordings() ([]VaultRecording, error) {
 		if !ValidID(c.Name()) {
 			continue
 		}
-		recs, _ := os.ReadDir(filepath.Join(h.Dir, "vault", c.Name()))
+		recs, _ := os.ReadDir(filepath.Join(h.Dir, vaultDir, c.Name()))
 		for _, r := range recs {
 			if !storage.ValidID(r.Name()) {
 				continue
 			}
-			dir := h.vaultDir(c.Name(), r.Name())
+			dir := h.recordingDir(c.Name(), r.Name())
 			vr := VaultRecording{Case: c.Name(), ID: r.Name(), Dir: dir}
 			if b, err := os.ReadFile(filepath.Join(dir, storage.IndexName)); err == nil {
 				var ix storage.Index
@@ -856,16 +856,25 @@ func (h *Home) Recordings() ([]VaultRecording, error) {
 	return out, nil
 }
 
-// FindRecording finds a recording in the vault by id.
-func (h *Home) FindRecording(id string) (VaultRecording, error) {
+// FindRecording finds a recording in the vault by its id or a unique
+// prefix of it of at least MinPrefix characters.
+func (h *Home) FindRecording(ref string) (VaultRecording, error) {
 	recs, err := h.Recordings()
 	if err != nil {
 		return VaultRecording{}, err
 	}
-	for _, r := range recs {
-		if r.ID == id {
-			return r, nil
-		}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
 	}
-	return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", id, fs.ErrNotExist)
+	i, err := resolvePrefix(ref, ids)
+	switch {
+	case errors.Is(err, errNoMatch):
+		return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", ref, fs.ErrNotExist)
+	case errors.Is(err, errTooShort):
+		return VaultRecording{}, fmt.Errorf("recording %q: give its id or at least %d characters of it (attune list shows them)", ref, MinPrefix)
+	case err != nil:
+		return VaultRecording{}, fmt.Errorf("recording %v", err)
+	}
+	return recs[i], nil
 }

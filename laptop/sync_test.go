@@ -131,7 +131,7 @@ func TestSyncPaths(t *testing.T) {
 					t.Errorf("segment %d acknowledged", n)
 				}
 			}
-			dir := h.vaultDir(c.ID, dev.ix.ID)
+			dir := h.recordingDir(c.ID, dev.ix.ID)
 			for n, fi := range dev.ix.Segments {
 				got, err := os.ReadFile(filepath.Join(dir, fi.Name))
 				switch {
