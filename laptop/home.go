@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -34,28 +35,61 @@ type Home struct {
 	Dir string
 }
 
-// DefaultHome is $ATTUNE_HOME, else the user's data directory
-// ($XDG_DATA_HOME or ~/.local/share on Linux) + /attune.
-func DefaultHome() (string, error) {
-	if d := os.Getenv("ATTUNE_HOME"); d != "" {
+// The names of the home directory's layout (see Home).
+const (
+	laptopKeyName = "laptop.key"
+	devicesDir    = "devices"
+	casesDir      = "cases"
+	vaultDir      = "vault"
+	caseFileName  = "case.json"
+	identityName  = "identity"
+)
+
+// DefaultHome is $ATTUNE_HOME, else the user's data directory on this
+// operating system (see homeFor).
+func DefaultHome() (string, error) { return homeFor(runtime.GOOS, os.Getenv) }
+
+// homeFor is the default home directory on the operating system goos with
+// the environment getenv: $ATTUNE_HOME if set, else
+//
+//	windows  %LOCALAPPDATA%\Attune (%USERPROFILE%\AppData\Local\Attune without it)
+//	darwin   $HOME/Library/Application Support/Attune
+//	others   $XDG_DATA_HOME/attune, else $HOME/.local/share/attune
+func homeFor(goos string, getenv func(string) string) (string, error) {
+	if d := getenv("ATTUNE_HOME"); d != "" {
 		return d, nil
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "attune"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("home: %v; set ATTUNE_HOME or give --home DIR", err)
-	}
-	switch runtime.GOOS {
-	case "darwin":
-		return filepath.Join(home, "Library", "Application Support", "attune"), nil
+	switch goos {
 	case "windows":
-		if d := os.Getenv("LOCALAPPDATA"); d != "" {
-			return filepath.Join(d, "attune"), nil
+		if d := getenv("LOCALAPPDATA"); d != "" {
+			return joinFor(goos, d, "Attune"), nil
+		}
+		if d := getenv("USERPROFILE"); d != "" {
+			return joinFor(goos, d, "AppData", "Local", "Attune"), nil
+		}
+		return "", errors.New("home: neither %LOCALAPPDATA% nor %USERPROFILE% is set; set ATTUNE_HOME or give --home DIR")
+	case "darwin", "ios":
+		if d := getenv("HOME"); d != "" {
+			return joinFor(goos, d, "Library", "Application Support", "Attune"), nil
+		}
+	default:
+		if d := getenv("XDG_DATA_HOME"); d != "" {
+			return joinFor(goos, d, "attune"), nil
+		}
+		if d := getenv("HOME"); d != "" {
+			return joinFor(goos, d, ".local", "share", "attune"), nil
 		}
 	}
-	return filepath.Join(home, ".local", "share", "attune"), nil
+	return "", errors.New("home: $HOME is not set; set ATTUNE_HOME or give --home DIR")
+}
+
+// joinFor joins path elements with goos's separator, whatever this program
+// runs on (so homeFor's choices are testable anywhere).
+func joinFor(goos, base string, elem ...string) string {
+	if goos == "windows" {
+		return strings.TrimRight(base, `\/`) + `\` + strings.Join(elem, `\`)
+	}
+	return path.Join(append([]string{base}, elem...)...)
 }
 
 // OpenHome opens (creating, mode 0700) the home directory dir; "" means
@@ -67,7 +101,7 @@ func OpenHome(dir string) (*Home, error) {
 			return nil, err
 		}
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "devices"), filepath.Join(dir, "cases"), filepath.Join(dir, "vault")} {
+	for _, d := range []string{dir, filepath.Join(dir, devicesDir), filepath.Join(dir, casesDir), filepath.Join(dir, vaultDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("home: %v", err)
 		}
@@ -77,7 +111,7 @@ func OpenHome(dir string) (*Home, error) {
 
 // Cert returns the laptop's TLS certificate (made on first use) and its pin.
 func (h *Home) Cert() (tls.Certificate, string, error) {
-	key, err := link.LoadOrCreateKey(filepath.Join(h.Dir, "laptop.key"))
+	key, err := link.LoadOrCreateKey(filepath.Join(h.Dir, laptopKeyName))
 	if err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("laptop key: %v", err)
 	}
@@ -101,9 +135,10 @@ type Case struct {
 	Device     string    `json:"device,omitempty"`
 	Consent    []Consent `json:"consent,omitempty"`
 	// Closed is when the case was closed; its footage is crypto-erased
-	// RetentionDays after that.
+	// RetentionDays after that (0: at the next run of attune; unset:
+	// DefaultRetentionDays).
 	Closed        *time.Time `json:"closed,omitempty"`
-	RetentionDays int        `json:"retention_days,omitempty"`
+	RetentionDays *int       `json:"retention_days,omitempty"`
 	// Erased is when the case key was destroyed: from then on no copy of
 	// the case's footage, anywhere, can be decrypted.
 	Erased *time.Time `json:"erased,omitempty"`
@@ -129,12 +164,11 @@ func (c *Case) EraseDue() (time.Time, bool) {
 	if c.Closed == nil || c.Erased != nil {
 		return time.Time{}, false
 	}
-	days := c.RetentionDays
-	switch {
-	case days < 0: // closed with no retention: erase at once
-		days = 0
-	case days == 0:
-		days = DefaultRetentionDays
+	days := DefaultRetentionDays
+	if c.RetentionDays != nil {
+		// Negative: written as "no retention" by attune before
+		// RetentionDays was optional.
+		days = max(*c.RetentionDays, 0)
 	}
 	return c.Closed.AddDate(0, 0, days), true
 }
@@ -147,7 +181,7 @@ func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 	if c.Erased != nil {
 		return 0, nil
 	}
-	idPath := filepath.Join(h.caseDir(c.ID), "identity")
+	idPath := filepath.Join(h.caseDir(c.ID), identityName)
 	if err := os.Remove(idPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
 	}
@@ -155,7 +189,7 @@ func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
 	}
 	n := 0
-	vault := filepath.Join(h.Dir, "vault", c.ID)
+	vault := filepath.Join(h.Dir, vaultDir, c.ID)
 	filepath.WalkDir(vault, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			n++
@@ -203,7 +237,7 @@ func ValidID(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
-func (h *Home) caseDir(id string) string { return filepath.Join(h.Dir, "cases", id) }
+func (h *Home) caseDir(id string) string { return filepath.Join(h.Dir, casesDir, id) }
 
 // NewCase makes a case with a fresh identity: post-quantum hybrid unless
 // x25519. With a passphrase the identity file is encrypted with age's
@@ -249,7 +283,7 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 		aw.Close()
 		body = []byte(buf.String())
 	}
-	if err := storage.WriteFileAtomic(filepath.Join(dir, "identity"), body, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(dir, identityName), body, 0o600); err != nil {
 		return nil, fmt.Errorf("new case: %v", err)
 	}
 	if err := h.SaveCase(c); err != nil {
@@ -261,7 +295,7 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 // SaveCase writes case.json.
 func (h *Home) SaveCase(c *Case) error {
 	b, _ := json.MarshalIndent(c, "", "  ")
-	if err := storage.WriteFileAtomic(filepath.Join(h.caseDir(c.ID), "case.json"), b, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(h.caseDir(c.ID), caseFileName), b, 0o600); err != nil {
 		return fmt.Errorf("save case: %v", err)
 	}
 	return nil
@@ -269,7 +303,7 @@ func (h *Home) SaveCase(c *Case) error {
 
 // Cases lists the cases, oldest first.
 func (h *Home) Cases() ([]*Case, error) {
-	ents, err := os.ReadDir(filepath.Join(h.Dir, "cases"))
+	ents, err := os.ReadDir(filepath.Join(h.Dir, casesDir))
 	if err != nil {
 		return nil, fmt.Errorf("cases: %v", err)
 	}
@@ -293,7 +327,7 @@ func (h *Home) Case(id string) (*Case, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("case %q: not a case id", id)
 	}
-	b, err := os.ReadFile(filepath.Join(h.caseDir(id), "case.json"))
+	b, err := os.ReadFile(filepath.Join(h.caseDir(id), caseFileName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("case %s: no such case (attune case list)", id)
 	}
@@ -310,7 +344,7 @@ func (h *Home) Case(id string) (*Case, error) {
 // Identity loads a case's age identity; passphrase is asked for only if
 // the identity is protected.
 func (h *Home) Identity(c *Case, passphrase func() (string, error)) (age.Identity, error) {
-	f, err := os.Open(filepath.Join(h.caseDir(c.ID), "identity"))
+	f, err := os.Open(filepath.Join(h.caseDir(c.ID), identityName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("case %s: its key has been erased; its footage can no longer be decrypted", c.ID)
 	}
@@ -356,7 +390,7 @@ type Device struct {
 // SaveDevice writes devices/<id>.json.
 func (h *Home) SaveDevice(d *Device) error {
 	b, _ := json.MarshalIndent(d, "", "  ")
-	if err := storage.WriteFileAtomic(filepath.Join(h.Dir, "devices", d.ID+".json"), b, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(h.Dir, devicesDir, d.ID+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("save device: %v", err)
 	}
 	return nil
@@ -364,7 +398,7 @@ func (h *Home) SaveDevice(d *Device) error {
 
 // Devices lists the paired devices, most recently paired first.
 func (h *Home) Devices() ([]*Device, error) {
-	ents, err := os.ReadDir(filepath.Join(h.Dir, "devices"))
+	ents, err := os.ReadDir(filepath.Join(h.Dir, devicesDir))
 	if err != nil {
 		return nil, fmt.Errorf("devices: %v", err)
 	}
@@ -373,7 +407,7 @@ func (h *Home) Devices() ([]*Device, error) {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(h.Dir, "devices", e.Name()))
+		b, err := os.ReadFile(filepath.Join(h.Dir, devicesDir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -408,7 +442,7 @@ func (h *Home) CaseFiles(c *Case, prefix string) ([]string, error) {
 
 // RemoveDevice forgets a device (after it was reset).
 func (h *Home) RemoveDevice(id string) error {
-	err := os.Remove(filepath.Join(h.Dir, "devices", id+".json"))
+	err := os.Remove(filepath.Join(h.Dir, devicesDir, id+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

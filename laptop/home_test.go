@@ -27,7 +27,8 @@ func TestCasesRetention(t *testing.T) {
 	}
 	c.Consent = append(c.Consent, Consent{Who: "parent", Date: "2026-11-01", SharedReview: true})
 	closed := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
-	c.Closed, c.RetentionDays = &closed, 60
+	days := 60
+	c.Closed, c.RetentionDays = &closed, &days
 	h.SaveCase(c)
 	vault := filepath.Join(h.Dir, "vault", c.ID, "0123456789abcdef")
 	os.MkdirAll(vault, 0o700)

@@ -88,8 +88,8 @@ func (r *SyncResult) Problems() int {
 	return n
 }
 
-func (h *Home) vaultDir(caseID, recID string) string {
-	return filepath.Join(h.Dir, "vault", caseID, recID)
+func (h *Home) recordingDir(caseID, recID string) string {
+	return filepath.Join(h.Dir, vaultDir, caseID, recID)
 }
 
 // Sync fetches from the device everything the vault does not hold yet,
@@ -168,23 +168,22 @@ func (h *Home) caseOf(ix *storage.Index, dev *Device) string {
 
 func (h *Home) missingBytes(caseID string, ix *storage.Index) int64 {
 	var n int64
-	dir := h.vaultDir(caseID, ix.ID)
+	dir := h.recordingDir(caseID, ix.ID)
 	for i, s := range ix.Segments {
 		if s.Acked {
 			continue
 		}
-		if fi, err := os.Stat(filepath.Join(dir, segName(i))); err == nil && fi.Size() == s.Size {
+		if fi, err := os.Stat(filepath.Join(dir, storage.SegmentName(i))); err == nil && fi.Size() == s.Size {
 			continue
 		}
 		n += s.Size
-		if fi, err := os.Stat(filepath.Join(dir, partialName(segName(i)))); err == nil && fi.Size() <= s.Size {
+		if fi, err := os.Stat(filepath.Join(dir, partialName(storage.SegmentName(i)))); err == nil && fi.Size() <= s.Size {
 			n -= fi.Size()
 		}
 	}
 	return n
 }
 
-func segName(n int) string           { return fmt.Sprintf("%06d.age", n) }
 func partialName(name string) string { return ".partial-" + name }
 
 type syncState struct {
@@ -277,7 +276,7 @@ func (b *batch) wait() error {
 }
 
 func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID string, id age.Identity, rs *RecordingSync) error {
-	dir := st.h.vaultDir(caseID, ix.ID)
+	dir := st.h.recordingDir(caseID, ix.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("sync: vault: %v", err)
 	}
@@ -360,7 +359,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			}
 			nix, err := st.api.Ack(ctx, ix.ID, b.segs, b.manifest)
 			if err == nil {
-				err = writeJSON(filepath.Join(dir, "index.json"), nix)
+				err = writeJSON(filepath.Join(dir, storage.IndexName), nix)
 			} else {
 				err = fmt.Errorf("sync: acknowledge %s: %w", ix.ID, err)
 			}
@@ -394,10 +393,10 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		return err
 	}
 	if rs.Acked == 0 {
-		writeJSON(filepath.Join(dir, "index.json"), ix)
+		writeJSON(filepath.Join(dir, storage.IndexName), ix)
 	}
 	rs.Held = held
-	_, merr := os.Stat(filepath.Join(dir, "manifest.age"))
+	_, merr := os.Stat(filepath.Join(dir, storage.ManifestName))
 	rs.Complete = held == len(ix.Segments) && ix.State != storage.Recording && merr == nil && len(rs.Problems) == 0
 	st.report(st.event("recording", 0, ""))
 	return nil
@@ -442,7 +441,7 @@ func (st *syncState) downloads(ctx context.Context, fail func(error), dir string
 		if ctx.Err() != nil {
 			break
 		}
-		final := filepath.Join(dir, segName(n))
+		final := filepath.Join(dir, storage.SegmentName(n))
 		switch {
 		case seg.Acked:
 			if _, err := os.Stat(final); err != nil {
@@ -477,7 +476,7 @@ func fileOK(path string, want storage.FileInfo) bool {
 // pass, and never read back; a resumed one is checked whole afterwards. A
 // network error ends the sync; a segment gone from the device is a problem.
 func (st *syncState) fetch(ctx context.Context, dir, recID string, n int, seg storage.FileInfo, id age.Identity) (*download, string, error) {
-	part := filepath.Join(dir, partialName(segName(n)))
+	part := filepath.Join(dir, partialName(storage.SegmentName(n)))
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, "", fmt.Errorf("sync: vault: %v", err)
@@ -703,7 +702,7 @@ func (d *download) discard() {
 // check verifies a download (or re-syncs a segment held from before), moves
 // it into place and starts making it durable as part of b.
 func check(dir string, d *download, id age.Identity, b *batch) (problem string, err error) {
-	final := filepath.Join(dir, segName(d.n))
+	final := filepath.Join(dir, storage.SegmentName(d.n))
 	if d.f == nil {
 		if d.seg.Acked {
 			return "", nil
@@ -736,7 +735,7 @@ func check(dir string, d *download, id age.Identity, b *batch) (problem string, 
 }
 
 func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.Index, id age.Identity) (string, error) {
-	part := filepath.Join(dir, partialName("manifest.age"))
+	part := filepath.Join(dir, partialName(storage.ManifestName))
 	f, err := os.Create(part)
 	if err != nil {
 		return "", fmt.Errorf("sync: vault: %v", err)
@@ -757,7 +756,7 @@ func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.
 		os.Remove(part)
 		return "manifest: " + problem, nil
 	}
-	if err := os.Rename(part, filepath.Join(dir, "manifest.age")); err != nil {
+	if err := os.Rename(part, filepath.Join(dir, storage.ManifestName)); err != nil {
 		return "", fmt.Errorf("sync: vault: %v", err)
 	}
 	return "", storage.SyncDir(dir)
@@ -824,7 +823,7 @@ type VaultRecording struct {
 // Recordings lists the vault.
 func (h *Home) Recordings() ([]VaultRecording, error) {
 	var out []VaultRecording
-	cases, err := os.ReadDir(filepath.Join(h.Dir, "vault"))
+	cases, err := os.ReadDir(filepath.Join(h.Dir, vaultDir))
 	if err != nil {
 		return nil, fmt.Errorf("vault: %v", err)
 	}
@@ -832,14 +831,14 @@ func (h *Home) Recordings() ([]VaultRecording, error) {
 		if !ValidID(c.Name()) {
 			continue
 		}
-		recs, _ := os.ReadDir(filepath.Join(h.Dir, "vault", c.Name()))
+		recs, _ := os.ReadDir(filepath.Join(h.Dir, vaultDir, c.Name()))
 		for _, r := range recs {
 			if !storage.ValidID(r.Name()) {
 				continue
 			}
-			dir := h.vaultDir(c.Name(), r.Name())
+			dir := h.recordingDir(c.Name(), r.Name())
 			vr := VaultRecording{Case: c.Name(), ID: r.Name(), Dir: dir}
-			if b, err := os.ReadFile(filepath.Join(dir, "index.json")); err == nil {
+			if b, err := os.ReadFile(filepath.Join(dir, storage.IndexName)); err == nil {
 				var ix storage.Index
 				if json.Unmarshal(b, &ix) == nil {
 					vr.Index = &ix
@@ -857,16 +856,25 @@ func (h *Home) Recordings() ([]VaultRecording, error) {
 	return out, nil
 }
 
-// FindRecording finds a recording in the vault by id.
-func (h *Home) FindRecording(id string) (VaultRecording, error) {
+// FindRecording finds a recording in the vault by its id or a unique
+// prefix of it of at least MinPrefix characters.
+func (h *Home) FindRecording(ref string) (VaultRecording, error) {
 	recs, err := h.Recordings()
 	if err != nil {
 		return VaultRecording{}, err
 	}
-	for _, r := range recs {
-		if r.ID == id {
-			return r, nil
-		}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
 	}
-	return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", id, fs.ErrNotExist)
+	i, err := resolvePrefix(ref, ids)
+	switch {
+	case errors.Is(err, errNoMatch):
+		return VaultRecording{}, fmt.Errorf("recording %s is not in the vault: run attune sync, then attune list: %w", ref, fs.ErrNotExist)
+	case errors.Is(err, errTooShort):
+		return VaultRecording{}, fmt.Errorf("recording %q: give its id or at least %d characters of it (attune list shows them)", ref, MinPrefix)
+	case err != nil:
+		return VaultRecording{}, fmt.Errorf("recording %v", err)
+	}
+	return recs[i], nil
 }

@@ -43,7 +43,7 @@ func (d *fakeDevice) OpenSegment(_ context.Context, _ string, n int, offset int6
 }
 
 func (d *fakeDevice) Manifest(_ context.Context, _ string, w io.Writer) (int64, error) {
-	n, err := w.Write(d.files["manifest.age"])
+	n, err := w.Write(d.files[storage.ManifestName])
 	return int64(n), err
 }
 
@@ -101,7 +101,7 @@ func TestSyncPaths(t *testing.T) {
 					b = seal(other.Recipient(), size)
 				}
 				sum := sha256.Sum256(b)
-				name := fmt.Sprintf("%06d.age", n)
+				name := storage.SegmentName(n)
 				if n == 6 {
 					b = append([]byte(nil), b...)
 					b[len(b)/2] ^= 1
@@ -110,9 +110,9 @@ func TestSyncPaths(t *testing.T) {
 				dev.ix.Segments = append(dev.ix.Segments, storage.FileInfo{Name: name, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
 			}
 			m := seal(rcpt, 100)
-			dev.files["manifest.age"] = m
+			dev.files[storage.ManifestName] = m
 			msum := sha256.Sum256(m)
-			dev.ix.Manifest = &storage.FileInfo{Name: "manifest.age", Size: int64(len(m)), SHA256: hex.EncodeToString(msum[:])}
+			dev.ix.Manifest = &storage.FileInfo{Name: storage.ManifestName, Size: int64(len(m)), SHA256: hex.EncodeToString(msum[:])}
 
 			res, err := h.Sync(context.Background(), dev, &Device{ID: "dev", Case: c.ID}, SyncOptions{})
 			if err != nil {
@@ -131,7 +131,7 @@ func TestSyncPaths(t *testing.T) {
 					t.Errorf("segment %d acknowledged", n)
 				}
 			}
-			dir := h.vaultDir(c.ID, dev.ix.ID)
+			dir := h.recordingDir(c.ID, dev.ix.ID)
 			for n, fi := range dev.ix.Segments {
 				got, err := os.ReadFile(filepath.Join(dir, fi.Name))
 				switch {

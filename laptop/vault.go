@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -68,7 +69,7 @@ func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
 	var paths []string
 	if vr.Index != nil {
 		for n := range vr.Index.Segments {
-			p := filepath.Join(vr.Dir, segName(n))
+			p := filepath.Join(vr.Dir, storage.SegmentName(n))
 			if _, err := os.Stat(p); err == nil {
 				paths = append(paths, p)
 			}
@@ -77,9 +78,32 @@ func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
 	return &segmentStream{paths: paths, id: id}
 }
 
+// Held counts the recording's segments the vault holds.
+func (vr VaultRecording) Held() int {
+	n := 0
+	if vr.Index != nil {
+		for i := range vr.Index.Segments {
+			if _, err := os.Stat(filepath.Join(vr.Dir, storage.SegmentName(i))); err == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Synced reports whether the vault holds the whole recording: it has ended
+// on the device, and every segment and the final manifest are here.
+func (vr VaultRecording) Synced() bool {
+	if vr.Index == nil || vr.Index.State == storage.Recording || vr.Held() != len(vr.Index.Segments) {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(vr.Dir, storage.ManifestName))
+	return err == nil
+}
+
 // Manifest decrypts the recording's manifest.
 func (vr VaultRecording) Manifest(id age.Identity) (*storage.Manifest, error) {
-	f, err := os.Open(filepath.Join(vr.Dir, "manifest.age"))
+	f, err := os.Open(filepath.Join(vr.Dir, storage.ManifestName))
 	if err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", vr.ID, err)
 	}
@@ -104,9 +128,33 @@ func MarksOf(m *storage.Manifest) []Mark {
 	return out
 }
 
-// ExportRecording decrypts a vault recording into a finalized Matroska
-// file at path, written under a temporary name and renamed when complete.
+// Container is a file format a recording is exported in.
+type Container string
+
+// Matroska is the container ExportRecording writes.
+const Matroska Container = "matroska"
+
+// ContainerFor picks the container of an export file from its name's
+// extension: .mkv or .mka is Matroska; any other name is refused, with an
+// error that says what to use.
+func ContainerFor(path string) (Container, error) {
+	ext := filepath.Ext(path)
+	switch strings.ToLower(ext) {
+	case ".mkv", ".mka":
+		return Matroska, nil
+	case "":
+		return "", fmt.Errorf("export: %s: name the file FILE.mkv (attune exports Matroska, which any player opens)", path)
+	}
+	return "", fmt.Errorf("export: %s: attune exports Matroska only (%s is not supported): name the file %s", path, ext, strings.TrimSuffix(path, ext)+".mkv")
+}
+
+// ExportRecording decrypts a vault recording into a finalized file at path
+// in the container its name asks for (see ContainerFor), written under a
+// temporary name and renamed when complete.
 func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string) (ExportInfo, *storage.Manifest, error) {
+	if _, err := ContainerFor(path); err != nil {
+		return ExportInfo{}, nil, err
+	}
 	m, err := vr.Manifest(id)
 	if err != nil {
 		return ExportInfo{}, nil, err

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"io"
 	"os"
@@ -73,19 +72,6 @@ func (a *atomicFile) abort() {
 	os.Remove(a.tmp)
 }
 
-// syncDir makes renames and removals in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
 func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 
 // WriteFileAtomic writes a whole small file the way the store writes its
@@ -115,5 +101,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return syncDir(dir)
 }
 
-// SyncDir makes renames and removals in dir durable.
+// SyncDir makes renames and removals in dir durable. On Windows, where a
+// directory cannot be fsynced (NTFS journals its metadata) and os.Rename
+// replaces the target, it does nothing.
 func SyncDir(dir string) error { return syncDir(dir) }

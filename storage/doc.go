@@ -7,7 +7,9 @@
 // state. Every file is written under a temporary name, fsynced, renamed and
 // the directory fsynced, so a power cut loses at most the segment being
 // written. docs/FORMAT.md describes the layout for anyone who must recover
-// footage without this software.
+// footage without this software. The layout's names (RecordingsDir,
+// IndexName, ManifestName, SegmentName) are exported: the laptop's vault
+// keeps each recording under the same names.
 //
 // This package must never write plaintext footage or personal data to disk:
 // the stream is encrypted as it is written, the manifest is sealed, and the

@@ -62,13 +62,21 @@ func (ix *Index) Bytes() int64 {
 	return n
 }
 
+// The on-disk layout of a recording (docs/FORMAT.md): the store keeps
+// DATA/RecordingsDir/<id>/, and the laptop's vault copies each recording
+// directory under the same file names.
 const (
-	indexName    = "index.json"
-	manifestName = "manifest.age"
+	// RecordingsDir is the directory under the data directory that holds
+	// one directory per recording.
+	RecordingsDir = "recordings"
+	// IndexName is the recording's plaintext index.
+	IndexName = "index.json"
+	// ManifestName is the recording's sealed manifest.
+	ManifestName = "manifest.age"
 )
 
-// segmentName is the file name of segment n.
-func segmentName(n int) string { return fmt.Sprintf("%06d.age", n) }
+// SegmentName is the file name of segment n: 000000.age, 000001.age, …
+func SegmentName(n int) string { return fmt.Sprintf("%06d.age", n) }
 
 var (
 	idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
@@ -78,7 +86,7 @@ var (
 func ValidID(id string) bool { return idRE.MatchString(id) }
 
 func readIndex(dir string) (*Index, error) {
-	b, err := os.ReadFile(filepath.Join(dir, indexName))
+	b, err := os.ReadFile(filepath.Join(dir, IndexName))
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +111,7 @@ func parseIndex(b []byte) (*Index, error) {
 		return nil, fmt.Errorf("parse index: unknown state %q", ix.State)
 	}
 	for i, s := range ix.Segments {
-		if s.Name != segmentName(i) || s.Size < 0 || len(s.SHA256) != 64 {
+		if s.Name != SegmentName(i) || s.Size < 0 || len(s.SHA256) != 64 {
 			return nil, fmt.Errorf("parse index: bad segment entry %d", i)
 		}
 	}
@@ -115,7 +123,7 @@ func writeIndex(dir string, ix *Index) error {
 	if err != nil {
 		return err
 	}
-	a, err := createAtomic(dir, indexName)
+	a, err := createAtomic(dir, IndexName)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func (r *Rec) openSegment() error {
 		return ErrFull
 	}
 	n := len(r.ix.Segments)
-	seg, err := createAtomic(r.dir, segmentName(n))
+	seg, err := createAtomic(r.dir, SegmentName(n))
 	if err != nil {
 		return classify(fmt.Errorf("open segment: %w", err))
 	}
@@ -194,7 +194,7 @@ func (r *Rec) Flush() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ix.Segments = append(r.ix.Segments, FileInfo{Name: segmentName(len(r.ix.Segments)), Size: size, SHA256: sum})
+	r.ix.Segments = append(r.ix.Segments, FileInfo{Name: SegmentName(len(r.ix.Segments)), Size: size, SHA256: sum})
 	// The sealed segment itself is the record; the index on disk catches up
 	// every indexEvery segments (recovery adds the ones it lacks), which
 	// spares a second file write and fsync per second of footage. Readers
@@ -249,7 +249,7 @@ func (r *Rec) sealManifestLocked() error {
 	if err != nil {
 		return err
 	}
-	a, err := createAtomic(r.dir, manifestName)
+	a, err := createAtomic(r.dir, ManifestName)
 	if err != nil {
 		return classify(err)
 	}
@@ -270,7 +270,7 @@ func (r *Rec) sealManifestLocked() error {
 	if err != nil {
 		return classify(err)
 	}
-	r.ix.Manifest = &FileInfo{Name: manifestName, Size: size, SHA256: sum}
+	r.ix.Manifest = &FileInfo{Name: ManifestName, Size: size, SHA256: sum}
 	return nil
 }
 

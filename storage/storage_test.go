@@ -130,13 +130,13 @@ func TestSegmentsRoundTrip(t *testing.T) {
 				}
 			}
 			var m Manifest
-			if err := json.Unmarshal(decryptFile(t, filepath.Join(s.Dir(), rec.ID(), manifestName), id), &m); err != nil {
+			if err := json.Unmarshal(decryptFile(t, filepath.Join(s.Dir(), rec.ID(), ManifestName), id), &m); err != nil {
 				t.Fatal(err)
 			}
 			if m.ID != rec.ID() || m.Segments != len(sizes) || m.EndReason != "stopped" || m.Source != "testsrc" {
 				t.Errorf("manifest = %+v", m)
 			}
-			mraw, _ := os.ReadFile(filepath.Join(s.Dir(), rec.ID(), manifestName))
+			mraw, _ := os.ReadFile(filepath.Join(s.Dir(), rec.ID(), ManifestName))
 			msum := sha256.Sum256(mraw)
 			if ix.Manifest == nil || ix.Manifest.SHA256 != hex.EncodeToString(msum[:]) {
 				t.Errorf("index does not describe the final manifest")
@@ -200,7 +200,7 @@ func TestRecovery(t *testing.T) {
 	rdir := filepath.Join(s.Dir(), rec.ID())
 	// …and just after sealing a segment the index does not yet list: put
 	// one in place by hand.
-	sealed := filepath.Join(rdir, segmentName(2))
+	sealed := filepath.Join(rdir, SegmentName(2))
 	f, _ := os.Create(sealed)
 	w, _ := age.Encrypt(f, rs.List...)
 	w.Write([]byte("third"))
@@ -309,7 +309,7 @@ func FuzzParseIndex(f *testing.F) {
 			t.Fatal("invalid id accepted")
 		}
 		for i, s := range ix.Segments {
-			if s.Name != segmentName(i) {
+			if s.Name != SegmentName(i) {
 				t.Fatal("bad segment name accepted")
 			}
 		}

@@ -56,7 +56,7 @@ func Open(dataDir string, opts Options, log *slog.Logger) (*Store, error) {
 	if opts.Free == nil {
 		opts.Free = freeBytes
 	}
-	dir := filepath.Join(dataDir, "recordings")
+	dir := filepath.Join(dataDir, RecordingsDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %v", err)
 	}
@@ -118,7 +118,7 @@ func (s *Store) Index(id string) (*Index, error) {
 	// A finished recording's index is parsed once and kept while its file
 	// stays the same one (every rewrite is a rename: a new file): a sync
 	// asks for it with every segment it fetches.
-	path := filepath.Join(s.dir, id, indexName)
+	path := filepath.Join(s.dir, id, IndexName)
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("index: recording %s: %w", id, fs.ErrNotExist)
@@ -163,7 +163,7 @@ func (ix *Index) clone() *Index {
 
 // SegmentPath is the path of a sealed segment.
 func (s *Store) SegmentPath(id string, n int) string {
-	return filepath.Join(s.dir, id, segmentName(n))
+	return filepath.Join(s.dir, id, SegmentName(n))
 }
 
 func newID() string {
@@ -229,7 +229,7 @@ func (s *Store) recoverOne(id string) error {
 	}
 	// Segments sealed after the last index write.
 	for n := len(ix.Segments); ; n++ {
-		fi, err := fileInfo(dir, segmentName(n))
+		fi, err := fileInfo(dir, SegmentName(n))
 		if errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -239,7 +239,7 @@ func (s *Store) recoverOne(id string) error {
 		ix.Segments = append(ix.Segments, fi)
 	}
 	if ix.Manifest == nil {
-		if fi, err := fileInfo(dir, manifestName); err == nil {
+		if fi, err := fileInfo(dir, ManifestName); err == nil {
 			ix.Manifest = &fi
 		}
 	}
@@ -273,7 +273,7 @@ func (s *Store) EraseAll() (int, error) {
 
 // ManifestPath is the path of a recording's sealed manifest.
 func (s *Store) ManifestPath(id string) string {
-	return filepath.Join(s.dir, id, manifestName)
+	return filepath.Join(s.dir, id, ManifestName)
 }
 
 // ErrNotFound is returned for a recording or segment the store does not hold.

@@ -84,7 +84,7 @@ func TestCaseClose(t *testing.T) {
 	if _, err := system.VerifyCertificatePin(bad, oldDev.Pin); err == nil {
 		t.Error("a tampered certificate verified")
 	}
-	if cs.Closed == nil || cs.RetentionDays != 30 {
+	if cs.Closed == nil || cs.RetentionDays == nil || *cs.RetentionDays != 30 {
 		t.Errorf("case after close: %+v", cs)
 	}
 

@@ -1,5 +1,10 @@
 // Command attune is the practitioner's laptop companion to an Attune
-// device: pairing, sync, listing and export.
+// device: pairing, sync, listing, export and the cases' lifecycle. It only
+// parses flags, prints and sets the exit code; the work is package laptop's.
+//
+// The version it reports is set at build time:
+//
+//	go build -ldflags "-X main.version=v1.2.3" ./cmd/attune
 package main
 
 import (

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,21 +20,30 @@ import (
 
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/link"
-	"attune.dev/attune/storage"
 )
 
 const usage = `usage:
   attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--x25519] [--protect] [--home DIR]
   attune sync   [--device HOST:PORT] [--json] [--home DIR]
   attune list   [--json] [--home DIR]
-  attune export ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
+  attune export RECORDING-ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
   attune case new|list|consent|close|erase …   (attune case for details)
   attune audit CASE [--html FILE]              the chain of custody, as text and a printable page
+  attune version
+
+attune COMMAND --help describes a command. Flags may come before or after
+the arguments. A recording or case id may be shortened to a unique prefix
+of at least 4 characters.
 
 The home directory (keys, cases, the vault) is --home, else $ATTUNE_HOME,
-else the user's data directory. A passphrase-protected case key is read
+else the user's data directory: %LOCALAPPDATA%\Attune on Windows,
+~/Library/Application Support/Attune on macOS, $XDG_DATA_HOME/attune or
+~/.local/share/attune elsewhere. A passphrase-protected case key is read
 from $ATTUNE_PASSPHRASE or asked for on the terminal.
 `
+
+// errHelp is returned when --help was asked for and given: not a failure.
+var errHelp = errors.New("help given")
 
 // Run is attune's whole command line.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -42,25 +52,52 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return errors.New("no command given")
 	}
 	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, dial: &net.Dialer{Timeout: 10 * time.Second}}
+	var err error
 	switch args[0] {
 	case "pair":
-		return c.pair(args[1:])
+		err = c.pair(args[1:])
 	case "sync":
-		return c.sync(args[1:])
+		err = c.sync(args[1:])
 	case "list":
-		return c.list(args[1:])
+		err = c.list(args[1:])
 	case "export":
-		return c.export(args[1:])
+		err = c.export(args[1:])
 	case "case":
-		return c.caseCmd(args[1:])
+		err = c.caseCmd(args[1:])
 	case "audit":
-		return c.audit(args[1:])
-	case "help", "-h", "--help":
+		err = c.audit(args[1:])
+	case "version", "--version":
+		err = c.version(args[1:])
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// version is set at build time: go build -ldflags "-X main.version=…".
+var version string
+
+func (c *cli) version(args []string) error {
+	fs, _ := c.command("version", "", false)
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(c.stdout, "attune %s\n", v)
+	return nil
 }
 
 type cli struct {
@@ -80,19 +117,80 @@ func (c *cli) openHome(dir string) (*laptop.Home, error) {
 	return home, nil
 }
 
-// parseHome parses the flags and opens the home directory.
-func (c *cli) parseHome(fs *flag.FlagSet, homeDir *string, args []string) (*laptop.Home, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+// command makes the flag set of "attune name"; synopsis names its
+// positional arguments for its usage line. With home it has --home, whose
+// value is the returned string.
+func (c *cli) command(name, synopsis string, home bool) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // parse prints the usage itself, help to stdout and errors to stderr
+	fs.Usage = func() {
+		line := "usage: attune " + name
+		if hasFlags(fs) {
+			line += " [flags]"
+		}
+		if synopsis != "" {
+			line += " " + synopsis
+		}
+		fmt.Fprintln(fs.Output(), line)
+		if hasFlags(fs) {
+			fmt.Fprintln(fs.Output(), "\nflags:")
+			fs.PrintDefaults()
+		}
 	}
-	return c.openHome(*homeDir)
+	var dir *string
+	if home {
+		dir = fs.String("home", "", "home directory (default $ATTUNE_HOME or the user's data directory)")
+	}
+	return fs, dir
 }
 
-func (c *cli) flags(name string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	home := fs.String("home", "", "home directory (default $ATTUNE_HOME or the user's data directory)")
-	return fs, home
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// parse parses args with fs as a user types them: flags before, between or
+// after the positional arguments ("--" ends the flags), an unknown flag
+// anywhere is an error. It returns the positional arguments, refusing more
+// than max of them (max < 0: any number). --help prints the usage on
+// stdout and returns errHelp.
+func (c *cli) parse(fs *flag.FlagSet, args []string, max int) ([]string, error) {
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(c.stdout)
+			fs.Usage()
+			return nil, errHelp
+		}
+		if err != nil {
+			fs.SetOutput(c.stderr)
+			fs.Usage()
+			return nil, fmt.Errorf("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	if max >= 0 && len(pos) > max {
+		return nil, fmt.Errorf("%s: unexpected argument %q (attune %s --help)", fs.Name(), pos[max], fs.Name())
+	}
+	return pos, nil
+}
+
+// arg is the i-th positional argument, or "".
+func arg(pos []string, i int) string {
+	if i < len(pos) {
+		return pos[i]
+	}
+	return ""
 }
 
 func isTerminal(w io.Writer) bool {
@@ -147,17 +245,14 @@ func (c *cli) findDevice(addr string) (string, error) {
 }
 
 func (c *cli) pair(args []string) error {
-	fs, homeDir := c.flags("pair")
+	fs, homeDir := c.command("pair", "", true)
 	device := fs.String("device", "", "device address HOST:PORT (default: discover it)")
 	code := fs.String("code", "", "the 6-digit code on the device's display (asked for if not given)")
 	label := fs.String("case", "", "a label for the new case (stays on this laptop)")
 	x25519 := fs.Bool("x25519", false, "classic X25519 case key instead of post-quantum hybrid")
 	protect := fs.Bool("protect", false, "protect the case key with a passphrase (age scrypt)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("pair: unexpected argument %q", fs.Arg(0))
 	}
 	home, err := c.openHome(*homeDir)
 	if err != nil {
@@ -188,26 +283,8 @@ func (c *cli) pair(args []string) error {
 	if *label == "" {
 		*label = "case " + time.Now().Format("2006-01-02 15:04")
 	}
-	_, pin, err := home.Cert()
+	dev, cs, err := home.Pair(c.ctx, c.dial, addr, norm, laptop.CaseOptions{Label: *label, X25519: *x25519, Passphrase: pass})
 	if err != nil {
-		return err
-	}
-	cs, err := home.NewCase(*label, *x25519, pass)
-	if err != nil {
-		return err
-	}
-	dp, err := link.Pair(c.ctx, c.dial, addr, norm, link.LaptopPayload{LaptopCertPin: pin, Recipients: cs.Recipients, CaseRef: cs.ID})
-	if err != nil {
-		// The case never reached a device: remove it again.
-		os.RemoveAll(filepath.Join(home.Dir, "cases", cs.ID))
-		return err
-	}
-	dev := &laptop.Device{ID: dp.DeviceID, Pin: dp.DevicePin, Addr: addr, Case: cs.ID, Paired: time.Now().UTC()}
-	if err := home.SaveDevice(dev); err != nil {
-		return err
-	}
-	cs.Device = dev.ID
-	if err := home.SaveCase(cs); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "paired with device %s at %s\ncase %s (%q, %s key) — recordings from now on are sealed to it\n", dev.ID, addr, cs.ID, cs.Label, cs.Kind)
@@ -234,10 +311,13 @@ func (c *cli) device(home *laptop.Home, addr string) (*laptop.Device, error) {
 }
 
 func (c *cli) sync(args []string) error {
-	fs, homeDir := c.flags("sync")
+	fs, homeDir := c.command("sync", "", true)
 	device := fs.String("device", "", "device address HOST:PORT (default: where it was paired)")
 	jsonOut := fs.Bool("json", false, "one JSON object per event, then the result")
-	home, err := c.parseHome(fs, homeDir, args)
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}
@@ -282,9 +362,12 @@ func (c *cli) sync(args []string) error {
 }
 
 func (c *cli) list(args []string) error {
-	fs, homeDir := c.flags("list")
+	fs, homeDir := c.command("list", "", true)
 	jsonOut := fs.Bool("json", false, "JSON output")
-	home, err := c.parseHome(fs, homeDir, args)
+	if _, err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	home, err := c.openHome(*homeDir)
 	if err != nil {
 		return err
 	}
@@ -349,13 +432,7 @@ func (c *cli) list(args []string) error {
 		}
 		if vr.Index != nil {
 			r.State, r.Segments = string(vr.Index.State), len(vr.Index.Segments)
-			for n := range vr.Index.Segments {
-				if _, err := os.Stat(filepath.Join(vr.Dir, fmt.Sprintf("%06d.age", n))); err == nil {
-					r.Held++
-				}
-			}
-			_, merr := os.Stat(filepath.Join(vr.Dir, "manifest.age"))
-			r.Synced = r.Held == r.Segments && vr.Index.State != storage.Recording && merr == nil
+			r.Held, r.Synced = vr.Held(), vr.Synced()
 			if r.Seconds == 0 {
 				r.Seconds = float64(r.Segments) // about a second a segment
 			}
@@ -387,25 +464,22 @@ func (c *cli) list(args []string) error {
 }
 
 func (c *cli) export(args []string) error {
-	// Allow the id before or after the flags.
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	fs, homeDir := c.flags("export")
-	out := fs.String("out", "", "output Matroska file (required)")
+	fs, homeDir := c.command("export", "RECORDING-ID", true)
+	out := fs.String("out", "", "output Matroska file, FILE.mkv (required)")
 	marks := fs.String("marks", "", "also write the marks as WebVTT (.vtt) or CSV (.csv)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := c.parse(fs, args, 1)
+	if err != nil {
 		return err
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if !storage.ValidID(id) {
+	id := arg(pos, 0)
+	if id == "" {
 		return errors.New("export: give a recording id (attune list shows them)")
 	}
 	if *out == "" {
 		return errors.New("export: --out FILE.mkv is required")
+	}
+	if _, err := laptop.ContainerFor(*out); err != nil {
+		return err
 	}
 	format := ""
 	if *marks != "" {
@@ -438,7 +512,7 @@ func (c *cli) export(args []string) error {
 	if err != nil && !errors.Is(err, laptop.ErrDamaged) {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "exported %s: %s, %d frames, %d marks as chapters → %s\n", id, info.Duration.Round(time.Millisecond), info.VideoFrames, len(m.Marks), *out)
+	fmt.Fprintf(c.stdout, "exported %s: %s, %d frames, %d marks as chapters → %s\n", vr.ID, info.Duration.Round(time.Millisecond), info.VideoFrames, len(m.Marks), *out)
 	if format != "" {
 		f, ferr := os.Create(*marks)
 		if ferr != nil {
