@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"attune.dev/attune/system"
+	"attune.dev/attune/custody"
 )
 
 // certFile is how the laptop keeps an erasure certificate: the signed
@@ -24,7 +24,7 @@ type certFile struct {
 // SaveCertificate keeps a device's erasure certificate with the case,
 // once (files are named by the certificate's digest).
 func (h *Home) SaveCertificate(c *Case, signed []byte, pin string) (string, error) {
-	name := "erasure-" + system.CertificateDigest(signed)[:16] + ".json"
+	name := "erasure-" + custody.CertificateDigest(signed)[:16] + ".json"
 	if _, err := os.Stat(filepath.Join(h.caseDir(c.ID), name)); err == nil {
 		return name, nil
 	}
@@ -68,7 +68,7 @@ func (h *Home) knownPin(signed []byte, extra ...string) string {
 		if p == "" {
 			continue
 		}
-		if _, err := system.VerifyCertificatePin(signed, p); err == nil {
+		if _, err := custody.VerifyCertificatePin(signed, p); err == nil {
 			return p
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -141,7 +142,7 @@ func (s *Server) init() error {
 		if s.initErr != nil {
 			return
 		}
-		s.pin = Pin(s.cert.Leaf)
+		s.pin = custody.Pin(s.cert.Leaf)
 		s.pinRaw, _ = pinBytes(s.pin)
 		s.handler = s.routes()
 	})
@@ -280,7 +281,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	if want == "" || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return false
 	}
-	got := Pin(r.TLS.PeerCertificates[0])
+	got := custody.Pin(r.TLS.PeerCertificates[0])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
@@ -342,7 +343,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 // answered already.
 func (s *Server) recording(w http.ResponseWriter, r *http.Request) (*storage.Index, bool) {
 	id := r.PathValue("id")
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		writeError(w, http.StatusBadRequest, "bad recording id: 16 lowercase hex digits expected")
 		return nil, false
 	}
@@ -448,7 +449,7 @@ type ackRequest struct {
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		writeError(w, http.StatusBadRequest, "bad recording id: 16 lowercase hex digits expected")
 		return
 	}

@@ -9,9 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/link"
-	"attune.dev/attune/system"
 )
 
 const caseUsage = `usage:
@@ -327,7 +327,7 @@ func (c *cli) resetDevice(home *laptop.Home, cs *laptop.Case, dev *laptop.Device
 	if err != nil {
 		return "", fmt.Errorf("case close: %w", err)
 	}
-	cert, verr := system.VerifyCertificatePin(signed, dev.Pin)
+	cert, verr := custody.VerifyCertificatePin(signed, dev.Pin)
 	pin := dev.Pin
 	if verr != nil {
 		pin = ""

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
@@ -401,7 +402,7 @@ func (c *cli) export(args []string) error {
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		return errors.New("export: give a recording id (attune list shows them)")
 	}
 	if *out == "" {
