@@ -144,13 +144,13 @@ func TestVerifyChainFrom(t *testing.T) {
 	}
 }
 
-func TestAuditCaseRef(t *testing.T) {
+func TestCaseRef(t *testing.T) {
 	if got := custody.CaseRef("0123456789abcdef"); got != "0123456789abcdef" {
 		t.Fatalf("case id changed: %s", got)
 	}
 	got := custody.CaseRef("Smith family")
 	if !custody.ValidID(got) || got == custody.CaseRef("Jones family") {
-		t.Fatalf("AuditCaseRef = %q", got)
+		t.Fatalf("CaseRef = %q", got)
 	}
 	if custody.CaseRef("") != "" {
 		t.Fatal("empty ref changed")

@@ -126,10 +126,10 @@ func LoadChain(caseDir string) ([]custody.Record, error) {
 	return recs, nil
 }
 
-// Certificate is an erasure certificate as the laptop keeps it: the
+// KeptCertificate is an erasure certificate as the laptop keeps it: the
 // document the device signed, and the pin of the device it was paired with
 // (Device.Pin), against which Report verifies it.
-type Certificate struct {
+type KeptCertificate struct {
 	Signed []byte
 	Pin    string
 }
@@ -149,7 +149,7 @@ var reportTmpl = template.Must(template.New("report").Parse(reportHTML))
 // self-contained printable page, no scripts). Apart from caseLabel, which
 // the laptop supplies, the report holds only what the chain and the
 // certificates hold: opaque ids, counts, sizes, hashes and times.
-func Report(w io.Writer, records []custody.Record, certs []Certificate, caseLabel string, format string) error {
+func Report(w io.Writer, records []custody.Record, certs []KeptCertificate, caseLabel string, format string) error {
 	if format != "text" && format != "html" {
 		return fmt.Errorf("report: unknown format %q: use text or html", format)
 	}
@@ -291,7 +291,7 @@ type recCustody struct {
 	certIssued                   string
 }
 
-func buildReport(records []custody.Record, certs []Certificate, label string) *auditReport {
+func buildReport(records []custody.Record, certs []KeptCertificate, label string) *auditReport {
 	rep := &auditReport{Label: label}
 
 	// The chain itself.

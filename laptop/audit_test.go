@@ -7,44 +7,25 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"attune.dev/attune/custody"
+	"attune.dev/attune/custody/custodytest"
 	"attune.dev/attune/link"
-	"attune.dev/attune/system"
 )
 
-// chainTestClock is a deterministic device clock: each reading is one
-// second after the previous one.
-type chainTestClock struct {
-	mu      sync.Mutex
-	mono    time.Duration
-	trusted bool
-}
-
-func (c *chainTestClock) now() (time.Duration, time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mono += time.Second
-	return c.mono, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).Add(c.mono), c.trusted
-}
-
-// chainTestDevice is a device's audit log.
+// chainTestDevice is a device's audit log, kept in memory. Its clock is
+// deterministic: each reading is one second after the previous one.
 type chainTestDevice struct {
 	t *testing.T
-	a *system.Audit
+	a *custodytest.Log
 }
 
 func newChainTestDevice(t *testing.T, trusted bool) *chainTestDevice {
 	t.Helper()
-	a, err := system.OpenAudit(filepath.Join(t.TempDir(), system.AuditFile), (&chainTestClock{trusted: trusted}).now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return &chainTestDevice{t, a}
+	clock := &custodytest.Clock{Step: time.Second, Wall: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Trusted: trusted}
+	return &chainTestDevice{t, custodytest.NewLog(clock.Now)}
 }
 
 func (d *chainTestDevice) add(rs ...custody.Record) {
@@ -177,7 +158,7 @@ const (
 
 // reportTestCase plays a case on a device: pairing, three recordings,
 // syncs, a factory reset with its certificate.
-func reportTestCase(t *testing.T, trusted bool) ([]custody.Record, []Certificate, ed25519.PrivateKey) {
+func reportTestCase(t *testing.T, trusted bool) ([]custody.Record, []KeptCertificate, ed25519.PrivateKey) {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	tlsCert, err := link.SelfSignedCert(key, "attune-test")
@@ -227,10 +208,10 @@ func reportTestCase(t *testing.T, trusted bool) ([]custody.Record, []Certificate
 	if err != nil {
 		t.Fatal(err)
 	}
-	return recs, []Certificate{{Signed: signed, Pin: pin}}, key
+	return recs, []KeptCertificate{{Signed: signed, Pin: pin}}, key
 }
 
-func report(t *testing.T, recs []custody.Record, certs []Certificate, label, format string) string {
+func report(t *testing.T, recs []custody.Record, certs []KeptCertificate, label, format string) string {
 	t.Helper()
 	var b strings.Builder
 	if err := Report(&b, recs, certs, label, format); err != nil {
@@ -335,12 +316,12 @@ func TestReportDetectsBadCertificatesAndChains(t *testing.T) {
 	tampered := append([]byte(nil), certs[0].Signed...)
 	i := bytes.Index(tampered, []byte(`"synced": true`))
 	copy(tampered[i:], `"synced": fals`) // wrong on purpose: any change must fail
-	for name, c := range map[string]Certificate{
+	for name, c := range map[string]KeptCertificate{
 		"tampered":  {Signed: tampered, Pin: certs[0].Pin},
 		"wrong pin": {Signed: certs[0].Signed, Pin: strings.Repeat("0", 64)},
 		"no pin":    {Signed: certs[0].Signed},
 	} {
-		out := report(t, recs, []Certificate{c}, "case", "text")
+		out := report(t, recs, []KeptCertificate{c}, "case", "text")
 		if !strings.Contains(out, "NOT VALID") && !strings.Contains(out, "NOT VERIFIED") {
 			t.Errorf("%s: certificate accepted:\n%s", name, out)
 		}

@@ -36,12 +36,12 @@ func (h *Home) SaveCertificate(c *Case, signed []byte, pin string) (string, erro
 }
 
 // Certificates are the erasure certificates kept with a case.
-func (h *Home) Certificates(c *Case) ([]Certificate, error) {
+func (h *Home) Certificates(c *Case) ([]KeptCertificate, error) {
 	files, err := h.CaseFiles(c, "erasure-")
 	if err != nil {
 		return nil, err
 	}
-	var out []Certificate
+	var out []KeptCertificate
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -51,7 +51,7 @@ func (h *Home) Certificates(c *Case) ([]Certificate, error) {
 		if err := json.Unmarshal(raw, &cf); err != nil {
 			return nil, fmt.Errorf("certificate %s: %v", filepath.Base(f), err)
 		}
-		out = append(out, Certificate{Signed: cf.Signed, Pin: cf.DevicePin})
+		out = append(out, KeptCertificate{Signed: cf.Signed, Pin: cf.DevicePin})
 	}
 	return out, nil
 }
