@@ -30,7 +30,7 @@ type Dialer interface {
 
 // LaptopPayload is what the laptop gives the device when pairing.
 type LaptopPayload struct {
-	// LaptopCertPin is the pin of the laptop's TLS certificate (Pin).
+	// LaptopCertPin is the pin of the laptop's TLS certificate (custody.Pin).
 	LaptopCertPin string
 	// Recipients are the case's age recipients, one per entry.
 	Recipients []string

@@ -46,7 +46,7 @@ type Backend interface {
 	// previous pairing, if any, in force. After Paired succeeds the server
 	// calls SetClock(p.Now); a refused time does not undo the pairing.
 	Paired(p Pairing) error
-	// LaptopPin is the paired laptop's certificate pin (see Pin), or ""
+	// LaptopPin is the paired laptop's certificate pin (see custody.Pin), or ""
 	// while the device is not paired. Only a client presenting a
 	// certificate with this pin may use the API.
 	LaptopPin() string

@@ -75,7 +75,7 @@ func AuditClock(c *Clock) func() (time.Duration, time.Time, bool) {
 // bytes are dropped even if they happen to be a whole record short of its
 // newline: its Append never returned success. Any other damage (a complete
 // line that does not verify, anywhere) is never repaired: OpenAudit fails
-// with a *ChainError naming the seq and leaves the file untouched as
+// with a *custody.ChainError naming the seq and leaves the file untouched as
 // evidence. To go on recording, an operator moves the file aside; the next
 // OpenAudit starts a new chain, and the laptop reports that the device's
 // history was replaced.
@@ -177,8 +177,8 @@ func (a *Audit) Append(r custody.Record) (custody.Record, error) {
 	return r, nil
 }
 
-// Head returns the seq and line hash of the last record (0 and custody.ZeroHash
-// for an empty chain): what the next record's prev will be.
+// Head returns the seq and line hash of the last record (0 and
+// custody.ZeroHash for an empty chain): what the next record's prev will be.
 func (a *Audit) Head() (uint64, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -228,7 +228,8 @@ func (a *Audit) Close() error {
 // BuildCertificate lists what a factory reset of store is about to erase:
 // every recording directory, with the ciphertext hashes from its index and
 // which segments the laptop had acknowledged. The time and the head of the
-// chain come from audit. Call it, sign, erase, then append the reset record.
+// chain come from audit. Call it, sign (custody.SignCertificate), erase,
+// then append the reset record.
 func BuildCertificate(store *storage.Store, audit *Audit, device string) (custody.Certificate, error) {
 	if audit == nil {
 		return custody.Certificate{}, errors.New("build certificate: no audit log")
