@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
-	"attune.dev/attune/system"
 )
 
 // ChainFile is the name, in a case's directory (HOME/cases/<id>/), of the
@@ -29,7 +29,7 @@ const ChainFile = "audit.log"
 // records the laptop already holds must come back byte for byte, and the
 // first new record must chain onto the last kept one. A device that
 // rewrote, removed or reordered its history is an error wrapping a
-// *system.ChainError that names the seq; the kept copy is then left as it
+// *custody.ChainError that names the seq; the kept copy is then left as it
 // was.
 func AppendChain(caseDir string, raw []byte) error {
 	path := filepath.Join(caseDir, ChainFile)
@@ -37,7 +37,7 @@ func AppendChain(caseDir string, raw []byte) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("append chain: %v", err)
 	}
-	keptRecs, err := system.VerifyChain(kept)
+	keptRecs, err := custody.VerifyChain(kept)
 	if err != nil {
 		return fmt.Errorf("append chain: the copy kept in %s is damaged: %w", path, err)
 	}
@@ -48,22 +48,22 @@ func AppendChain(caseDir string, raw []byte) error {
 	n := uint64(len(keptRecs))
 	lineHash := func(seq uint64) string {
 		if seq == 0 {
-			return system.ZeroHash
+			return custody.ZeroHash
 		}
-		return system.LineHash(keptLines[seq-1])
+		return custody.LineHash(keptLines[seq-1])
 	}
 	// Where does the device's part start? If its first line is unreadable,
 	// take it as following the kept copy: the check below names the seq.
 	start := n
 	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		if first, err := system.ParseAuditLine(raw[:i]); err == nil {
+		if first, err := custody.ParseLine(raw[:i]); err == nil {
 			start = first.Seq - 1
 		}
 	}
 	if start > n {
 		return fmt.Errorf("append chain: the device sent records from seq %d, but the copy on this laptop ends at seq %d: fetch the records after seq %d", start+1, n, n)
 	}
-	recs, err := system.VerifyChainFrom(start, lineHash(start), raw)
+	recs, err := custody.VerifyChainFrom(start, lineHash(start), raw)
 	if err != nil {
 		return fmt.Errorf("append chain: the device's audit chain does not extend the copy kept on this laptop (the device's history was changed): %w", err)
 	}
@@ -71,11 +71,11 @@ func AppendChain(caseDir string, raw []byte) error {
 	end := start + uint64(len(recs))
 	for i, r := range recs {
 		if r.Seq <= n && !bytes.Equal(newLines[i], keptLines[r.Seq-1]) {
-			return fmt.Errorf("append chain: %w", &system.ChainError{Seq: r.Seq, Reason: "the device rewrote this record: it differs from the copy kept on this laptop"})
+			return fmt.Errorf("append chain: %w", &custody.ChainError{Seq: r.Seq, Reason: "the device rewrote this record: it differs from the copy kept on this laptop"})
 		}
 	}
 	if end < n {
-		return fmt.Errorf("append chain: %w", &system.ChainError{Seq: end + 1, Reason: fmt.Sprintf("the device's chain ends at seq %d, but this laptop holds records up to seq %d: the device removed records", end, n)})
+		return fmt.Errorf("append chain: %w", &custody.ChainError{Seq: end + 1, Reason: fmt.Sprintf("the device's chain ends at seq %d, but this laptop holds records up to seq %d: the device removed records", end, n)})
 	}
 	if end == n {
 		return nil
@@ -111,7 +111,7 @@ func chainLines(raw []byte) [][]byte {
 
 // LoadChain reads and verifies the copy of the audit chain kept in
 // caseDir. A case without one has no records.
-func LoadChain(caseDir string) ([]system.AuditRecord, error) {
+func LoadChain(caseDir string) ([]custody.Record, error) {
 	raw, err := os.ReadFile(filepath.Join(caseDir, ChainFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -119,17 +119,17 @@ func LoadChain(caseDir string) ([]system.AuditRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load chain: %v", err)
 	}
-	recs, err := system.VerifyChain(raw)
+	recs, err := custody.VerifyChain(raw)
 	if err != nil {
 		return nil, fmt.Errorf("load chain: %w", err)
 	}
 	return recs, nil
 }
 
-// Certificate is an erasure certificate as the laptop keeps it: the
+// KeptCertificate is an erasure certificate as the laptop keeps it: the
 // document the device signed, and the pin of the device it was paired with
 // (Device.Pin), against which Report verifies it.
-type Certificate struct {
+type KeptCertificate struct {
 	Signed []byte
 	Pin    string
 }
@@ -149,7 +149,7 @@ var reportTmpl = template.Must(template.New("report").Parse(reportHTML))
 // self-contained printable page, no scripts). Apart from caseLabel, which
 // the laptop supplies, the report holds only what the chain and the
 // certificates hold: opaque ids, counts, sizes, hashes and times.
-func Report(w io.Writer, records []system.AuditRecord, certs []Certificate, caseLabel string, format string) error {
+func Report(w io.Writer, records []custody.Record, certs []KeptCertificate, caseLabel string, format string) error {
 	if format != "text" && format != "html" {
 		return fmt.Errorf("report: unknown format %q: use text or html", format)
 	}
@@ -217,7 +217,7 @@ type reportErased struct {
 }
 
 // reportWhen is a record's time as the report prints it.
-func reportWhen(r system.AuditRecord) string {
+func reportWhen(r custody.Record) string {
 	if t, ok := r.WallTime(); ok {
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	}
@@ -256,7 +256,7 @@ func plural(n int, one, many string) string {
 }
 
 // reportSpan is "T" or "T1 to T2" for a run of records.
-func reportSpan(rs []system.AuditRecord) string {
+func reportSpan(rs []custody.Record) string {
 	first, last := reportWhen(rs[0]), reportWhen(rs[len(rs)-1])
 	if first == last {
 		return first
@@ -265,8 +265,8 @@ func reportSpan(rs []system.AuditRecord) string {
 }
 
 // reportRecLines gives each record's canonical line (the encoding is the
-// line: system.ParseAuditLine accepts nothing else).
-func reportRecLines(records []system.AuditRecord) ([]byte, bool) {
+// line: custody.ParseLine accepts nothing else).
+func reportRecLines(records []custody.Record) ([]byte, bool) {
 	var b bytes.Buffer
 	for _, r := range records {
 		line, err := json.Marshal(r)
@@ -282,16 +282,16 @@ func reportRecLines(records []system.AuditRecord) ([]byte, bool) {
 // recCustody gathers one recording's records.
 type recCustody struct {
 	id                           string
-	started, ended, sealed       *system.AuditRecord
-	transferred, acked, deleted  []system.AuditRecord
+	started, ended, sealed       *custody.Record
+	transferred, acked, deleted  []custody.Record
 	transferredSegs, ackedSegs   map[int]bool
 	manifestAcked, bootInBetween bool
-	erased                       *system.ErasedRecording
+	erased                       *custody.ErasedRecording
 	certN                        int // the certificate that lists it
 	certIssued                   string
 }
 
-func buildReport(records []system.AuditRecord, certs []Certificate, label string) *auditReport {
+func buildReport(records []custody.Record, certs []KeptCertificate, label string) *auditReport {
 	rep := &auditReport{Label: label}
 
 	// The chain itself.
@@ -304,7 +304,7 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 		rep.Chain = "BROKEN: records cannot be encoded"
 	default:
 		first := records[0]
-		_, err := system.VerifyChainFrom(first.Seq-1, first.Prev, lines)
+		_, err := custody.VerifyChainFrom(first.Seq-1, first.Prev, lines)
 		if err != nil {
 			rep.Chain = "BROKEN: " + err.Error()
 			break
@@ -312,17 +312,17 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 		last := records[len(records)-1]
 		rep.ChainOK = true
 		rep.Chain = fmt.Sprintf("%s, seq %d to %d: hash chain intact", plural(len(records), "record", "records"), first.Seq, last.Seq)
-		if first.Seq == 1 && first.Prev == system.ZeroHash {
+		if first.Seq == 1 && first.Prev == custody.ZeroHash {
 			rep.Chain += ", complete from the device's first record"
 		}
 		ls := chainLines(lines)
-		rep.Head = system.LineHash(ls[len(ls)-1])
+		rep.Head = custody.LineHash(ls[len(ls)-1])
 		rep.Period = reportWhen(first) + " to " + reportWhen(last)
 	}
 	lineHashBySeq := map[uint64]string{}
 	if rep.ChainOK {
 		for i, l := range chainLines(lines) {
-			lineHashBySeq[records[i].Seq] = system.LineHash(l)
+			lineHashBySeq[records[i].Seq] = custody.LineHash(l)
 		}
 	}
 
@@ -340,7 +340,7 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 	}
 	for i := range records {
 		r := records[i]
-		if r.Event == system.AuditBoot {
+		if r.Event == custody.EventBoot {
 			for _, c := range order {
 				if c.started != nil && c.ended == nil && c.sealed == nil {
 					c.bootInBetween = true
@@ -353,24 +353,24 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 		}
 		c := get(r.Recording)
 		switch r.Event {
-		case system.AuditRecordingStarted:
+		case custody.EventRecordingStarted:
 			c.started = &records[i]
-		case system.AuditRecordingStopped:
+		case custody.EventRecordingStopped:
 			c.ended = &records[i]
-		case system.AuditRecordingSealed, system.AuditRecordingInterrupted:
+		case custody.EventRecordingSealed, custody.EventRecordingInterrupted:
 			c.sealed = &records[i]
-		case system.AuditSegmentTransferred:
+		case custody.EventSegmentTransferred:
 			c.transferred = append(c.transferred, r)
 			for _, s := range r.Segments {
 				c.transferredSegs[s] = true
 			}
-		case system.AuditAcknowledged:
+		case custody.EventAcknowledged:
 			c.acked = append(c.acked, r)
 			for _, s := range r.Segments {
 				c.ackedSegs[s] = true
 			}
 			c.manifestAcked = c.manifestAcked || r.Detail == "manifest"
-		case system.AuditDeleted:
+		case custody.EventDeleted:
 			c.deleted = append(c.deleted, r)
 		default:
 			rep.Events = append(rep.Events, reportEvent{Seq: fmt.Sprint(r.Seq), When: reportWhen(r), What: reportEventText(r)})
@@ -380,7 +380,7 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 	// Certificates.
 	for i, cert := range certs {
 		rc := reportCert{N: i + 1}
-		c, err := system.VerifyCertificatePin(cert.Signed, cert.Pin)
+		c, err := custody.VerifyCertificatePin(cert.Signed, cert.Pin)
 		switch {
 		case cert.Pin == "":
 			rc.Verdict = "NOT VERIFIED: no device pin to check it against"
@@ -400,7 +400,7 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 			rc.Issued += " (device clock not set by the laptop: may be wrong)"
 		}
 		switch h, ok := lineHashBySeq[c.AuditSeq]; {
-		case c.AuditSeq == 0 && c.AuditHead == system.ZeroHash:
+		case c.AuditSeq == 0 && c.AuditHead == custody.ZeroHash:
 			rc.Head, rc.HeadOK = "the device's audit chain was empty", true
 		case !ok:
 			rc.Head = fmt.Sprintf("seq %d (%s): not among the records held", c.AuditSeq, c.AuditHead)
@@ -409,10 +409,10 @@ func buildReport(records []system.AuditRecord, certs []Certificate, label string
 		default:
 			rc.Head = fmt.Sprintf("seq %d: DOES NOT MATCH the audit chain", c.AuditSeq)
 		}
-		digest := system.CertificateDigest(cert.Signed)
+		digest := custody.CertificateDigest(cert.Signed)
 		rc.Reset = "no reset record in the audit records held refers to this certificate"
 		for _, r := range records {
-			if r.Event == system.AuditReset && r.SHA256 == digest {
+			if r.Event == custody.EventReset && r.SHA256 == digest {
 				rc.Reset, rc.ResetOK = fmt.Sprintf("seq %d, %s: the device recorded the reset with this certificate", r.Seq, reportWhen(r)), true
 				break
 			}
@@ -486,14 +486,14 @@ func (c *recCustody) row() reportRecording {
 		row.Size = plural(total, "segment", "segments")
 	}
 	endRec := c.ended
-	if endRec == nil && c.sealed != nil && c.sealed.Event == system.AuditRecordingSealed {
+	if endRec == nil && c.sealed != nil && c.sealed.Event == custody.EventRecordingSealed {
 		endRec = c.sealed
 	}
 	if c.started != nil && endRec != nil && !c.bootInBetween && endRec.MonoMS >= c.started.MonoMS {
 		row.Length = reportDuration(time.Duration(endRec.MonoMS-c.started.MonoMS) * time.Millisecond)
 	}
 	switch {
-	case c.sealed != nil && c.sealed.Event == system.AuditRecordingInterrupted:
+	case c.sealed != nil && c.sealed.Event == custody.EventRecordingInterrupted:
 		row.Ended = "interrupted (power loss or crash), found at " + reportWhen(*c.sealed) + "; every sealed segment kept"
 		if row.Length == "" {
 			row.Length = "unknown (interrupted)"
@@ -548,12 +548,12 @@ func (c *recCustody) row() reportRecording {
 	return row
 }
 
-func reportEventText(r system.AuditRecord) string {
+func reportEventText(r custody.Record) string {
 	var s string
 	switch r.Event {
-	case system.AuditBoot:
+	case custody.EventBoot:
 		s = "device started"
-	case system.AuditPaired:
+	case custody.EventPaired:
 		s = "paired with a laptop"
 		if r.CaseRef != "" {
 			s += " for case " + r.CaseRef
@@ -562,17 +562,17 @@ func reportEventText(r system.AuditRecord) string {
 			s += " (laptop key pin " + r.SHA256 + ")"
 		}
 		return s
-	case system.AuditPairingFailed:
+	case custody.EventPairingFailed:
 		s = "pairing attempt failed"
-	case system.AuditClockSet:
+	case custody.EventClockSet:
 		s = "clock set by the paired laptop"
-	case system.AuditReset:
+	case custody.EventReset:
 		s = fmt.Sprintf("factory reset: %s erased", plural(r.Count, "recording", "recordings"))
 		if r.SHA256 != "" {
 			s += "; certificate digest " + r.SHA256
 		}
 		return s
-	case system.AuditRecovered:
+	case custody.EventRecovered:
 		s = fmt.Sprintf("audit log recovered after a power cut: a torn last record (%s) removed", reportBytes(r.Bytes))
 		return s
 	default:

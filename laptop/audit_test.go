@@ -7,46 +7,28 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
+	"attune.dev/attune/custody/custodytest"
 	"attune.dev/attune/link"
-	"attune.dev/attune/system"
 )
 
-// chainTestClock is a deterministic device clock: each reading is one
-// second after the previous one.
-type chainTestClock struct {
-	mu      sync.Mutex
-	mono    time.Duration
-	trusted bool
-}
-
-func (c *chainTestClock) now() (time.Duration, time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.mono += time.Second
-	return c.mono, time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).Add(c.mono), c.trusted
-}
-
-// chainTestDevice is a device's audit log.
+// chainTestDevice is a device's audit log, kept in memory. Its clock is
+// deterministic: each reading is one second after the previous one.
 type chainTestDevice struct {
 	t *testing.T
-	a *system.Audit
+	a *custodytest.Log
 }
 
 func newChainTestDevice(t *testing.T, trusted bool) *chainTestDevice {
 	t.Helper()
-	a, err := system.OpenAudit(filepath.Join(t.TempDir(), system.AuditFile), (&chainTestClock{trusted: trusted}).now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return &chainTestDevice{t, a}
+	clock := &custodytest.Clock{Step: time.Second, Wall: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Trusted: trusted}
+	return &chainTestDevice{t, custodytest.NewLog(clock.Now)}
 }
 
-func (d *chainTestDevice) add(rs ...system.AuditRecord) {
+func (d *chainTestDevice) add(rs ...custody.Record) {
 	d.t.Helper()
 	for _, r := range rs {
 		if _, err := d.a.Append(r); err != nil {
@@ -57,7 +39,7 @@ func (d *chainTestDevice) add(rs ...system.AuditRecord) {
 
 func (d *chainTestDevice) boots(n int) *chainTestDevice {
 	for range n {
-		d.add(system.AuditRecord{Event: system.AuditBoot})
+		d.add(custody.Record{Event: custody.EventBoot})
 	}
 	return d
 }
@@ -73,7 +55,7 @@ func (d *chainTestDevice) raw(after uint64) []byte {
 
 func wantChainBreak(t *testing.T, err error, seq uint64) {
 	t.Helper()
-	var ce *system.ChainError
+	var ce *custody.ChainError
 	if !errors.As(err, &ce) {
 		t.Fatalf("error %v, want a chain break at seq %d", err, seq)
 	}
@@ -94,7 +76,7 @@ func TestAppendChain(t *testing.T) {
 		t.Fatal("kept copy differs from the device's chain")
 	}
 	// The next sync pulls what follows.
-	dev.add(system.AuditRecord{Event: system.AuditClockSet}, system.AuditRecord{Event: system.AuditRecordingStarted, Recording: "0123456789abcdef"})
+	dev.add(custody.Record{Event: custody.EventClockSet}, custody.Record{Event: custody.EventRecordingStarted, Recording: "0123456789abcdef"})
 	if err := AppendChain(dir, dev.raw(10)); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +104,7 @@ func TestAppendChainRefusesRewrittenHistory(t *testing.T) {
 	// the same lines; from seq 7 on the second one's history differs.
 	orig := newChainTestDevice(t, true).boots(10)
 	rewritten := newChainTestDevice(t, true).boots(6)
-	rewritten.add(system.AuditRecord{Event: system.AuditClockSet})
+	rewritten.add(custody.Record{Event: custody.EventClockSet})
 	rewritten.boots(5)
 	if !bytes.Equal(orig.raw(0)[:len(rewritten.raw(0))-len(rewritten.raw(6))], rewritten.raw(0)[:len(rewritten.raw(0))-len(rewritten.raw(6))]) {
 		t.Fatal("test devices do not share their first records")
@@ -176,7 +158,7 @@ const (
 
 // reportTestCase plays a case on a device: pairing, three recordings,
 // syncs, a factory reset with its certificate.
-func reportTestCase(t *testing.T, trusted bool) ([]system.AuditRecord, []Certificate, ed25519.PrivateKey) {
+func reportTestCase(t *testing.T, trusted bool) ([]custody.Record, []KeptCertificate, ed25519.PrivateKey) {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	tlsCert, err := link.SelfSignedCert(key, "attune-test")
@@ -187,49 +169,49 @@ func reportTestCase(t *testing.T, trusted bool) ([]system.AuditRecord, []Certifi
 	dev := newChainTestDevice(t, trusted)
 	h := strings.Repeat
 	dev.add(
-		system.AuditRecord{Event: system.AuditBoot},
-		system.AuditRecord{Event: system.AuditPairingFailed, Detail: "wrong_code"},
-		system.AuditRecord{Event: system.AuditPaired, CaseRef: caseRef, SHA256: h("1a", 32)},
-		system.AuditRecord{Event: system.AuditClockSet},
-		system.AuditRecord{Event: system.AuditRecordingStarted, Recording: recA, CaseRef: caseRef},
-		system.AuditRecord{Event: system.AuditRecordingStopped, Recording: recA, Detail: "stopped"},
-		system.AuditRecord{Event: system.AuditRecordingSealed, Recording: recA, Count: 3, Bytes: 3_500_000, SHA256: h("2b", 32)},
-		system.AuditRecord{Event: system.AuditRecordingStarted, Recording: recB, CaseRef: caseRef},
-		system.AuditRecord{Event: system.AuditRecordingStopped, Recording: recB, Detail: "max-duration"},
-		system.AuditRecord{Event: system.AuditRecordingSealed, Recording: recB, Count: 2, Bytes: 2_000_000, SHA256: h("3c", 32)},
-		system.AuditRecord{Event: system.AuditRecordingStarted, Recording: recC, CaseRef: caseRef},
-		system.AuditRecord{Event: system.AuditBoot},
-		system.AuditRecord{Event: system.AuditRecordingInterrupted, Recording: recC, Count: 1, Bytes: 900_000, SHA256: h("4d", 32)},
-		system.AuditRecord{Event: system.AuditSegmentTransferred, Recording: recA, Segments: []int{0, 1, 2}, Bytes: 3_500_000},
-		system.AuditRecord{Event: system.AuditAcknowledged, Recording: recA, Segments: []int{0, 1, 2}, Detail: "manifest"},
-		system.AuditRecord{Event: system.AuditDeleted, Recording: recA, Count: 3},
-		system.AuditRecord{Event: system.AuditSegmentTransferred, Recording: recB, Segments: []int{0}, Bytes: 1_000_000},
-		system.AuditRecord{Event: system.AuditAcknowledged, Recording: recB, Segments: []int{0}},
+		custody.Record{Event: custody.EventBoot},
+		custody.Record{Event: custody.EventPairingFailed, Detail: "wrong_code"},
+		custody.Record{Event: custody.EventPaired, CaseRef: caseRef, SHA256: h("1a", 32)},
+		custody.Record{Event: custody.EventClockSet},
+		custody.Record{Event: custody.EventRecordingStarted, Recording: recA, CaseRef: caseRef},
+		custody.Record{Event: custody.EventRecordingStopped, Recording: recA, Detail: "stopped"},
+		custody.Record{Event: custody.EventRecordingSealed, Recording: recA, Count: 3, Bytes: 3_500_000, SHA256: h("2b", 32)},
+		custody.Record{Event: custody.EventRecordingStarted, Recording: recB, CaseRef: caseRef},
+		custody.Record{Event: custody.EventRecordingStopped, Recording: recB, Detail: "max-duration"},
+		custody.Record{Event: custody.EventRecordingSealed, Recording: recB, Count: 2, Bytes: 2_000_000, SHA256: h("3c", 32)},
+		custody.Record{Event: custody.EventRecordingStarted, Recording: recC, CaseRef: caseRef},
+		custody.Record{Event: custody.EventBoot},
+		custody.Record{Event: custody.EventRecordingInterrupted, Recording: recC, Count: 1, Bytes: 900_000, SHA256: h("4d", 32)},
+		custody.Record{Event: custody.EventSegmentTransferred, Recording: recA, Segments: []int{0, 1, 2}, Bytes: 3_500_000},
+		custody.Record{Event: custody.EventAcknowledged, Recording: recA, Segments: []int{0, 1, 2}, Detail: "manifest"},
+		custody.Record{Event: custody.EventDeleted, Recording: recA, Count: 3},
+		custody.Record{Event: custody.EventSegmentTransferred, Recording: recB, Segments: []int{0}, Bytes: 1_000_000},
+		custody.Record{Event: custody.EventAcknowledged, Recording: recB, Segments: []int{0}},
 	)
 	seq, head := dev.a.Head()
-	cert := system.Certificate{
+	cert := custody.Certificate{
 		Device: "0a1b2c3d4e5f6071", Issued: time.Date(2026, 4, 1, 9, 30, 0, 0, time.UTC), WallTrusted: trusted,
 		AuditSeq: seq, AuditHead: head,
-		Recordings: []system.ErasedRecording{
-			{ID: recB, State: "complete", CaseRef: caseRef, Manifest: h("5e", 32), Segments: []system.ErasedSegment{
+		Recordings: []custody.ErasedRecording{
+			{ID: recB, State: "complete", CaseRef: caseRef, Manifest: h("5e", 32), Segments: []custody.ErasedSegment{
 				{SHA256: h("6f", 32), Size: 1_000_000, Synced: true}, {SHA256: h("70", 32), Size: 1_000_000},
 			}},
-			{ID: recC, State: "interrupted", CaseRef: caseRef, Segments: []system.ErasedSegment{{SHA256: h("81", 32), Size: 900_000}}},
+			{ID: recC, State: "interrupted", CaseRef: caseRef, Segments: []custody.ErasedSegment{{SHA256: h("81", 32), Size: 900_000}}},
 		},
 	}
-	signed, err := system.SignCertificate(cert, key)
+	signed, err := custody.SignCertificate(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev.add(system.AuditRecord{Event: system.AuditReset, Count: 2, SHA256: system.CertificateDigest(signed)})
+	dev.add(custody.Record{Event: custody.EventReset, Count: 2, SHA256: custody.CertificateDigest(signed)})
 	recs, _, err := dev.a.Records(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return recs, []Certificate{{Signed: signed, Pin: pin}}, key
+	return recs, []KeptCertificate{{Signed: signed, Pin: pin}}, key
 }
 
-func report(t *testing.T, recs []system.AuditRecord, certs []Certificate, label, format string) string {
+func report(t *testing.T, recs []custody.Record, certs []KeptCertificate, label, format string) string {
 	t.Helper()
 	var b strings.Builder
 	if err := Report(&b, recs, certs, label, format); err != nil {
@@ -334,12 +316,12 @@ func TestReportDetectsBadCertificatesAndChains(t *testing.T) {
 	tampered := append([]byte(nil), certs[0].Signed...)
 	i := bytes.Index(tampered, []byte(`"synced": true`))
 	copy(tampered[i:], `"synced": fals`) // wrong on purpose: any change must fail
-	for name, c := range map[string]Certificate{
+	for name, c := range map[string]KeptCertificate{
 		"tampered":  {Signed: tampered, Pin: certs[0].Pin},
 		"wrong pin": {Signed: certs[0].Signed, Pin: strings.Repeat("0", 64)},
 		"no pin":    {Signed: certs[0].Signed},
 	} {
-		out := report(t, recs, []Certificate{c}, "case", "text")
+		out := report(t, recs, []KeptCertificate{c}, "case", "text")
 		if !strings.Contains(out, "NOT VALID") && !strings.Contains(out, "NOT VERIFIED") {
 			t.Errorf("%s: certificate accepted:\n%s", name, out)
 		}
@@ -348,7 +330,7 @@ func TestReportDetectsBadCertificatesAndChains(t *testing.T) {
 		}
 	}
 
-	bad := append([]system.AuditRecord(nil), recs...)
+	bad := append([]custody.Record(nil), recs...)
 	bad[6].Bytes++
 	out := report(t, bad, certs, "case", "text")
 	if !strings.Contains(out, "BROKEN") || !strings.Contains(out, "seq 7") {
@@ -370,8 +352,8 @@ func TestReportDetectsBadCertificatesAndChains(t *testing.T) {
 func TestReportSealedWithoutStop(t *testing.T) {
 	dev := newChainTestDevice(t, true)
 	dev.add(
-		system.AuditRecord{Event: system.AuditRecordingStarted, Recording: recA},
-		system.AuditRecord{Event: system.AuditRecordingSealed, Recording: recA, Count: 4, Bytes: 4000, Detail: "disk-full"},
+		custody.Record{Event: custody.EventRecordingStarted, Recording: recA},
+		custody.Record{Event: custody.EventRecordingSealed, Recording: recA, Count: 4, Bytes: 4000, Detail: "disk-full"},
 	)
 	recs, _, err := dev.a.Records(0)
 	if err != nil {

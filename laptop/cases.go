@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
-	"attune.dev/attune/system"
 )
 
 // MinPrefix is the shortest id prefix FindCase and FindRecording accept.
@@ -299,7 +299,7 @@ func (h *Home) resetDevice(ctx context.Context, api ResetAPI, c *Case, dev *Devi
 	if err != nil {
 		return fmt.Errorf("case close: %w", err)
 	}
-	cert, verr := system.VerifyCertificatePin(signed, dev.Pin)
+	cert, verr := custody.VerifyCertificatePin(signed, dev.Pin)
 	pin := dev.Pin
 	if verr != nil {
 		pin = ""

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
-	"attune.dev/attune/system"
 )
 
 func TestHomeFor(t *testing.T) {
@@ -188,15 +188,15 @@ func (d *fakeResetDevice) Reset(_ context.Context, force bool) ([]byte, error) {
 		return nil, fmt.Errorf("reset: %w", link.ErrUnsynced)
 	}
 	d.resets++
-	cert := system.Certificate{Device: "0a1b2c3d4e5f6071", Issued: time.Now().UTC(), AuditSeq: 1, AuditHead: strings.Repeat("cd", 32)}
+	cert := custody.Certificate{Device: "0a1b2c3d4e5f6071", Issued: time.Now().UTC(), AuditSeq: 1, AuditHead: strings.Repeat("cd", 32)}
 	for _, ix := range d.unsynced {
-		er := system.ErasedRecording{ID: ix.ID, State: string(ix.State)}
+		er := custody.ErasedRecording{ID: ix.ID, State: string(ix.State)}
 		for _, s := range ix.Segments {
-			er.Segments = append(er.Segments, system.ErasedSegment{SHA256: s.SHA256, Size: s.Size, Synced: s.Acked})
+			er.Segments = append(er.Segments, custody.ErasedSegment{SHA256: s.SHA256, Size: s.Size, Synced: s.Acked})
 		}
 		cert.Recordings = append(cert.Recordings, er)
 	}
-	return system.SignCertificate(cert, d.key)
+	return custody.SignCertificate(cert, d.key)
 }
 
 // pairedHome is a home with a case and a device recording to it whose key

@@ -20,6 +20,7 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/armor"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
 )
@@ -228,15 +229,6 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ValidID reports whether s looks like a case or device id.
-func ValidID(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	_, err := hex.DecodeString(s)
-	return err == nil && strings.ToLower(s) == s
-}
-
 func (h *Home) caseDir(id string) string { return filepath.Join(h.Dir, casesDir, id) }
 
 // NewCase makes a case with a fresh identity: post-quantum hybrid unless
@@ -309,7 +301,7 @@ func (h *Home) Cases() ([]*Case, error) {
 	}
 	var out []*Case
 	for _, e := range ents {
-		if !ValidID(e.Name()) {
+		if !custody.ValidID(e.Name()) {
 			continue
 		}
 		c, err := h.Case(e.Name())
@@ -324,7 +316,7 @@ func (h *Home) Cases() ([]*Case, error) {
 
 // Case reads one case.
 func (h *Home) Case(id string) (*Case, error) {
-	if !ValidID(id) {
+	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("case %q: not a case id", id)
 	}
 	b, err := os.ReadFile(filepath.Join(h.caseDir(id), caseFileName))

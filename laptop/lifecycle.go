@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"attune.dev/attune/system"
+	"attune.dev/attune/custody"
 )
 
 // certFile is how the laptop keeps an erasure certificate: the signed
@@ -24,7 +24,7 @@ type certFile struct {
 // SaveCertificate keeps a device's erasure certificate with the case,
 // once (files are named by the certificate's digest).
 func (h *Home) SaveCertificate(c *Case, signed []byte, pin string) (string, error) {
-	name := "erasure-" + system.CertificateDigest(signed)[:16] + ".json"
+	name := "erasure-" + custody.CertificateDigest(signed)[:16] + ".json"
 	if _, err := os.Stat(filepath.Join(h.caseDir(c.ID), name)); err == nil {
 		return name, nil
 	}
@@ -36,12 +36,12 @@ func (h *Home) SaveCertificate(c *Case, signed []byte, pin string) (string, erro
 }
 
 // Certificates are the erasure certificates kept with a case.
-func (h *Home) Certificates(c *Case) ([]Certificate, error) {
+func (h *Home) Certificates(c *Case) ([]KeptCertificate, error) {
 	files, err := h.CaseFiles(c, "erasure-")
 	if err != nil {
 		return nil, err
 	}
-	var out []Certificate
+	var out []KeptCertificate
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -51,7 +51,7 @@ func (h *Home) Certificates(c *Case) ([]Certificate, error) {
 		if err := json.Unmarshal(raw, &cf); err != nil {
 			return nil, fmt.Errorf("certificate %s: %v", filepath.Base(f), err)
 		}
-		out = append(out, Certificate{Signed: cf.Signed, Pin: cf.DevicePin})
+		out = append(out, KeptCertificate{Signed: cf.Signed, Pin: cf.DevicePin})
 	}
 	return out, nil
 }
@@ -68,7 +68,7 @@ func (h *Home) knownPin(signed []byte, extra ...string) string {
 		if p == "" {
 			continue
 		}
-		if _, err := system.VerifyCertificatePin(signed, p); err == nil {
+		if _, err := custody.VerifyCertificatePin(signed, p); err == nil {
 			return p
 		}
 	}

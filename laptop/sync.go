@@ -22,6 +22,7 @@ import (
 
 	"filippo.io/age"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
 )
@@ -160,7 +161,7 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 // wrote in its index, or, for a device paired before references, the
 // device's current case.
 func (h *Home) caseOf(ix *storage.Index, dev *Device) string {
-	if ValidID(ix.CaseRef) {
+	if custody.ValidID(ix.CaseRef) {
 		return ix.CaseRef
 	}
 	return dev.Case
@@ -828,12 +829,12 @@ func (h *Home) Recordings() ([]VaultRecording, error) {
 		return nil, fmt.Errorf("vault: %v", err)
 	}
 	for _, c := range cases {
-		if !ValidID(c.Name()) {
+		if !custody.ValidID(c.Name()) {
 			continue
 		}
 		recs, _ := os.ReadDir(filepath.Join(h.Dir, vaultDir, c.Name()))
 		for _, r := range recs {
-			if !storage.ValidID(r.Name()) {
+			if !custody.ValidID(r.Name()) {
 				continue
 			}
 			dir := h.recordingDir(c.Name(), r.Name())

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -47,7 +48,7 @@ type Client struct {
 // certificate and key, as from SelfSignedCert). Connections go through
 // dial.
 func NewClient(dial Dialer, addr string, cert tls.Certificate, devicePin string) (*Client, error) {
-	if !ValidPin(devicePin) {
+	if !custody.ValidPin(devicePin) {
 		return nil, errors.New("client: bad device pin: 64 lowercase hex digits expected")
 	}
 	if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
@@ -65,7 +66,7 @@ func NewClient(dial Dialer, addr string, cert tls.Certificate, devicePin string)
 			if len(cs.PeerCertificates) == 0 {
 				return ErrWrongDevice
 			}
-			if subtle.ConstantTimeCompare([]byte(Pin(cs.PeerCertificates[0])), want) != 1 {
+			if subtle.ConstantTimeCompare([]byte(custody.Pin(cs.PeerCertificates[0])), want) != 1 {
 				return ErrWrongDevice
 			}
 			return nil
@@ -124,7 +125,7 @@ func (c *Client) Recordings(ctx context.Context) ([]*storage.Index, error) {
 
 // Recording returns the index of one recording.
 func (c *Client) Recording(ctx context.Context, id string) (*storage.Index, error) {
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("recording: bad id %q", id)
 	}
 	var ix storage.Index
@@ -149,7 +150,7 @@ func (c *Client) Segment(ctx context.Context, id string, n int, offset int64, w 
 // caller must close it.
 func (c *Client) OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error) {
 	op := fmt.Sprintf("segment %s/%d", id, n)
-	if !storage.ValidID(id) || n < 0 {
+	if !custody.ValidID(id) || n < 0 {
 		return nil, fmt.Errorf("%s: bad recording id or segment number", op)
 	}
 	return c.open(ctx, op, fmt.Sprintf("/api/v1/recordings/%s/segments/%d", id, n), offset)
@@ -159,7 +160,7 @@ func (c *Client) OpenSegment(ctx context.Context, id string, n int, offset int64
 // re-sealed while a recording runs, so it is always fetched whole.)
 func (c *Client) Manifest(ctx context.Context, id string, w io.Writer) (int64, error) {
 	op := "manifest " + id
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		return 0, fmt.Errorf("%s: bad recording id", op)
 	}
 	return c.download(ctx, op, "/api/v1/recordings/"+id+"/manifest", 0, w)
@@ -169,7 +170,7 @@ func (c *Client) Manifest(ctx context.Context, id string, w io.Writer) (int64, e
 // and stored on the laptop; the device deletes them. It returns the new
 // index. An unknown recording or segment is ErrNotFound and changes nothing.
 func (c *Client) Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error) {
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("ack: bad recording id %q", id)
 	}
 	if segments == nil {

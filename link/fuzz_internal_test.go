@@ -9,6 +9,8 @@ import (
 	"testing/iotest"
 
 	"filippo.io/age"
+
+	"attune.dev/attune/custody"
 )
 
 // FuzzContentRange fuzzes the client's parser of the device's
@@ -65,7 +67,7 @@ func FuzzPairReply(f *testing.F) {
 					t.Fatal("a fuzzed answer passed verification")
 				}
 			}
-			if d, err := parseDevicePayload(device); err == nil && (!ValidPin(d.DeviceCertPin) || !validText(d.DeviceID, 128)) {
+			if d, err := parseDevicePayload(device); err == nil && (!custody.ValidPin(d.DeviceCertPin) || !validText(d.DeviceID, 128)) {
 				t.Fatalf("device payload %q accepted", device)
 			}
 		}
@@ -93,7 +95,7 @@ func FuzzLaptopPayload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ValidPin(p.LaptopPin) || len(p.Case.Recipients) == 0 || len(p.Case.Recipients) > MaxRecipients ||
+		if !custody.ValidPin(p.LaptopPin) || len(p.Case.Recipients) == 0 || len(p.Case.Recipients) > MaxRecipients ||
 			len(p.Case.Parsed.List) != len(p.Case.Recipients) || p.Case.Parsed.Kind == "" || p.Now.IsZero() || !validText(p.Case.Ref, maxCaseRef) {
 			t.Fatalf("payload %q accepted as %+v", b, p)
 		}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -168,18 +169,10 @@ func validHostname(s string) bool {
 // PinSize is the length in bytes of a pin (a SHA-256 hash).
 const PinSize = sha256.Size
 
-// Pin is the pin of a certificate: the SHA-256 of its SubjectPublicKeyInfo,
-// in lowercase hex. It names the key, not the certificate, so it survives
-// re-issuing the certificate for the same key.
-func Pin(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
-}
-
-// CertPin is the pin of the leaf of c.
+// CertPin is the pin of the leaf of c (custody.Pin).
 func CertPin(c tls.Certificate) (string, error) {
 	if c.Leaf != nil {
-		return Pin(c.Leaf), nil
+		return custody.Pin(c.Leaf), nil
 	}
 	if len(c.Certificate) == 0 {
 		return "", errors.New("pin: no certificate")
@@ -188,7 +181,7 @@ func CertPin(c tls.Certificate) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("pin: %v", err)
 	}
-	return Pin(leaf), nil
+	return custody.Pin(leaf), nil
 }
 
 // CurlPin converts a hex pin into curl's --pinnedpubkey form,
@@ -201,21 +194,12 @@ func CurlPin(pin string) (string, error) {
 	return "sha256//" + base64.StdEncoding.EncodeToString(b), nil
 }
 
-// ValidPin reports whether pin is a pin as Pin writes it.
-func ValidPin(pin string) bool {
-	_, err := pinBytes(pin)
-	return err == nil
-}
-
 func pinBytes(pin string) ([]byte, error) {
 	if len(pin) != 2*PinSize {
 		return nil, errors.New("pin: not 64 hex digits")
 	}
-	for i := 0; i < len(pin); i++ {
-		c := pin[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return nil, errors.New("pin: not 64 lowercase hex digits")
-		}
+	if !custody.ValidPin(pin) {
+		return nil, errors.New("pin: not 64 lowercase hex digits")
 	}
 	return hex.DecodeString(pin)
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"attune.dev/attune/custody"
 )
 
 func TestLoadOrCreateKey(t *testing.T) {
@@ -108,8 +110,8 @@ func TestSelfSignedCert(t *testing.T) {
 
 	// The pin is SHA-256 of the SubjectPublicKeyInfo, whatever the name.
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	pin := Pin(leaf)
-	if pin != hex.EncodeToString(sum[:]) || Pin(c3.Leaf) != pin || !ValidPin(pin) {
+	pin := custody.Pin(leaf)
+	if pin != hex.EncodeToString(sum[:]) || custody.Pin(c3.Leaf) != pin || !custody.ValidPin(pin) {
 		t.Errorf("pin %s", pin)
 	}
 	if p, err := CertPin(c1); err != nil || p != pin {
@@ -117,7 +119,7 @@ func TestSelfSignedCert(t *testing.T) {
 	}
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	c4, _ := SelfSignedCert(other, "attune-1a2b")
-	if Pin(c4.Leaf) == pin {
+	if custody.Pin(c4.Leaf) == pin {
 		t.Error("two keys, one pin")
 	}
 	cp, err := CurlPin(pin)
@@ -125,8 +127,8 @@ func TestSelfSignedCert(t *testing.T) {
 		t.Errorf("CurlPin %q %v", cp, err)
 	}
 	for _, bad := range []string{"", pin[:63], strings.ToUpper(pin), pin + "0", "g" + pin[1:]} {
-		if ValidPin(bad) {
-			t.Errorf("ValidPin(%q)", bad)
+		if custody.ValidPin(bad) {
+			t.Errorf("custody.ValidPin(%q)", bad)
 		}
 		if _, err := CurlPin(bad); err == nil {
 			t.Errorf("CurlPin(%q) accepted", bad)

@@ -19,6 +19,7 @@ import (
 
 	"filippo.io/age"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/link"
 	"attune.dev/attune/link/linktest"
@@ -59,7 +60,7 @@ func newCert(t testing.TB, name string) (tls.Certificate, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, link.Pin(c.Leaf)
+	return c, custody.Pin(c.Leaf)
 }
 
 func newEnv(t *testing.T) *env {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/hkdf"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -254,7 +255,7 @@ func parseLaptopPayload(b []byte) (Pairing, error) {
 	if err := decodeJSON(bytes.NewReader(b), &w); err != nil {
 		return Pairing{}, err
 	}
-	if !ValidPin(w.LaptopCertPin) {
+	if !custody.ValidPin(w.LaptopCertPin) {
 		return Pairing{}, errors.New("laptop_cert_pin must be 64 lowercase hex digits")
 	}
 	c, err := NewCase(w.Recipients, w.CaseRef)
@@ -273,7 +274,7 @@ func parseDevicePayload(b []byte) (deviceWire, error) {
 	if err := decodeJSON(bytes.NewReader(b), &w); err != nil {
 		return w, err
 	}
-	if !ValidPin(w.DeviceCertPin) {
+	if !custody.ValidPin(w.DeviceCertPin) {
 		return w, errors.New("device_cert_pin must be 64 lowercase hex digits")
 	}
 	if !validText(w.DeviceID, 128) {

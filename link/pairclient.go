@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"filippo.io/cpace"
+
+	"attune.dev/attune/custody"
 )
 
 // Dialer makes network connections; *net.Dialer is one, and tests pass
@@ -28,7 +30,7 @@ type Dialer interface {
 
 // LaptopPayload is what the laptop gives the device when pairing.
 type LaptopPayload struct {
-	// LaptopCertPin is the pin of the laptop's TLS certificate (Pin).
+	// LaptopCertPin is the pin of the laptop's TLS certificate (custody.Pin).
 	LaptopCertPin string
 	// Recipients are the case's age recipients, one per entry.
 	Recipients []string
@@ -86,7 +88,7 @@ func Pair(ctx context.Context, dial Dialer, addr, code string, payload LaptopPay
 	if err != nil {
 		return DevicePairing{}, fmt.Errorf("pair: %v", err)
 	}
-	if !ValidPin(payload.LaptopCertPin) {
+	if !custody.ValidPin(payload.LaptopCertPin) {
 		return DevicePairing{}, errors.New("pair: bad laptop certificate pin")
 	}
 	if _, err := NewCase(payload.Recipients, payload.CaseRef); err != nil {
@@ -204,7 +206,7 @@ func dialPairing(ctx context.Context, dial Dialer, addr string) (*pairConn, erro
 		tc.Close()
 		return nil, errors.New("pair: the device sent no certificate")
 	}
-	pin := Pin(certs[0])
+	pin := custody.Pin(certs[0])
 	raw, _ := pinBytes(pin)
 	return &pairConn{addr: addr, tc: tc, br: bufio.NewReader(tc), pin: pin, pinRaw: raw, stop: stop}, nil
 }

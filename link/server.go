@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -45,7 +46,7 @@ type Backend interface {
 	// previous pairing, if any, in force. After Paired succeeds the server
 	// calls SetClock(p.Now); a refused time does not undo the pairing.
 	Paired(p Pairing) error
-	// LaptopPin is the paired laptop's certificate pin (see Pin), or ""
+	// LaptopPin is the paired laptop's certificate pin (see custody.Pin), or ""
 	// while the device is not paired. Only a client presenting a
 	// certificate with this pin may use the API.
 	LaptopPin() string
@@ -141,7 +142,7 @@ func (s *Server) init() error {
 		if s.initErr != nil {
 			return
 		}
-		s.pin = Pin(s.cert.Leaf)
+		s.pin = custody.Pin(s.cert.Leaf)
 		s.pinRaw, _ = pinBytes(s.pin)
 		s.handler = s.routes()
 	})
@@ -280,7 +281,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	if want == "" || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return false
 	}
-	got := Pin(r.TLS.PeerCertificates[0])
+	got := custody.Pin(r.TLS.PeerCertificates[0])
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
@@ -342,7 +343,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 // answered already.
 func (s *Server) recording(w http.ResponseWriter, r *http.Request) (*storage.Index, bool) {
 	id := r.PathValue("id")
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		writeError(w, http.StatusBadRequest, "bad recording id: 16 lowercase hex digits expected")
 		return nil, false
 	}
@@ -448,7 +449,7 @@ type ackRequest struct {
 
 func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !storage.ValidID(id) {
+	if !custody.ValidID(id) {
 		writeError(w, http.StatusBadRequest, "bad recording id: 16 lowercase hex digits expected")
 		return
 	}

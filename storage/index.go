@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
+
+	"attune.dev/attune/custody"
 )
 
 // State is a recording's lifecycle state as written in its index.
@@ -78,13 +79,6 @@ const (
 // SegmentName is the file name of segment n: 000000.age, 000001.age, …
 func SegmentName(n int) string { return fmt.Sprintf("%06d.age", n) }
 
-var (
-	idRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
-)
-
-// ValidID reports whether id has the form of a recording id.
-func ValidID(id string) bool { return idRE.MatchString(id) }
-
 func readIndex(dir string) (*Index, error) {
 	b, err := os.ReadFile(filepath.Join(dir, IndexName))
 	if err != nil {
@@ -102,7 +96,7 @@ func parseIndex(b []byte) (*Index, error) {
 	if ix.Version != IndexVersion {
 		return nil, fmt.Errorf("parse index: unsupported version %d", ix.Version)
 	}
-	if !ValidID(ix.ID) {
+	if !custody.ValidID(ix.ID) {
 		return nil, errors.New("parse index: bad recording id")
 	}
 	switch ix.State {

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"filippo.io/age"
+
+	"attune.dev/attune/custody"
 )
 
 func x25519(t testing.TB) (*age.X25519Identity, Recipients) {
@@ -305,7 +307,7 @@ func FuzzParseIndex(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !ValidID(ix.ID) {
+		if !custody.ValidID(ix.ID) {
 			t.Fatal("invalid id accepted")
 		}
 		for i, s := range ix.Segments {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"attune.dev/attune/custody"
 )
 
 // ErrFull is returned when the store has too little free space to seal
@@ -90,7 +92,7 @@ func (s *Store) List() ([]*Index, error) {
 	}
 	var out []*Index
 	for _, e := range ents {
-		if !e.IsDir() || !ValidID(e.Name()) {
+		if !e.IsDir() || !custody.ValidID(e.Name()) {
 			continue
 		}
 		ix, err := s.Index(e.Name())
@@ -106,7 +108,7 @@ func (s *Store) List() ([]*Index, error) {
 
 // Index returns the index of one recording.
 func (s *Store) Index(id string) (*Index, error) {
-	if !ValidID(id) {
+	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("index: bad recording id")
 	}
 	s.mu.Lock()
@@ -185,7 +187,7 @@ func (s *Store) recover() error {
 			os.RemoveAll(filepath.Join(s.dir, e.Name()))
 			continue
 		}
-		if !e.IsDir() || !ValidID(e.Name()) {
+		if !e.IsDir() || !custody.ValidID(e.Name()) {
 			continue
 		}
 		if err := s.recoverOne(e.Name()); err != nil {
@@ -264,7 +266,7 @@ func (s *Store) EraseAll() (int, error) {
 		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
 			return n, fmt.Errorf("erase: %v", err)
 		}
-		if e.IsDir() && ValidID(e.Name()) {
+		if e.IsDir() && custody.ValidID(e.Name()) {
 			n++
 		}
 	}
@@ -285,7 +287,7 @@ var ErrNotFound = errors.New("not found")
 // acknowledged its directory is removed. Acknowledging twice is harmless;
 // an unknown id or segment number is ErrNotFound and changes nothing.
 func (s *Store) Ack(id string, segments []int, manifest bool) (*Index, error) {
-	if !ValidID(id) {
+	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("ack: %w: bad recording id", ErrNotFound)
 	}
 	s.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/device"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
@@ -107,7 +108,7 @@ func (b *LinkBackend) PairingCode() (string, bool) {
 // PairingFailed closes the window after too many wrong codes.
 func (b *LinkBackend) PairingFailed() {
 	b.D.Log.Warn("pairing window closed: too many wrong codes")
-	note(b.Chain, b.D.Log, AuditRecord{Event: AuditPairingFailed})
+	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPairingFailed})
 	b.D.Send(device.EventPairingDone)
 }
 
@@ -124,7 +125,7 @@ func (b *LinkBackend) Paired(p link.Pairing) error {
 	rc.CaseRef = p.Case.Ref
 	b.D.SetRecipients(rc)
 	b.D.Log.Info("paired", "recipients", len(p.Case.Recipients), "kind", rc.Kind)
-	note(b.Chain, b.D.Log, AuditRecord{Event: AuditPaired, CaseRef: AuditCaseRef(p.Case.Ref)})
+	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(p.Case.Ref)})
 	b.D.Send(device.EventPairingDone)
 	return nil
 }
@@ -154,7 +155,7 @@ func (b *LinkBackend) SetClock(t time.Time) error {
 		return err
 	}
 	b.D.Log.Info("clock set by the paired laptop")
-	note(b.Chain, b.D.Log, AuditRecord{Event: AuditClockSet})
+	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventClockSet})
 	return nil
 }
 
@@ -172,7 +173,7 @@ func (b *LinkBackend) SetRecipients(c link.Case) error {
 	rc.CaseRef = c.Ref
 	b.D.SetRecipients(rc)
 	b.D.Log.Info("new case recipients", "recipients", len(c.Recipients))
-	note(b.Chain, b.D.Log, AuditRecord{Event: AuditPaired, CaseRef: AuditCaseRef(c.Ref), Detail: "new_case"})
+	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(c.Ref), Detail: "new_case"})
 	return nil
 }
 
@@ -196,8 +197,8 @@ func (s auditedStore) SegmentPath(id string, n int) string {
 	first := !s.b.transferred[key]
 	s.b.transferred[key] = true
 	s.b.mu.Unlock()
-	if first && storage.ValidID(id) {
-		note(s.b.Chain, s.b.D.Log, AuditRecord{Event: AuditSegmentTransferred, Recording: id, Segments: []int{n}})
+	if first && custody.ValidID(id) {
+		note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventSegmentTransferred, Recording: id, Segments: []int{n}})
 	}
 	return s.Store.SegmentPath(id, n)
 }
@@ -212,8 +213,8 @@ func (s auditedStore) Ack(id string, segments []int, manifest bool) (*storage.In
 	if manifest {
 		detail = "with_manifest"
 	}
-	note(s.b.Chain, s.b.D.Log, AuditRecord{Event: AuditAcknowledged, Recording: id, Segments: segments, Detail: detail})
-	note(s.b.Chain, s.b.D.Log, AuditRecord{Event: AuditDeleted, Recording: id, Segments: segments, Count: len(segments)})
+	note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventAcknowledged, Recording: id, Segments: segments, Detail: detail})
+	note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventDeleted, Recording: id, Segments: segments, Count: len(segments)})
 	return ix, nil
 }
 
@@ -263,7 +264,7 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
-	signed, err := SignCertificate(cert, key)
+	signed, err := custody.SignCertificate(cert, key)
 	if err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
@@ -287,7 +288,7 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 			return nil, fmt.Errorf("reset: device key not destroyed: %v", err)
 		}
 	}
-	note(b.Chain, b.D.Log, AuditRecord{Event: AuditReset, Count: n, SHA256: CertificateDigest(signed), Detail: by})
+	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventReset, Count: n, SHA256: custody.CertificateDigest(signed), Detail: by})
 	b.D.Log.Warn("factory reset: recordings erased, pairing and device key destroyed", "recordings", n, "by", by)
 	if b.Rotate != nil {
 		b.Rotate()

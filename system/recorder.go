@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
 
@@ -75,7 +76,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 	}
 	id := rec.ID()
 	log.Info("recording started", "recording", id, "clock_trusted", trusted)
-	note(r.Audit, log, AuditRecord{Event: AuditRecordingStarted, Recording: id, CaseRef: AuditCaseRef(rcpt.CaseRef)})
+	note(r.Audit, log, custody.Record{Event: custody.EventRecordingStarted, Recording: id, CaseRef: custody.CaseRef(rcpt.CaseRef)})
 	if started != nil {
 		started(rec)
 	}
@@ -101,7 +102,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 	})
 	res := Result{ID: id, Segments: rec.Segments(), Bytes: rec.Bytes(), Stats: st, EndReason: reason}
 	if ix, err := r.Store.Index(id); err == nil {
-		note(r.Audit, log, AuditRecord{Event: AuditRecordingSealed, Recording: id, Count: len(ix.Segments),
+		note(r.Audit, log, custody.Record{Event: custody.EventRecordingSealed, Recording: id, Count: len(ix.Segments),
 			Bytes: ix.Bytes(), SHA256: SegmentsDigest(ix), Detail: reason})
 	}
 	log.Info("recording sealed", "recording", id, "segments", res.Segments, "bytes", res.Bytes,

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/link"
-	"attune.dev/attune/system"
 )
 
 // TestCaseClose: close refuses while footage is unsynced, succeeds after
@@ -72,7 +72,7 @@ func TestCaseClose(t *testing.T) {
 	if err != nil || len(certs) != 1 {
 		t.Fatalf("certificates kept: %v %d", err, len(certs))
 	}
-	c, err := system.VerifyCertificatePin(certs[0].Signed, oldDev.Pin)
+	c, err := custody.VerifyCertificatePin(certs[0].Signed, oldDev.Pin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestCaseClose(t *testing.T) {
 	}
 	bad := append([]byte(nil), certs[0].Signed...)
 	bad[len(bad)/2] ^= 1
-	if _, err := system.VerifyCertificatePin(bad, oldDev.Pin); err == nil {
+	if _, err := custody.VerifyCertificatePin(bad, oldDev.Pin); err == nil {
 		t.Error("a tampered certificate verified")
 	}
 	if cs.Closed == nil || cs.RetentionDays == nil || *cs.RetentionDays != 30 {
@@ -150,7 +150,7 @@ func TestDeviceResetChord(t *testing.T) {
 			if certs[0].Pin == "" {
 				t.Error("certificate from the old device key not verified")
 			}
-			if cert, err := system.VerifyCertificatePin(certs[0].Signed, certs[0].Pin); err != nil || len(cert.Recordings) != 1 || cert.Recordings[0].Segments[0].Synced {
+			if cert, err := custody.VerifyCertificatePin(certs[0].Signed, certs[0].Pin); err != nil || len(cert.Recordings) != 1 || cert.Recordings[0].Segments[0].Synced {
 				t.Errorf("certificate: %v %+v", err, cert)
 			}
 			found = true

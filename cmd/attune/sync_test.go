@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/storage"
@@ -86,7 +87,7 @@ func (e *env) deviceRecordings() []string {
 	ents, _ := os.ReadDir(filepath.Join(e.d.Data, "recordings"))
 	var ids []string
 	for _, en := range ents {
-		if storage.ValidID(en.Name()) {
+		if custody.ValidID(en.Name()) {
 			ids = append(ids, en.Name())
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/storage"
 )
@@ -28,7 +29,7 @@ func recordings(t *testing.T, data string) []storage.Index {
 	ents, _ := os.ReadDir(filepath.Join(data, "recordings"))
 	var out []storage.Index
 	for _, e := range ents {
-		if storage.ValidID(e.Name()) {
+		if custody.ValidID(e.Name()) {
 			out = append(out, readIndex(t, data, e.Name()))
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/storage"
 )
@@ -68,7 +69,7 @@ func TestRecordTestsrc(t *testing.T) {
 			}
 			id, _ := record(t, tmp, "--data", data, "--recipients", k.RecipientsFile,
 				"--source", "testsrc", "--duration", "10s", "--pace", tc.pace)
-			if !storage.ValidID(id) {
+			if !custody.ValidID(id) {
 				t.Fatalf("record printed %q, want a recording id", id)
 			}
 			ix := readIndex(t, data, id)

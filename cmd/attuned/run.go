@@ -1,33 +1,33 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
 	"attune.dev/attune/board/hw"
+	"attune.dev/attune/capture"
+	"attune.dev/attune/custody"
 	"attune.dev/attune/device"
 	"attune.dev/attune/link"
-	"attune.dev/attune/ui"
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"log/slog"
-	"strings"
-	"sync"
-
-	"attune.dev/attune/capture"
 	"attune.dev/attune/storage"
 	"attune.dev/attune/system"
+	"attune.dev/attune/ui"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -244,14 +244,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer chain.Close()
 	rec.Audit = chain
-	auditNote := func(r system.AuditRecord) {
+	auditNote := func(r custody.Record) {
 		if _, err := chain.Append(r); err != nil {
 			log.Error("audit record not written", "err", err)
 		}
 	}
-	auditNote(system.AuditRecord{Event: system.AuditBoot, Detail: version})
+	auditNote(custody.Record{Event: custody.EventBoot, Detail: version})
 	for _, id := range store.Recovered() {
-		r := system.AuditRecord{Event: system.AuditRecordingInterrupted, Recording: id}
+		r := custody.Record{Event: custody.EventRecordingInterrupted, Recording: id}
 		if ix, err := store.Index(id); err == nil {
 			r.Count, r.Bytes, r.SHA256 = len(ix.Segments), ix.Bytes(), system.SegmentsDigest(ix)
 		}

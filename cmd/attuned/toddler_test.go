@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"attune.dev/attune/custody"
 	"attune.dev/attune/internal/testutil"
 	"attune.dev/attune/storage"
 )
@@ -85,7 +86,7 @@ func TestToddler(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(data, "recordings"))
 	n := 0
 	for _, e := range ents {
-		if !storage.ValidID(e.Name()) {
+		if !custody.ValidID(e.Name()) {
 			continue
 		}
 		n++

@@ -1,0 +1,4 @@
+package custody
+
+// OwnHash is ownHash, for the tests of package custody_test.
+var OwnHash = ownHash

@@ -1,0 +1,23 @@
+package custody
+
+// ValidID reports whether id has the form of an opaque id: 16 lowercase
+// hex digits. Recording ids, the laptop's case ids (which the device keeps
+// as case references) and the laptop's device ids all have this form.
+func ValidID(id string) bool { return isHex(id, 16) }
+
+// isHex64 reports whether s is 64 lowercase hex digits: a SHA-256 as
+// records, certificates and pins write it.
+func isHex64(s string) bool { return isHex(s, 64) }
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
