@@ -49,10 +49,7 @@ type LinkBackend struct {
 	transferred map[string]bool
 }
 
-var (
-	_ link.Backend   = (*LinkBackend)(nil)
-	_ link.Lifecycle = (*LinkBackend)(nil)
-)
+var _ link.Backend = (*LinkBackend)(nil)
 
 // SetKey installs the device key (after a reset made a new one).
 func (b *LinkBackend) SetKey(key ed25519.PrivateKey, deviceID string) {
