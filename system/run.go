@@ -137,7 +137,12 @@ func Run(ctx context.Context, o Options) error {
 
 	// The audit chain: what happened to every recording, without personal
 	// data; the laptop pulls it at each sync.
-	chain, err := OpenAudit(filepath.Join(cfg.Data, "audit.log"), AuditClock(wall))
+	// Its records' monotonic time is the daemon's time since it started.
+	started := clock.Now()
+	chain, err := OpenAudit(filepath.Join(cfg.Data, "audit.log"), func() (time.Duration, time.Time, bool) {
+		now, trusted := wall.Wall()
+		return clock.Since(started), now, trusted
+	})
 	if err != nil {
 		return fmt.Errorf("run: %v (the chain is kept as it is; move audit.log aside to start a new one)", err)
 	}
