@@ -7,23 +7,6 @@ import (
 	"strconv"
 )
 
-// Lifecycle is what a Backend may also implement for the end of a case:
-// the audit chain the laptop pulls, the factory reset it asks for, and the
-// erasure certificates of resets done on the device itself.
-type Lifecycle interface {
-	// Audit returns the device's audit chain records after sequence
-	// number after, as the exact JSON lines the device wrote.
-	Audit(after uint64) ([]byte, error)
-	// Reset erases every recording, the pairing and the device key and
-	// returns the erasure certificate signed by the old key. Without force
-	// it refuses with ErrUnsynced while footage that was never acknowledged
-	// is on the device, changing nothing.
-	Reset(force bool) ([]byte, error)
-	// Certificates are erasure certificates of resets confirmed on the
-	// device's buttons, waiting for the next paired laptop.
-	Certificates() ([][]byte, error)
-}
-
 // ErrUnsynced is returned by Reset without force while the device holds
 // footage the laptop has not acknowledged.
 var ErrUnsynced = errors.New("the device holds footage that was never synced")
@@ -44,12 +27,11 @@ type certificatesResponse struct {
 	Certificates [][]byte `json:"certificates"`
 }
 
-// lifecycleRoutes adds the end-of-case endpoints when the backend has them.
+// lifecycleRoutes adds the end-of-case endpoints: the audit chain the
+// laptop pulls, the factory reset it asks for, and the erasure certificates
+// of resets done on the device itself.
 func (s *Server) lifecycleRoutes(api *http.ServeMux) {
-	lc, ok := s.Backend.(Lifecycle)
-	if !ok {
-		return
-	}
+	lc := s.Backend
 	api.HandleFunc("GET /api/v1/audit", func(w http.ResponseWriter, r *http.Request) {
 		var after uint64
 		if q := r.URL.Query().Get("after"); q != "" {

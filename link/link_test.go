@@ -723,3 +723,34 @@ func TestPairWithAWrongLaptopClock(t *testing.T) {
 		t.Error("pairing did not stand")
 	}
 }
+
+// TestLifecycle: the end-of-case endpoints every backend serves — the audit
+// chain after a sequence number, a reset refused while footage is unsynced
+// and done when forced, and the certificates it leaves.
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t)
+	c := e.paired()
+	ctx := t.Context()
+	e.b.SetAudit([]byte("{\"seq\":1}\n{\"seq\":2}\n"))
+	if raw, err := c.Audit(ctx, 1); err != nil || string(raw) != "{\"seq\":2}\n" {
+		t.Fatalf("audit after 1: %q, %v", raw, err)
+	}
+	e.recording([]byte("unsynced"))
+	if _, err := c.Reset(ctx, false); !errors.Is(err, link.ErrUnsynced) {
+		t.Fatalf("reset with unsynced footage: %v", err)
+	}
+	if list, _ := e.b.Storage().List(); len(list) != 1 {
+		t.Fatal("a refused reset changed the device")
+	}
+	cert, err := c.Reset(ctx, true)
+	if err != nil || len(cert) == 0 {
+		t.Fatalf("forced reset: %q, %v", cert, err)
+	}
+	if list, _ := e.b.Storage().List(); len(list) != 0 {
+		t.Error("recordings survived the reset")
+	}
+	certs, err := e.b.Certificates()
+	if err != nil || len(certs) != 1 || !bytes.Equal(certs[0], cert) {
+		t.Errorf("certificates after the reset: %q, %v", certs, err)
+	}
+}

@@ -63,6 +63,20 @@ type Backend interface {
 	SetRecipients(c Case) error
 	// Store is the segment store the API lists, serves and acknowledges.
 	Store() Store
+	// Audit returns the device's audit chain records after sequence
+	// number after, as the exact JSON lines the device wrote
+	// (GET /api/v1/audit).
+	Audit(after uint64) ([]byte, error)
+	// Reset erases every recording, the pairing and the device key and
+	// returns the erasure certificate signed by the old key
+	// (POST /api/v1/reset). Without force it refuses with ErrUnsynced while
+	// footage that was never acknowledged is on the device, changing
+	// nothing.
+	Reset(force bool) ([]byte, error)
+	// Certificates are erasure certificates of resets confirmed on the
+	// device's buttons, waiting for the next paired laptop
+	// (GET /api/v1/certificates).
+	Certificates() ([][]byte, error)
 }
 
 // Store is the part of *storage.Store the API uses.

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"attune.dev/attune/capture"
 	"attune.dev/attune/custody"
 	"attune.dev/attune/storage"
 )
@@ -49,16 +48,6 @@ type Audit struct {
 	sums [][32]byte // sums[i]: line hash of the record with seq i+1
 	size int64
 	err  error // sticky: the file's tail is in doubt until reopened
-}
-
-// AuditClock binds the daemon's clock for OpenAudit: the monotonic time is
-// the capture clock (time since the process started), the wall time that
-// of c with its trust.
-func AuditClock(c *Clock) func() (time.Duration, time.Time, bool) {
-	return func() (time.Duration, time.Time, bool) {
-		wall, trusted := c.Wall()
-		return capture.Now(), wall, trusted
-	}
 }
 
 // OpenAudit opens (creating, mode 0600) the audit chain at path and

@@ -29,7 +29,9 @@ type Daemon struct {
 	Rec  *Recorder
 	Spec SourceSpec
 	Log  *slog.Logger
-	// Clock times the pairing and confirmation windows.
+	// Clock is the daemon's only clock: the heartbeat, a recording's
+	// elapsed time and marks, the pairing and confirmation windows, the
+	// resting state's refresh. Set it before Run.
 	Clock clockwork.Clock
 	// Open opens the sources; nil means OpenSources.
 	Open func(SourceSpec, *slog.Logger) ([]capture.Source, error)
@@ -39,13 +41,13 @@ type Daemon struct {
 
 	events    chan device.Event
 	ready     chan struct{}
-	heartbeat atomic.Int64 // capture clock (ns) of the state machine's last turn
+	heartbeat atomic.Pointer[time.Time] // the state machine's last turn
 
 	mu        sync.Mutex
 	status    device.Status
 	rcpt      storage.Recipients
 	paired    bool
-	started   time.Duration // capture clock at the start of the open recording
+	started   time.Time // start of the open recording
 	rec       *storage.Rec
 	bitrate   float64 // ciphertext bytes per second, measured
 	usedCodes map[string]bool
@@ -102,7 +104,7 @@ func (d *Daemon) Status() device.Status {
 	defer d.mu.Unlock()
 	s := d.status
 	if s.State == device.StateRecording {
-		s.Elapsed = capture.Now() - d.started
+		s.Elapsed = d.Clock.Since(d.started)
 	}
 	return s
 }
@@ -111,7 +113,7 @@ func (d *Daemon) Status() device.Status {
 // (it turns at least every 10 s): what the systemd watchdog checks.
 func (d *Daemon) Alive() bool {
 	last := d.heartbeat.Load()
-	return last != 0 && capture.Now()-time.Duration(last) < 25*time.Second
+	return last != nil && d.Clock.Since(*last) < 25*time.Second
 }
 
 // Ready is closed once the daemon has left the booting state.
@@ -201,7 +203,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer closeWindow()
 	for {
-		d.heartbeat.Store(int64(capture.Now()))
+		now := d.Clock.Now()
+		d.heartbeat.Store(&now)
 		select {
 		case <-ctx.Done():
 			if stop != nil {
@@ -338,7 +341,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 		res, err := d.Rec.Record(rctx, srcs, rcpt, d.Spec, func(rec *storage.Rec) {
 			d.mu.Lock()
 			d.rec = rec
-			d.started = capture.Now()
+			d.started = d.Clock.Now()
 			d.mu.Unlock()
 			d.update(func(s *device.Status) {
 				s.State, s.Recording, s.Marks, s.Fault = device.StateRecording, rec.ID(), 0, ""
@@ -351,7 +354,7 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 
 func (d *Daemon) finished(r recDone) {
 	d.mu.Lock()
-	elapsed := (capture.Now() - d.started).Seconds()
+	elapsed := d.Clock.Since(d.started).Seconds()
 	d.rec = nil
 	if r.res.Bytes > 0 && elapsed > 5 {
 		d.bitrate = float64(r.res.Bytes) / elapsed
@@ -377,7 +380,7 @@ func (d *Daemon) mark() {
 	if rec == nil {
 		return
 	}
-	off := (capture.Now() - started).Seconds()
+	off := d.Clock.Since(started).Seconds()
 	if err := rec.UpdateManifest(func(m *storage.Manifest) {
 		m.Marks = append(m.Marks, storage.Mark{Offset: off})
 	}); err != nil {

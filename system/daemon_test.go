@@ -21,18 +21,19 @@ import (
 
 type testDaemon struct {
 	d      *Daemon
+	clock  *clockwork.FakeClock
 	store  *storage.Store
 	id     *age.X25519Identity
 	cancel context.CancelFunc
 	done   chan error
 }
 
+// newTestDaemon runs a daemon recording the test sources in real time;
+// its own timing (windows, elapsed time, marks, heartbeat) is on a fake
+// clock the test advances.
 func newTestDaemon(t *testing.T) *testDaemon {
-	return newTestDaemonClock(t, nil)
-}
-
-func newTestDaemonClock(t *testing.T, clock clockwork.Clock) *testDaemon {
 	t.Helper()
+	clock := clockwork.NewFakeClock()
 	id, _ := age.GenerateX25519Identity()
 	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
 	if err != nil {
@@ -45,11 +46,9 @@ func newTestDaemonClock(t *testing.T, clock clockwork.Clock) *testDaemon {
 	rec := &Recorder{Store: store, Clock: NewClock(), Segment: 200 * time.Millisecond, MaxDuration: time.Minute}
 	d := NewDaemon(rec, SourceSpec{Video: "testsrc", Audio: "testsrc", Pace: capture.Realtime}, nil)
 	d.SetRecipients(rcpt)
-	if clock != nil {
-		d.Clock = clock
-	}
+	d.Clock = clock
 	ctx, cancel := context.WithCancel(context.Background())
-	td := &testDaemon{d: d, store: store, id: id, cancel: cancel, done: make(chan error, 1)}
+	td := &testDaemon{d: d, clock: clock, store: store, id: id, cancel: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()
 	<-d.Ready()
 	t.Cleanup(func() { td.stop(t) })
@@ -111,7 +110,8 @@ func TestDaemonRecordMarkStop(t *testing.T) {
 	}
 	td.d.Send(device.EventRec)
 	st := td.waitState(t, device.StateRecording)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // real time: the sources make 300 ms of media
+	td.clock.Advance(300 * time.Millisecond)
 	td.d.Send(device.EventMark)
 	deadline := time.Now().Add(2 * time.Second)
 	for td.d.Status().Marks != 1 && time.Now().Before(deadline) {
@@ -121,6 +121,7 @@ func TestDaemonRecordMarkStop(t *testing.T) {
 		t.Errorf("elapsed %v after 300ms", e)
 	}
 	time.Sleep(300 * time.Millisecond)
+	td.clock.Advance(300 * time.Millisecond)
 	td.d.Send(device.EventRec)
 	after := td.waitState(t, device.StateReady)
 	if after.LastID != st.Recording || after.LastReason != "stopped" {
@@ -186,8 +187,8 @@ func TestDaemonRefusesWithoutRecipients(t *testing.T) {
 }
 
 func TestDaemonPairingWindow(t *testing.T) {
-	clock := clockwork.NewFakeClock()
-	td := newTestDaemonClock(t, clock)
+	td := newTestDaemon(t)
+	clock := td.clock
 	codes := map[string]bool{}
 	for i := 0; i < 20; i++ {
 		td.d.Send(device.EventPair)
@@ -217,8 +218,8 @@ func TestDaemonPairingWindow(t *testing.T) {
 }
 
 func TestDaemonResetConfirmation(t *testing.T) {
-	clock := clockwork.NewFakeClock()
-	td := newTestDaemonClock(t, clock)
+	td := newTestDaemon(t)
+	clock := td.clock
 	// One recording to erase.
 	td.d.Send(device.EventRec)
 	td.waitState(t, device.StateRecording)
@@ -263,7 +264,7 @@ func TestDaemonAlive(t *testing.T) {
 		t.Fatal("running state machine not alive")
 	}
 	td.stop(t)
-	td.d.heartbeat.Store(int64(capture.Now() - 30*time.Second))
+	td.clock.Advance(25 * time.Second)
 	if td.d.Alive() {
 		t.Fatal("a stalled state machine is reported alive")
 	}

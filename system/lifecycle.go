@@ -6,11 +6,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"attune.dev/attune/device"
+	"github.com/jonboulle/clockwork"
 )
 
 // Signals turns SIGTERM and SIGINT into cancellation of the returned
@@ -53,26 +53,27 @@ func Signals(ctx context.Context, d *Daemon, log *slog.Logger) (context.Context,
 	}
 }
 
-// Notify tells systemd (if it started us with Type=notify) our state, e.g.
+// notify tells systemd (if it started us with Type=notify) our state, e.g.
 // "READY=1" or "STOPPING=1". Without systemd it does nothing.
-func Notify(state string) {
+func notify(state string) {
 	daemon.SdNotify(false, state)
 }
 
-// Watchdog pings systemd's watchdog at half its interval while alive()
-// holds, until ctx is done. Without a watchdog configured it returns at once.
-func Watchdog(ctx context.Context, alive func() bool) {
+// watchdog pings systemd's watchdog at half its interval (on clock) while
+// alive() holds, until ctx is done. Without a watchdog configured it returns
+// at once.
+func watchdog(ctx context.Context, clock clockwork.Clock, alive func() bool) {
 	every, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || every == 0 {
 		return
 	}
-	t := time.NewTicker(every / 2)
+	t := clock.NewTicker(every / 2)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.Chan():
 			if alive() {
 				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 			}

@@ -29,45 +29,44 @@ type pairingState struct {
 	CaseRef    string   `json:"case_ref"`
 }
 
-// LinkBackend connects the paired-link server to the daemon: pairing
+// linkBackend connects the paired-link server to the daemon: pairing
 // windows from the front panel, the pairing persisted under the data dir,
-// the clock, the store. It implements link.Backend.
-type LinkBackend struct {
-	D        *Daemon
-	Data     string // data dir, where pairing.json lives
-	DeviceID string
-	Version  string
-	Chain    *Audit
-	// Key is the device key that signs erasure certificates; KeyPath is
-	// where it is kept. A reset deletes it and calls Rotate, which must
-	// give the link a new key (and call SetKey).
-	Key     ed25519.PrivateKey
-	KeyPath string
-	Rotate  func()
+// the clock, the store, the audit chain and the factory reset. Run builds
+// it.
+type linkBackend struct {
+	d       *Daemon
+	data    string // data dir, where pairing.json lives
+	version string
+	chain   *Audit
+	// keyPath is where the device key is kept. A reset deletes it and
+	// signals rotated; the link then serves with a new key (and calls
+	// setKey).
+	keyPath string
+	rotated chan struct{}
 
 	mu          sync.Mutex
+	key         ed25519.PrivateKey // signs erasure certificates
+	deviceID    string
 	state       pairingState
 	resetMu     sync.Mutex
 	transferred map[string]bool
 }
 
-var (
-	_ link.Backend   = (*LinkBackend)(nil)
-	_ link.Lifecycle = (*LinkBackend)(nil)
-)
+var _ link.Backend = (*linkBackend)(nil)
 
-// SetKey installs the device key (after a reset made a new one).
-func (b *LinkBackend) SetKey(key ed25519.PrivateKey, deviceID string) {
+// setKey installs the device key (at start, and after a reset made a new
+// one).
+func (b *linkBackend) setKey(key ed25519.PrivateKey, deviceID string) {
 	b.mu.Lock()
-	b.Key, b.DeviceID = key, deviceID
+	b.key, b.deviceID = key, deviceID
 	b.mu.Unlock()
 }
 
-// LoadPairing reads the saved pairing, if any, and hands its recipients to
+// loadPairing reads the saved pairing, if any, and hands its recipients to
 // the daemon. A device with a recipients file but no pairing keeps the
 // file's recipients.
-func (b *LinkBackend) LoadPairing() error {
-	raw, err := os.ReadFile(filepath.Join(b.Data, pairingFile))
+func (b *linkBackend) loadPairing() error {
+	raw, err := os.ReadFile(filepath.Join(b.data, pairingFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -87,33 +86,33 @@ func (b *LinkBackend) LoadPairing() error {
 	b.mu.Unlock()
 	rc := c.Parsed
 	rc.CaseRef = c.Ref
-	b.D.SetRecipients(rc)
+	b.d.SetRecipients(rc)
 	return nil
 }
 
-func (b *LinkBackend) save(st pairingState) error {
+func (b *linkBackend) save(st pairingState) error {
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
-	return storage.WriteFileAtomic(filepath.Join(b.Data, pairingFile), raw, 0o600)
+	return storage.WriteFileAtomic(filepath.Join(b.data, pairingFile), raw, 0o600)
 }
 
 // PairingCode is the code on the display while a pairing window is open.
-func (b *LinkBackend) PairingCode() (string, bool) {
-	st := b.D.Status()
+func (b *linkBackend) PairingCode() (string, bool) {
+	st := b.d.Status()
 	return st.Code, st.State == device.StatePairing && st.Code != ""
 }
 
 // PairingFailed closes the window after too many wrong codes.
-func (b *LinkBackend) PairingFailed() {
-	b.D.Log.Warn("pairing window closed: too many wrong codes")
-	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPairingFailed})
-	b.D.Send(device.EventPairingDone)
+func (b *linkBackend) PairingFailed() {
+	b.d.Log.Warn("pairing window closed: too many wrong codes")
+	note(b.chain, b.d.Log, custody.Record{Event: custody.EventPairingFailed})
+	b.d.Send(device.EventPairingDone)
 }
 
 // Paired saves the new pairing, then makes it active.
-func (b *LinkBackend) Paired(p link.Pairing) error {
+func (b *linkBackend) Paired(p link.Pairing) error {
 	st := pairingState{LaptopPin: p.LaptopPin, Recipients: p.Case.Recipients, CaseRef: p.Case.Ref}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -123,44 +122,47 @@ func (b *LinkBackend) Paired(p link.Pairing) error {
 	b.state = st
 	rc := p.Case.Parsed
 	rc.CaseRef = p.Case.Ref
-	b.D.SetRecipients(rc)
-	b.D.Log.Info("paired", "recipients", len(p.Case.Recipients), "kind", rc.Kind)
-	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(p.Case.Ref)})
-	b.D.Send(device.EventPairingDone)
+	b.d.SetRecipients(rc)
+	b.d.Log.Info("paired", "recipients", len(p.Case.Recipients), "kind", rc.Kind)
+	note(b.chain, b.d.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(p.Case.Ref)})
+	b.d.Send(device.EventPairingDone)
 	return nil
 }
 
 // LaptopPin is the paired laptop's pin, "" if unpaired.
-func (b *LinkBackend) LaptopPin() string {
+func (b *linkBackend) LaptopPin() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state.LaptopPin
 }
 
 // Status describes the device.
-func (b *LinkBackend) Status() link.Status {
-	st := b.D.Status()
-	free, _ := b.D.Rec.Store.Free()
-	now, trusted := b.D.Rec.Clock.Wall()
+func (b *linkBackend) Status() link.Status {
+	st := b.d.Status()
+	free, _ := b.d.Rec.Store.Free()
+	now, trusted := b.d.Rec.Clock.Wall()
+	b.mu.Lock()
+	device := b.deviceID
+	b.mu.Unlock()
 	return link.Status{
-		State: string(st.State), DeviceID: b.DeviceID, Version: b.Version,
+		State: string(st.State), DeviceID: device, Version: b.version,
 		Storage: link.StorageStatus{FreeBytes: free, MinutesLeft: st.MinutesLeft},
 		Clock:   link.ClockStatus{Now: now.UTC(), Trusted: trusted},
 	}
 }
 
 // SetClock sets the wall clock from the laptop.
-func (b *LinkBackend) SetClock(t time.Time) error {
-	if err := b.D.Rec.Clock.Set(t); err != nil {
+func (b *linkBackend) SetClock(t time.Time) error {
+	if err := b.d.Rec.Clock.Set(t); err != nil {
 		return err
 	}
-	b.D.Log.Info("clock set by the paired laptop")
-	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventClockSet})
+	b.d.Log.Info("clock set by the paired laptop")
+	note(b.chain, b.d.Log, custody.Record{Event: custody.EventClockSet})
 	return nil
 }
 
 // SetRecipients starts a new case.
-func (b *LinkBackend) SetRecipients(c link.Case) error {
+func (b *linkBackend) SetRecipients(c link.Case) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st := b.state
@@ -171,19 +173,19 @@ func (b *LinkBackend) SetRecipients(c link.Case) error {
 	b.state = st
 	rc := c.Parsed
 	rc.CaseRef = c.Ref
-	b.D.SetRecipients(rc)
-	b.D.Log.Info("new case recipients", "recipients", len(c.Recipients))
-	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(c.Ref), Detail: "new_case"})
+	b.d.SetRecipients(rc)
+	b.d.Log.Info("new case recipients", "recipients", len(c.Recipients))
+	note(b.chain, b.d.Log, custody.Record{Event: custody.EventPaired, CaseRef: custody.CaseRef(c.Ref), Detail: "new_case"})
 	return nil
 }
 
 // Store is the segment store, with transfers, acknowledgements and
 // deletions written to the audit chain.
-func (b *LinkBackend) Store() link.Store { return auditedStore{b.D.Rec.Store, b} }
+func (b *linkBackend) Store() link.Store { return auditedStore{b.d.Rec.Store, b} }
 
 type auditedStore struct {
 	*storage.Store
-	b *LinkBackend
+	b *linkBackend
 }
 
 // SegmentPath is asked for each download: the first of each segment is
@@ -198,7 +200,7 @@ func (s auditedStore) SegmentPath(id string, n int) string {
 	s.b.transferred[key] = true
 	s.b.mu.Unlock()
 	if first && custody.ValidID(id) {
-		note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventSegmentTransferred, Recording: id, Segments: []int{n}})
+		note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventSegmentTransferred, Recording: id, Segments: []int{n}})
 	}
 	return s.Store.SegmentPath(id, n)
 }
@@ -213,35 +215,35 @@ func (s auditedStore) Ack(id string, segments []int, manifest bool) (*storage.In
 	if manifest {
 		detail = "with_manifest"
 	}
-	note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventAcknowledged, Recording: id, Segments: segments, Detail: detail})
-	note(s.b.Chain, s.b.D.Log, custody.Record{Event: custody.EventDeleted, Recording: id, Segments: segments, Count: len(segments)})
+	note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventAcknowledged, Recording: id, Segments: segments, Detail: detail})
+	note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventDeleted, Recording: id, Segments: segments, Count: len(segments)})
 	return ix, nil
 }
 
 // Audit returns the chain after seq, as written.
-func (b *LinkBackend) Audit(after uint64) ([]byte, error) {
-	if b.Chain == nil {
+func (b *linkBackend) Audit(after uint64) ([]byte, error) {
+	if b.chain == nil {
 		return nil, nil
 	}
-	_, raw, err := b.Chain.Records(after)
+	_, raw, err := b.chain.Records(after)
 	return raw, err
 }
 
 // Reset is a factory reset asked for by the paired laptop.
-func (b *LinkBackend) Reset(force bool) ([]byte, error) { return b.FactoryReset(force, "laptop") }
+func (b *linkBackend) Reset(force bool) ([]byte, error) { return b.factoryReset(force, "laptop") }
 
 // certDir keeps erasure certificates until a laptop has them.
-func (b *LinkBackend) certDir() string { return filepath.Join(b.Data, "certificates") }
+func (b *linkBackend) certDir() string { return filepath.Join(b.data, "certificates") }
 
-// FactoryReset erases every recording, the pairing and the device key,
+// factoryReset erases every recording, the pairing and the device key,
 // and returns the erasure certificate signed by the old key; a copy stays
 // on the device for the next paired laptop. by says who asked ("laptop",
 // "buttons"). Without force it refuses while unsynced footage is present.
-func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
+func (b *linkBackend) factoryReset(force bool, by string) ([]byte, error) {
 	b.resetMu.Lock()
 	defer b.resetMu.Unlock()
-	store := b.D.Rec.Store
-	if st := b.D.Status().State; st == device.StateRecording {
+	store := b.d.Rec.Store
+	if st := b.d.Status().State; st == device.StateRecording {
 		return nil, errors.New("reset: the device is recording; stop the recording first")
 	}
 	list, err := store.List()
@@ -258,9 +260,9 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 		}
 	}
 	b.mu.Lock()
-	key, device := b.Key, b.DeviceID
+	key, device := b.key, b.deviceID
 	b.mu.Unlock()
-	cert, err := BuildCertificate(store, b.Chain, device)
+	cert, err := BuildCertificate(store, b.chain, device)
 	if err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
@@ -271,7 +273,7 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 	if err := os.MkdirAll(b.certDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
-	name := fmt.Sprintf("erasure-%s-%d.json", device, time.Now().UnixNano())
+	name := fmt.Sprintf("erasure-%s-%d.json", device, b.d.Clock.Now().UnixNano())
 	if err := storage.WriteFileAtomic(filepath.Join(b.certDir(), name), signed, 0o600); err != nil {
 		return nil, fmt.Errorf("reset: certificate not saved, nothing erased: %v", err)
 	}
@@ -279,25 +281,26 @@ func (b *LinkBackend) FactoryReset(force bool, by string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
-	b.D.SetRecipients(storage.Recipients{})
-	if err := b.Forget(); err != nil {
+	b.d.SetRecipients(storage.Recipients{})
+	if err := b.forget(); err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
-	if b.KeyPath != "" {
-		if err := os.Remove(b.KeyPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if b.keyPath != "" {
+		if err := os.Remove(b.keyPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("reset: device key not destroyed: %v", err)
 		}
 	}
-	note(b.Chain, b.D.Log, custody.Record{Event: custody.EventReset, Count: n, SHA256: custody.CertificateDigest(signed), Detail: by})
-	b.D.Log.Warn("factory reset: recordings erased, pairing and device key destroyed", "recordings", n, "by", by)
-	if b.Rotate != nil {
-		b.Rotate()
+	note(b.chain, b.d.Log, custody.Record{Event: custody.EventReset, Count: n, SHA256: custody.CertificateDigest(signed), Detail: by})
+	b.d.Log.Warn("factory reset: recordings erased, pairing and device key destroyed", "recordings", n, "by", by)
+	select {
+	case b.rotated <- struct{}{}:
+	default: // a rotation is pending already
 	}
 	return signed, nil
 }
 
 // Certificates are the erasure certificates kept on the device.
-func (b *LinkBackend) Certificates() ([][]byte, error) {
+func (b *linkBackend) Certificates() ([][]byte, error) {
 	m, err := filepath.Glob(filepath.Join(b.certDir(), "erasure-*.json"))
 	if err != nil {
 		return nil, err
@@ -313,17 +316,17 @@ func (b *LinkBackend) Certificates() ([][]byte, error) {
 	return out, nil
 }
 
-// Forget removes the pairing (factory reset).
-func (b *LinkBackend) Forget() error {
+// forget removes the pairing (factory reset).
+func (b *linkBackend) forget() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.state = pairingState{}
-	err := os.Remove(filepath.Join(b.Data, pairingFile))
+	err := os.Remove(filepath.Join(b.data, pairingFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
 	return err
 }
 
-// DeviceName is the mDNS instance name for a device id.
-func DeviceName(id string) string { return "attune-" + strings.ToLower(id) }
+// deviceName is the mDNS instance name for a device id.
+func deviceName(id string) string { return "attune-" + strings.ToLower(id) }

@@ -123,25 +123,33 @@ lock_memory = false
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("attuned", c.attuned, "run", "--config", cfgPath)
+	ready := filepath.Join(runDir, "device-ready.json")
+	p, err := startProc("attuned", c.attuned, "run", "--config", cfgPath, "--ready-file", ready)
 	if err != nil {
 		return nil, err
 	}
 	d.proc = p
-	if err := p.waitLog(ctx, "attuned running", 15*time.Second); err != nil {
-		return d, err
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		raw, err := os.ReadFile(ready)
+		if err == nil {
+			var addrs struct{ Link, Panel string }
+			if err := json.Unmarshal(raw, &addrs); err != nil || addrs.Link == "" || addrs.Panel == "" {
+				return d, fmt.Errorf("attuned's ready file %s: %q (%v)", ready, raw, err)
+			}
+			d.link, d.panel = addrs.Link, "http://"+addrs.Panel+"/"
+			return d, nil
+		}
+		if p.exited() {
+			return d, p.failed()
+		}
+		if time.Now().After(deadline) {
+			return d, fmt.Errorf("attuned not ready in 15s; its log:\n%s", p.log.String())
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return d, err
+		}
 	}
-	log := p.log.String()
-	if m := regexp.MustCompile(`msg="simulated front panel" url=(http://\S+/)`).FindStringSubmatch(log); m != nil {
-		d.panel = m[1]
-	}
-	if m := regexp.MustCompile(`msg="paired link" addr=(\S+)`).FindStringSubmatch(log); m != nil {
-		d.link = m[1]
-	}
-	if d.panel == "" || d.link == "" {
-		return d, fmt.Errorf("attuned did not log its panel and link addresses:\n%s", log)
-	}
-	return d, nil
 }
 
 type panelState struct {

@@ -60,13 +60,15 @@ func StartDaemonWith(t testing.TB, wrap []string, config string, args ...string)
 			config = def + "\n" + config
 		}
 	}
-	cfg := filepath.Join(t.TempDir(), "attuned.toml")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "attuned.toml")
 	os.WriteFile(cfg, []byte(config), 0o600)
+	ready := filepath.Join(dir, "ready.json")
 	d := &Daemon{Log: &SyncBuffer{}}
 	if m := regexp.MustCompile(`(?m)^data = "(.*)"`).FindStringSubmatch(config); m != nil {
 		d.Data = m[1]
 	}
-	argv := append(append(append([]string(nil), wrap...), Binary(t, "attuned"), "run", "--config", cfg), args...)
+	argv := append(append(append([]string(nil), wrap...), Binary(t, "attuned"), "run", "--config", cfg, "--ready-file", ready), args...)
 	d.Cmd = exec.Command(argv[0], argv[1:]...)
 	d.Cmd.Stderr = d.Log
 	if err := d.Cmd.Start(); err != nil {
@@ -78,14 +80,32 @@ func StartDaemonWith(t testing.TB, wrap []string, config string, args ...string)
 			d.Cmd.Wait()
 		}
 	})
-	d.WaitLog(t, "attuned running", 15*time.Second)
-	if m := regexp.MustCompile(`msg="simulated front panel" url=(http://\S+/)`).FindStringSubmatch(d.Log.String()); m != nil {
-		d.Panel = m[1]
-	}
-	if m := regexp.MustCompile(`msg="paired link" addr=(\S+)`).FindStringSubmatch(d.Log.String()); m != nil {
-		d.Link = m[1]
+	addrs := waitReady(t, d, ready, 15*time.Second)
+	d.Link = addrs.Link
+	if addrs.Panel != "" {
+		d.Panel = "http://" + addrs.Panel + "/"
 	}
 	return d
+}
+
+// waitReady waits for attuned's ready file (--ready-file) and returns the
+// addresses in it.
+func waitReady(t testing.TB, d *Daemon, path string, timeout time.Duration) (addrs struct{ Link, Panel string }) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		raw, err := os.ReadFile(path)
+		if err == nil {
+			if err := json.Unmarshal(raw, &addrs); err != nil {
+				t.Fatalf("ready file %s: %v: %q", path, err, raw)
+			}
+			return addrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after %v; log:\n%s", timeout, d.Log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // WaitLog waits until the daemon has logged s.

@@ -1,6 +1,8 @@
 package linktest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,6 +28,8 @@ type Backend struct {
 	store    *storage.Store
 	pairErr  error
 	deviceID string
+	audit    []byte
+	certs    [][]byte
 }
 
 var _ link.Backend = (*Backend)(nil)
@@ -166,6 +170,69 @@ func (b *Backend) SetRecipients(c link.Case) error {
 }
 
 func (b *Backend) Store() link.Store { return b.store }
+
+// SetAudit sets the audit chain Audit serves: JSON lines, one record each,
+// with their "seq" numbers.
+func (b *Backend) SetAudit(lines []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.audit = append([]byte(nil), lines...)
+}
+
+// Audit returns the lines set by SetAudit whose "seq" is after after.
+func (b *Backend) Audit(after uint64) ([]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []byte
+	for line := range bytes.Lines(b.audit) {
+		var r struct {
+			Seq uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil, fmt.Errorf("audit: %v", err)
+		}
+		if r.Seq > after {
+			out = append(out, line...)
+		}
+	}
+	return out, nil
+}
+
+// Reset erases every recording and forgets the pairing. Its certificate
+// is a placeholder (the fake has no device key to sign with), also kept
+// for Certificates. Without force it refuses while a segment is unacked.
+func (b *Backend) Reset(force bool) ([]byte, error) {
+	list, err := b.store.List()
+	if err != nil {
+		return nil, fmt.Errorf("reset: %v", err)
+	}
+	if !force {
+		for _, ix := range list {
+			for _, s := range ix.Segments {
+				if !s.Acked {
+					return nil, link.ErrUnsynced
+				}
+			}
+		}
+	}
+	n, err := b.store.EraseAll()
+	if err != nil {
+		return nil, fmt.Errorf("reset: %v", err)
+	}
+	cert := []byte(fmt.Sprintf(`{"device":%q,"recordings":%d}`, b.deviceID, n))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pin, b.kase, b.open = "", link.Case{}, false
+	b.certs = append(b.certs, cert)
+	return cert, nil
+}
+
+// Certificates are the placeholders of the resets done so far.
+func (b *Backend) Certificates() ([][]byte, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([][]byte(nil), b.certs...), nil
+}
 
 // Storage is the real store behind Store.
 func (b *Backend) Storage() *storage.Store { return b.store }
