@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"attune.dev/attune/mkv"
 )
 
 // This file holds the portable part of the V4L2 webcam source: the device
@@ -152,7 +154,7 @@ const (
 // OpenV4L2 return one as a Source.
 type V4L2Source struct {
 	dev   V4L2Device
-	track Track
+	track mkv.Track
 	yuyv  bool // frames are YUYV and are encoded to JPEG
 
 	nextMu sync.Mutex   // serialises Next
@@ -229,9 +231,9 @@ func startV4L2(dev V4L2Device, opts V4L2Options) (*V4L2Source, error) {
 	}
 	s := &V4L2Source{
 		dev: dev,
-		track: Track{
-			Kind:   Video,
-			Codec:  CodecMJPEG,
+		track: mkv.Track{
+			Kind:   mkv.Video,
+			Codec:  mkv.CodecMJPEG,
 			Width:  mode.Width,
 			Height: mode.Height,
 			FPS:    mode.FPS,
@@ -411,7 +413,7 @@ func v4l2ClosestRate(rates []V4L2FrameRate, want float64) float64 {
 }
 
 // Tracks returns the one video track.
-func (s *V4L2Source) Tracks() []Track { return []Track{s.track} }
+func (s *V4L2Source) Tracks() []mkv.Track { return []mkv.Track{s.track} }
 
 // Stats returns what the source has counted so far.
 func (s *V4L2Source) Stats() V4L2Stats {
@@ -426,7 +428,7 @@ func (s *V4L2Source) Stats() V4L2Stats {
 // error, as is any other device error (such as ENODEV when the camera is
 // unplugged). Cancelling ctx is noticed within the 2 s wait timeout; Close
 // makes Next return at once.
-func (s *V4L2Source) Next(ctx context.Context) (Packet, error) {
+func (s *V4L2Source) Next(ctx context.Context) (mkv.Packet, error) {
 	s.nextMu.Lock()
 	defer s.nextMu.Unlock()
 
@@ -435,20 +437,20 @@ func (s *V4L2Source) Next(ctx context.Context) (Packet, error) {
 	skipped := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return Packet{}, err
+			return mkv.Packet{}, err
 		}
 		if s.isClosed() {
-			return Packet{}, errV4L2Closed
+			return mkv.Packet{}, errV4L2Closed
 		}
 		if time.Since(start) >= v4l2Stall || waited >= v4l2Stall {
 			if skipped > 0 {
-				return Packet{}, fmt.Errorf("v4l2: no usable frames for %v (%d skipped as empty or corrupt)", v4l2Stall, skipped)
+				return mkv.Packet{}, fmt.Errorf("v4l2: no usable frames for %v (%d skipped as empty or corrupt)", v4l2Stall, skipped)
 			}
-			return Packet{}, fmt.Errorf("v4l2: no frames for %v (is the camera unplugged?)", v4l2Stall)
+			return mkv.Packet{}, fmt.Errorf("v4l2: no frames for %v (is the camera unplugged?)", v4l2Stall)
 		}
 		if err := s.dev.WaitForFrame(v4l2WaitSeconds); err != nil {
 			if s.isClosed() {
-				return Packet{}, errV4L2Closed
+				return mkv.Packet{}, errV4L2Closed
 			}
 			if v4l2IsTimeout(err) {
 				waited += v4l2WaitSeconds * time.Second
@@ -460,11 +462,11 @@ func (s *V4L2Source) Next(ctx context.Context) (Packet, error) {
 			if v4l2IsTemporary(err) {
 				continue
 			}
-			return Packet{}, v4l2DeviceError("wait for frame", err)
+			return mkv.Packet{}, v4l2DeviceError("wait for frame", err)
 		}
 		p, got, err := s.dequeue()
 		if err != nil {
-			return Packet{}, err
+			return mkv.Packet{}, err
 		}
 		switch got {
 		case v4l2Frame:
@@ -472,7 +474,7 @@ func (s *V4L2Source) Next(ctx context.Context) (Packet, error) {
 				var buf bytes.Buffer
 				buf.Grow(s.track.Width * s.track.Height / 4)
 				if err := jpeg.Encode(&buf, s.img, &jpeg.Options{Quality: v4l2JPEGQuality}); err != nil {
-					return Packet{}, fmt.Errorf("v4l2: encode yuyv frame: %w", err)
+					return mkv.Packet{}, fmt.Errorf("v4l2: encode yuyv frame: %w", err)
 				}
 				p.Data = buf.Bytes()
 			}
@@ -502,19 +504,19 @@ const (
 // dequeue takes one buffer from the driver, copies (or, for YUYV, converts)
 // it and hands the buffer straight back. It holds mu so that Close never
 // unmaps a buffer under it.
-func (s *V4L2Source) dequeue() (Packet, v4l2Got, error) {
+func (s *V4L2Source) dequeue() (mkv.Packet, v4l2Got, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return Packet{}, 0, errV4L2Closed
+		return mkv.Packet{}, 0, errV4L2Closed
 	}
 	buf, index, err := s.dev.GetFrame()
 	pts := Now()
 	if err != nil {
 		if v4l2IsTimeout(err) || v4l2IsTemporary(err) {
-			return Packet{}, v4l2NotReady, nil
+			return mkv.Packet{}, v4l2NotReady, nil
 		}
-		return Packet{}, 0, v4l2DeviceError("dequeue frame", err)
+		return mkv.Packet{}, 0, v4l2DeviceError("dequeue frame", err)
 	}
 	// buf belongs to the driver: read it only before ReleaseFrame.
 	var data []byte
@@ -544,12 +546,12 @@ func (s *V4L2Source) dequeue() (Packet, v4l2Got, error) {
 		}
 	}
 	if err := s.dev.ReleaseFrame(index); err != nil {
-		return Packet{}, 0, v4l2DeviceError(fmt.Sprintf("release frame %d", index), err)
+		return mkv.Packet{}, 0, v4l2DeviceError(fmt.Sprintf("release frame %d", index), err)
 	}
 	if got == v4l2Frame {
 		s.stats.Frames++
 	}
-	return Packet{Kind: Video, PTS: pts, Data: data, Key: true}, got, nil
+	return mkv.Packet{Kind: mkv.Video, PTS: pts, Data: data, Key: true}, got, nil
 }
 
 func (s *V4L2Source) isClosed() bool {

@@ -20,6 +20,7 @@ import (
 
 	"attune.dev/attune/capture"
 	"attune.dev/attune/capture/capturetest"
+	"attune.dev/attune/mkv"
 )
 
 // v4l2Open starts a source on cam and, at the end of the test, closes it and
@@ -45,7 +46,7 @@ func v4l2Open(t *testing.T, cam *capturetest.Camera, opts capture.V4L2Options) *
 	return s
 }
 
-func v4l2Next(t *testing.T, s capture.Source) capture.Packet {
+func v4l2Next(t *testing.T, s capture.Source) mkv.Packet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -123,7 +124,7 @@ func TestV4L2NegotiatePreferred(t *testing.T) {
 		capture.V4L2PixFmtYUYV:  {capturetest.Discrete(640, 480)},
 	}
 	s := v4l2Open(t, cam, capture.V4L2Options{})
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
 	if got := s.Tracks(); len(got) != 1 || got[0] != want {
 		t.Errorf("Tracks = %+v, want %+v", got, want)
 	}
@@ -165,7 +166,7 @@ func TestV4L2NegotiateCustomAndStepwise(t *testing.T) {
 	cam.Rates = []capture.V4L2FrameRate{capturetest.IntervalRange(1, 60, 1, 5)} // 5 to 60 fps
 	s := v4l2Open(t, cam, capture.V4L2Options{Prefer: []capture.Mode{{Width: 1000, Height: 600, FPS: 24}, {Width: 800, Height: 600, FPS: 24}}})
 	// 1000 is not on the 16-pixel grid from 160; 800x600 is.
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 800, Height: 600, FPS: 24}
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: 800, Height: 600, FPS: 24}
 	if got := s.Tracks()[0]; got != want {
 		t.Errorf("track = %+v, want %+v", got, want)
 	}
@@ -179,27 +180,27 @@ func TestV4L2NegotiateFallback(t *testing.T) {
 		name  string
 		sizes []capture.V4L2FrameSize
 		rates []capture.V4L2FrameRate
-		want  capture.Track
+		want  mkv.Track
 	}{
 		{"largest within 1280x720",
 			[]capture.V4L2FrameSize{capturetest.Discrete(320, 240), capturetest.Discrete(1024, 576), capturetest.Discrete(1600, 1200), capturetest.Discrete(352, 288)},
 			[]capture.V4L2FrameRate{capturetest.FPS(5), capturetest.FPS(25), capturetest.FPS(60)},
-			capture.Track{Width: 1024, Height: 576, FPS: 25}},
+			mkv.Track{Width: 1024, Height: 576, FPS: 25}},
 		{"all too big: smallest",
 			[]capture.V4L2FrameSize{capturetest.Discrete(2592, 1944), capturetest.Discrete(1600, 1200)},
 			[]capture.V4L2FrameRate{capturetest.FPS(15)},
-			capture.Track{Width: 1600, Height: 1200, FPS: 15}},
+			mkv.Track{Width: 1600, Height: 1200, FPS: 15}},
 		{"stepwise clamped",
 			[]capture.V4L2FrameSize{capturetest.Stepwise(100, 1000, 100, 100, 500, 100)},
 			[]capture.V4L2FrameRate{capturetest.IntervalRange(1, 20, 1, 1)},
-			capture.Track{Width: 1000, Height: 500, FPS: 20}},
+			mkv.Track{Width: 1000, Height: 500, FPS: 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cam := capturetest.NewCamera()
 			cam.Sizes[capture.V4L2PixFmtMJPEG] = tc.sizes
 			cam.Rates = tc.rates
 			s := v4l2Open(t, cam, capture.V4L2Options{})
-			tc.want.Kind, tc.want.Codec = capture.Video, capture.CodecMJPEG
+			tc.want.Kind, tc.want.Codec = mkv.Video, mkv.CodecMJPEG
 			if got := s.Tracks()[0]; got != tc.want {
 				t.Errorf("track = %+v, want %+v", got, tc.want)
 			}
@@ -267,12 +268,12 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 	cam.Push([]byte{})
 	cam.Push(want[5:]...)
 
-	var got []capture.Packet
+	var got []mkv.Packet
 	last := time.Duration(-1)
 	for range want {
 		before := capture.Now()
 		p := v4l2Next(t, s)
-		if p.Kind != capture.Video || !p.Key || p.PTS < before || p.PTS > capture.Now() || p.PTS < last {
+		if p.Kind != mkv.Video || !p.Key || p.PTS < before || p.PTS > capture.Now() || p.PTS < last {
 			t.Errorf("packet %+v: wrong kind, key or time (Next called at %v)", p.Kind, before)
 		}
 		last = p.PTS
@@ -403,7 +404,7 @@ func TestV4L2YUYVFallback(t *testing.T) {
 		return []capture.V4L2FrameRate{capturetest.FPS(30), capturetest.FPS(15)}
 	}
 	s := v4l2Open(t, cam, capture.V4L2Options{})
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: w, Height: h, FPS: 30}
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: w, Height: h, FPS: 30}
 	if got := s.Tracks()[0]; got != want {
 		t.Errorf("track = %+v, want %+v", got, want)
 	}
