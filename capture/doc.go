@@ -2,7 +2,7 @@
 // into one live Matroska stream with flush points about every second.
 //
 // Sources deliver timestamped packets; the Pipeline interleaves them by
-// capture time and the Muxer writes them as Matroska Clusters, handing each
+// capture time and mkv.LiveWriter writes them as Matroska Clusters, handing each
 // finished cluster boundary to a Sink so that storage can seal it.
 //
 // This package never writes to disk: the stream it produces is plaintext and

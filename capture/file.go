@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,6 +10,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"attune.dev/attune/avi"
+	"attune.dev/attune/internal/demux"
+	"attune.dev/attune/mkv"
 )
 
 // The file:PATH source replays an MJPEG (+ optional 16-bit PCM) recording in
@@ -18,11 +21,6 @@ import (
 // never by the file name. Both readers stream: they hold one packet and a
 // small read buffer at a time, and seek over elements they do not need (Cues,
 // indexes, attachments), so multi-gigabyte files replay in a few MB of memory.
-
-// replayMaxElement caps anything read into memory at once: a frame, an audio
-// block or a header element such as Matroska Tracks or the AVI hdrl list.
-// Larger sizes are treated as corruption.
-const replayMaxElement = 64 << 20
 
 // replayConvertHint tells the user how to turn any file into one that replays.
 const replayConvertHint = "ffmpeg -i %s -c:v mjpeg -q:v 3 -c:a pcm_s16le OUT.mkv"
@@ -32,22 +30,11 @@ var errReplayClosed = fmt.Errorf("replay file: %w", os.ErrClosed)
 
 // replayDemuxer reads the packets of the tracks it reports, in file order,
 // with PTS set to the content timestamp (from the start of the file's
-// timeline). At the end of the file, including a file cut short, next returns
-// io.EOF.
+// timeline). At the end of the file, including a file cut short, Next returns
+// io.EOF. mkv.Reader and avi.Reader are replayDemuxers.
 type replayDemuxer interface {
-	tracks() []Track
-	next() (Packet, error)
-}
-
-// replayUnsupportedError reports a codec or format that replay cannot pass
-// on.
-type replayUnsupportedError struct {
-	what      string // e.g. "video codec V_MPEG4/ISO/AVC"
-	supported string // e.g. "V_MJPEG"
-}
-
-func (e *replayUnsupportedError) Error() string {
-	return fmt.Sprintf("%s is not supported (supported: %s)", e.what, e.supported)
+	Tracks() []mkv.Track
+	Next() (mkv.Packet, error)
 }
 
 // OpenFile opens a Matroska or AVI file holding MJPEG video and, optionally,
@@ -67,36 +54,49 @@ func OpenFile(path string, pace Pace, withAudio bool) (Source, error) {
 	d, err := newReplayDemuxer(f, withAudio)
 	if err != nil {
 		f.Close()
-		var ue *replayUnsupportedError
+		var ue *demux.UnsupportedError
 		if errors.As(err, &ue) {
 			return nil, fmt.Errorf("open file: %s: %w; convert with: "+replayConvertHint, path, err, replayShellQuote(path))
 		}
 		return nil, fmt.Errorf("open file: %s: %w", path, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &fileSource{f: f, d: d, pace: pace, trk: d.tracks(), closed: ctx, close: cancel}, nil
+	return &fileSource{f: f, d: d, pace: pace, trk: d.Tracks(), closed: ctx, close: cancel}, nil
 }
 
 // newReplayDemuxer recognises the container from its first bytes: the EBML
-// magic 1A 45 DF A3 for Matroska, "RIFF" size "AVI " for AVI.
-func newReplayDemuxer(r io.Reader, withAudio bool) (replayDemuxer, error) {
-	s := newReplayStream(r)
-	magic, err := s.br.Peek(12)
-	if err != nil && !replayIsEOF(err) {
+// magic 1A 45 DF A3 for Matroska, "RIFF" size "AVI " for AVI. It reads r
+// from its start.
+func newReplayDemuxer(r io.ReadSeeker, withAudio bool) (replayDemuxer, error) {
+	magic := make([]byte, 12)
+	n, err := io.ReadFull(r, magic)
+	if err != nil && !demux.IsEOF(err) {
+		return nil, fmt.Errorf("detect format: %w", err)
+	}
+	magic = magic[:n]
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("detect format: %w", err)
 	}
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1A, 0x45, 0xDF, 0xA3}):
-		return newMatroskaStream(s, withAudio)
+		d, err := mkv.NewReader(r, withAudio)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	case len(magic) == 12 && string(magic[:4]) == "RIFF" && string(magic[8:]) == "AVI ":
-		return newAVIStream(s, withAudio)
+		d, err := avi.NewReader(r, withAudio)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	case len(magic) == 12 && string(magic[:4]) == "RIFF":
-		return nil, &replayUnsupportedError{what: fmt.Sprintf("RIFF form %q", magic[8:]), supported: "Matroska, AVI"}
+		return nil, &demux.UnsupportedError{What: fmt.Sprintf("RIFF form %q", magic[8:]), Supported: "Matroska, AVI"}
 	}
 	if len(magic) == 0 {
 		return nil, errors.New("file is empty")
 	}
-	return nil, &replayUnsupportedError{what: fmt.Sprintf("file format (starts with % x)", magic), supported: "Matroska, AVI"}
+	return nil, &demux.UnsupportedError{What: fmt.Sprintf("file format (starts with % x)", magic), Supported: "Matroska, AVI"}
 }
 
 // fileSource paces a demuxer's packets onto the capture clock.
@@ -104,7 +104,7 @@ type fileSource struct {
 	f    *os.File
 	d    replayDemuxer
 	pace Pace
-	trk  []Track
+	trk  []mkv.Track
 
 	closed    context.Context // done once Close is called
 	close     context.CancelFunc
@@ -114,40 +114,40 @@ type fileSource struct {
 	mu      sync.Mutex // serialises Next
 	started bool
 	base    time.Duration // Now() at the first Next
-	pending Packet        // read but not yet delivered (ctx ended while waiting)
+	pending mkv.Packet    // read but not yet delivered (ctx ended while waiting)
 	hasPend bool
 	err     error // sticky end of stream
 }
 
-func (s *fileSource) Tracks() []Track { return append([]Track(nil), s.trk...) }
+func (s *fileSource) Tracks() []mkv.Track { return append([]mkv.Track(nil), s.trk...) }
 
-func (s *fileSource) Next(ctx context.Context) (Packet, error) {
+func (s *fileSource) Next(ctx context.Context) (mkv.Packet, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Err() != nil {
-		return Packet{}, errReplayClosed
+		return mkv.Packet{}, errReplayClosed
 	}
 	if s.err != nil {
-		return Packet{}, s.err
+		return mkv.Packet{}, s.err
 	}
 	if err := ctx.Err(); err != nil {
-		return Packet{}, err
+		return mkv.Packet{}, err
 	}
 	if !s.started {
 		s.started, s.base = true, Now()
 	}
-	var p Packet
+	var p mkv.Packet
 	if s.hasPend {
 		p, s.hasPend = s.pending, false
 	} else {
 		var err error
-		p, err = s.d.next()
+		p, err = s.d.Next()
 		if err != nil {
 			if s.closed.Err() != nil {
-				return Packet{}, errReplayClosed
+				return mkv.Packet{}, errReplayClosed
 			}
 			s.err = err
-			return Packet{}, err
+			return mkv.Packet{}, err
 		}
 		p.PTS += s.base
 	}
@@ -160,9 +160,9 @@ func (s *fileSource) Next(ctx context.Context) (Packet, error) {
 		if err != nil {
 			s.pending, s.hasPend = p, true
 			if s.closed.Err() != nil {
-				return Packet{}, errReplayClosed
+				return mkv.Packet{}, errReplayClosed
 			}
-			return Packet{}, ctx.Err()
+			return mkv.Packet{}, ctx.Err()
 		}
 	}
 	return p, nil
@@ -178,128 +178,6 @@ func (s *fileSource) Close() error {
 	return s.closeErr
 }
 
-// replayStream is a buffered reader that knows its offset and skips by
-// seeking when the underlying reader can, so skipped elements are never read.
-type replayStream struct {
-	src io.Reader
-	sk  io.Seeker // nil if src cannot seek
-	br  *bufio.Reader
-	pos int64 // offset of the next byte, from where src stood at the start
-}
-
-func newReplayStream(r io.Reader) *replayStream {
-	size := 64 << 10
-	if l, ok := r.(interface{ Len() int }); ok {
-		// An in-memory reader (tests, fuzzing) needs no more than it holds.
-		size = max(16, min(size, l.Len()))
-	}
-	s := &replayStream{src: r, br: bufio.NewReaderSize(r, size)}
-	if sk, ok := r.(io.Seeker); ok {
-		s.sk = sk
-	}
-	return s
-}
-
-func (s *replayStream) readByte() (byte, error) {
-	b, err := s.br.ReadByte()
-	if err == nil {
-		s.pos++
-	}
-	return b, err
-}
-
-func (s *replayStream) readFull(p []byte) error {
-	n, err := io.ReadFull(s.br, p)
-	s.pos += int64(n)
-	return err
-}
-
-// readSmall fills a header-sized p byte by byte: unlike readFull, it does not
-// make p escape to the heap.
-func (s *replayStream) readSmall(p []byte) error {
-	for i := range p {
-		b, err := s.br.ReadByte()
-		if err != nil {
-			if i > 0 && err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		p[i] = b
-		s.pos++
-	}
-	return nil
-}
-
-// skip advances n bytes. Seeking past the end of a file is not an error here:
-// the next read then reports io.EOF.
-func (s *replayStream) skip(n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	if buf := int64(s.br.Buffered()); s.sk != nil && n > buf {
-		s.br.Discard(int(buf))
-		if _, err := s.sk.Seek(n-buf, io.SeekCurrent); err != nil {
-			return err
-		}
-		s.br.Reset(s.src)
-		s.pos += n
-		return nil
-	}
-	for n > 0 {
-		c := min(n, 1<<30)
-		d, err := s.br.Discard(int(c))
-		s.pos += int64(d)
-		n -= int64(d)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readBlob reads n bytes into a fresh slice. It grows the slice as data
-// arrives, so a corrupt size in a short file cannot cause a large allocation.
-func (s *replayStream) readBlob(n int64) ([]byte, error) {
-	if n < 0 || n > replayMaxElement {
-		return nil, fmt.Errorf("element of %d bytes exceeds the %d-byte limit", n, replayMaxElement)
-	}
-	const step = 1 << 20
-	if n <= step {
-		b := make([]byte, n)
-		return b, s.readFull(b)
-	}
-	b := make([]byte, 0, step)
-	for int64(len(b)) < n {
-		if len(b) == cap(b) {
-			nb := make([]byte, len(b), min(int64(2*cap(b)), n))
-			copy(nb, b)
-			b = nb
-		}
-		m, err := io.ReadFull(s.br, b[len(b):cap(b)])
-		s.pos += int64(m)
-		b = b[:len(b)+m]
-		if err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
-}
-
-// replayIsEOF says whether err means the data ended, cleanly or mid-element.
-func replayIsEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// replayEnd maps running out of data to io.EOF (a file cut short ends after its
-// last complete packet) and prefixes any other error with op.
-func replayEnd(op string, err error) error {
-	if replayIsEOF(err) {
-		return io.EOF
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}
-
 // replayShellQuote quotes a path for the conversion hint if it needs it.
 func replayShellQuote(s string) string {
 	for _, c := range s {
@@ -308,17 +186,4 @@ func replayShellQuote(s string) string {
 		}
 	}
 	return s
-}
-
-// replayHeadError words a failure to read a file's headers: an unsupported
-// codec as it is, a file cut short as such, anything else under op.
-func replayHeadError(op, before string, err error) error {
-	var ue *replayUnsupportedError
-	if errors.As(err, &ue) {
-		return err
-	}
-	if replayIsEOF(err) {
-		return fmt.Errorf("%s: file ends before %s", op, before)
-	}
-	return fmt.Errorf("%s: %w", op, err)
 }

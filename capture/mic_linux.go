@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/mkv"
 	"github.com/pion/mediadevices/pkg/driver"
 	_ "github.com/pion/mediadevices/pkg/driver/microphone" // registers devices in init; see above
 	"github.com/pion/mediadevices/pkg/io/audio"
@@ -105,7 +106,7 @@ func OpenMicrophone(name string) (Source, error) {
 }
 
 type micResult struct {
-	p   Packet
+	p   mkv.Packet
 	err error
 }
 
@@ -125,8 +126,8 @@ type micSource struct {
 	err    error // sticky read error, under nextMu
 }
 
-func (s *micSource) Tracks() []Track {
-	return []Track{{Kind: Audio, Codec: CodecPCMS16, SampleRate: micRate, Channels: micChannels, BitDepth: micBits}}
+func (s *micSource) Tracks() []mkv.Track {
+	return []mkv.Track{{Kind: mkv.Audio, Codec: mkv.CodecPCMS16, SampleRate: micRate, Channels: micChannels, BitDepth: micBits}}
 }
 
 // run reads the driver until Close or an error. It alone calls the driver's
@@ -172,7 +173,7 @@ func (s *micSource) run(r audio.Reader) {
 		pts := at - time.Duration(len(data)/2)*time.Second/micRate
 		pts = max(pts, last) // keep PTS order despite scheduling jitter
 		last = pts
-		if !s.send(micResult{p: Packet{Kind: Audio, PTS: pts, Data: data, Key: true}}) {
+		if !s.send(micResult{p: mkv.Packet{Kind: mkv.Audio, PTS: pts, Data: data, Key: true}}) {
 			return
 		}
 	}
@@ -218,15 +219,15 @@ func (s *micSource) closeDriver() {
 
 // Next returns the next period of audio. Five seconds without any is an
 // error (miniaudio stops delivering when a USB microphone is pulled).
-func (s *micSource) Next(ctx context.Context) (Packet, error) {
+func (s *micSource) Next(ctx context.Context) (mkv.Packet, error) {
 	s.nextMu.Lock()
 	defer s.nextMu.Unlock()
 	if s.err != nil {
-		return Packet{}, s.err
+		return mkv.Packet{}, s.err
 	}
 	select {
 	case <-s.done:
-		return Packet{}, errMicClosed
+		return mkv.Packet{}, errMicClosed
 	default:
 	}
 	t := time.NewTimer(micStall)
@@ -235,15 +236,15 @@ func (s *micSource) Next(ctx context.Context) (Packet, error) {
 	case r := <-s.packets:
 		if r.err != nil {
 			s.err = r.err
-			return Packet{}, r.err
+			return mkv.Packet{}, r.err
 		}
 		return r.p, nil
 	case <-s.done:
-		return Packet{}, errMicClosed
+		return mkv.Packet{}, errMicClosed
 	case <-ctx.Done():
-		return Packet{}, ctx.Err()
+		return mkv.Packet{}, ctx.Err()
 	case <-t.C:
-		return Packet{}, fmt.Errorf("microphone: no audio for %v (is the microphone unplugged?)", micStall)
+		return mkv.Packet{}, fmt.Errorf("microphone: no audio for %v (is the microphone unplugged?)", micStall)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"attune.dev/attune/mkv"
 )
 
 // There is no sound hardware where these tests run. With ALSA installed,
@@ -59,7 +61,7 @@ func TestOpenMicrophoneNull(t *testing.T) {
 
 func micReadSome(t *testing.T, src Source) {
 	t.Helper()
-	want := Track{Kind: Audio, Codec: CodecPCMS16, SampleRate: 48000, Channels: 1, BitDepth: 16}
+	want := mkv.Track{Kind: mkv.Audio, Codec: mkv.CodecPCMS16, SampleRate: 48000, Channels: 1, BitDepth: 16}
 	if tr := src.Tracks(); len(tr) != 1 || tr[0] != want {
 		t.Errorf("tracks = %+v", tr)
 	}
@@ -71,7 +73,7 @@ func micReadSome(t *testing.T, src Source) {
 		if err != nil {
 			t.Fatalf("Next %d: %v", i, err)
 		}
-		if p.Kind != Audio || !p.Key || len(p.Data) == 0 || len(p.Data)%2 != 0 || p.PTS < last || p.PTS > Now() {
+		if p.Kind != mkv.Audio || !p.Key || len(p.Data) == 0 || len(p.Data)%2 != 0 || p.PTS < last || p.PTS > Now() {
 			t.Fatalf("packet %d: kind %v, %d bytes, PTS %v after %v", i, p.Kind, len(p.Data), p.PTS, last)
 		}
 		last = p.PTS

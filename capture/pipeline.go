@@ -7,6 +7,8 @@ import (
 	"io"
 	"reflect"
 	"time"
+
+	"attune.dev/attune/mkv"
 )
 
 // RecordOptions bounds one recording.
@@ -35,9 +37,9 @@ type Stats struct {
 }
 
 // Tracks collects the tracks of several sources, refusing two of one kind.
-func Tracks(srcs []Source) ([]Track, error) {
-	var out []Track
-	seen := map[Kind]bool{}
+func Tracks(srcs []Source) ([]mkv.Track, error) {
+	var out []mkv.Track
+	seen := map[mkv.Kind]bool{}
 	for _, s := range srcs {
 		for _, t := range s.Tracks() {
 			if seen[t.Kind] {
@@ -47,14 +49,14 @@ func Tracks(srcs []Source) ([]Track, error) {
 			out = append(out, t)
 		}
 	}
-	if !seen[Video] {
+	if !seen[mkv.Video] {
 		return nil, errors.New("record: no video source")
 	}
 	return out, nil
 }
 
 type result struct {
-	p   Packet
+	p   mkv.Packet
 	err error
 }
 
@@ -68,7 +70,7 @@ type result struct {
 // Record is called. Whatever ends the recording, the muxer's last flush
 // point is handed to the sink before Record returns, so every packet
 // written is sealed. Record closes the sources.
-func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (Stats, error) {
+func Record(ctx context.Context, srcs []Source, sink mkv.Sink, opts RecordOptions) (Stats, error) {
 	t0 := Now()
 	st := Stats{FirstVideo: -1, FirstAudio: -1}
 	if opts.MaxSkew <= 0 {
@@ -79,7 +81,7 @@ func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (
 		closeAll(srcs)
 		return st, err
 	}
-	mux, err := NewMuxer(sink, tracks, MuxerOptions{ClusterDuration: opts.ClusterDuration, WritingApp: opts.WritingApp})
+	mux, err := mkv.NewLiveWriter(sink, tracks, mkv.LiveOptions{ClusterDuration: opts.ClusterDuration, WritingApp: opts.WritingApp})
 	if err != nil {
 		closeAll(srcs)
 		return st, err
@@ -130,12 +132,12 @@ func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (
 	cases := make([]reflect.SelectCase, 0, len(srcs)+2)
 	idx := make([]int, 0, len(srcs))
 
-	heads := make([]*Packet, len(srcs))
+	heads := make([]*mkv.Packet, len(srcs))
 	ended := make([]bool, len(srcs))
 	st.Ended = "stopped"
 	var recErr error
 
-	write := func(p Packet) (stop bool, err error) {
+	write := func(p mkv.Packet) (stop bool, err error) {
 		p.PTS -= t0
 		if p.PTS < 0 {
 			return false, nil // captured before the recording started
@@ -148,12 +150,12 @@ func Record(ctx context.Context, srcs []Source, sink Sink, opts RecordOptions) (
 			return true, err
 		}
 		switch p.Kind {
-		case Video:
+		case mkv.Video:
 			st.VideoFrames++
 			if st.FirstVideo < 0 {
 				st.FirstVideo = p.PTS
 			}
-		case Audio:
+		case mkv.Audio:
 			st.AudioSamples += int64(len(p.Data) / 2)
 			if st.FirstAudio < 0 {
 				st.FirstAudio = p.PTS

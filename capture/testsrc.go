@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/mkv"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
 )
@@ -280,20 +281,20 @@ func NewPatternSource(pace Pace) Source {
 	}
 }
 
-func (s *patternSource) Tracks() []Track {
-	return []Track{{Kind: Video, Codec: CodecMJPEG, Width: patternW, Height: patternH, FPS: patternFPS}}
+func (s *patternSource) Tracks() []mkv.Track {
+	return []mkv.Track{{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: patternW, Height: patternH, FPS: patternFPS}}
 }
 
-func (s *patternSource) Next(ctx context.Context) (Packet, error) {
+func (s *patternSource) Next(ctx context.Context) (mkv.Packet, error) {
 	// Computed from the index, not accumulated, so the PTS never drifts.
 	off := time.Duration(s.n) * time.Second / patternFPS
 	pts, err := s.clk.wait(ctx, off)
 	if err != nil {
-		return Packet{}, err
+		return mkv.Packet{}, err
 	}
 	data := s.render(s.n, off)
 	s.n++
-	return Packet{Kind: Video, PTS: pts, Data: data, Key: true}, nil
+	return mkv.Packet{Kind: mkv.Video, PTS: pts, Data: data, Key: true}, nil
 }
 
 func (s *patternSource) Close() error {
@@ -380,17 +381,17 @@ func NewToneSource(pace Pace) Source {
 	return &toneSource{clk: newSynthClock(pace), pcm: tonePCM()}
 }
 
-func (s *toneSource) Tracks() []Track {
-	return []Track{{Kind: Audio, Codec: CodecPCMS16, SampleRate: toneRate, Channels: 1, BitDepth: 16}}
+func (s *toneSource) Tracks() []mkv.Track {
+	return []mkv.Track{{Kind: mkv.Audio, Codec: mkv.CodecPCMS16, SampleRate: toneRate, Channels: 1, BitDepth: 16}}
 }
 
-func (s *toneSource) Next(ctx context.Context) (Packet, error) {
+func (s *toneSource) Next(ctx context.Context) (mkv.Packet, error) {
 	pts, err := s.clk.wait(ctx, time.Duration(s.n)*tonePacket)
 	if err != nil {
-		return Packet{}, err
+		return mkv.Packet{}, err
 	}
 	s.n++
-	return Packet{Kind: Audio, PTS: pts, Data: bytes.Clone(s.pcm), Key: true}, nil
+	return mkv.Packet{Kind: mkv.Audio, PTS: pts, Data: bytes.Clone(s.pcm), Key: true}, nil
 }
 
 func (s *toneSource) Close() error {

@@ -13,16 +13,18 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"attune.dev/attune/mkv"
 )
 
 // testsrcFrames takes n frames from a Fast pattern source, starting at frame
 // first.
-func testsrcFrames(t testing.TB, first int64, n int) []Packet {
+func testsrcFrames(t testing.TB, first int64, n int) []mkv.Packet {
 	t.Helper()
 	src := NewPatternSource(Fast)
 	defer src.Close()
 	src.(*patternSource).n = first
-	var pkts []Packet
+	var pkts []mkv.Packet
 	for range n {
 		p, err := src.Next(context.Background())
 		if err != nil {
@@ -69,7 +71,7 @@ func tileRect(col, row, cols, rows int) image.Rectangle {
 func TestPatternSourceTracks(t *testing.T) {
 	src := NewPatternSource(Fast)
 	defer src.Close()
-	want := Track{Kind: Video, Codec: CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
 	if got := src.Tracks(); len(got) != 1 || got[0] != want {
 		t.Fatalf("tracks = %+v, want [%+v]", got, want)
 	}
@@ -121,7 +123,7 @@ func TestPatternSourceFrames(t *testing.T) {
 	base := pkts[0].PTS
 	var imgs []image.Image
 	for i, p := range pkts {
-		if p.Kind != Video || !p.Key {
+		if p.Kind != mkv.Video || !p.Key {
 			t.Fatalf("frame %d: kind %v key %v", i, p.Kind, p.Key)
 		}
 		if want := base + time.Duration(i)*time.Second/30; p.PTS != want {
@@ -254,14 +256,14 @@ func TestPatternPNG(t *testing.T) {
 func TestToneSource(t *testing.T) {
 	src := NewToneSource(Fast)
 	defer src.Close()
-	want := Track{Kind: Audio, Codec: CodecPCMS16, SampleRate: 48000, Channels: 1, BitDepth: 16}
+	want := mkv.Track{Kind: mkv.Audio, Codec: mkv.CodecPCMS16, SampleRate: 48000, Channels: 1, BitDepth: 16}
 	if got := src.Tracks(); len(got) != 1 || got[0] != want {
 		t.Fatalf("tracks = %+v, want [%+v]", got, want)
 	}
 
 	// Fast pace: 100 packets (2 s of audio) come at once.
 	start := time.Now()
-	var pkts []Packet
+	var pkts []mkv.Packet
 	for range 100 {
 		p, err := src.Next(context.Background())
 		if err != nil {
@@ -275,7 +277,7 @@ func TestToneSource(t *testing.T) {
 
 	var samples []int16
 	for i, p := range pkts {
-		if p.Kind != Audio || !p.Key || len(p.Data) != 1920 {
+		if p.Kind != mkv.Audio || !p.Key || len(p.Data) != 1920 {
 			t.Fatalf("packet %d: kind %v key %v len %d", i, p.Kind, p.Key, len(p.Data))
 		}
 		if want := pkts[0].PTS + time.Duration(i)*20*time.Millisecond; p.PTS != want {
@@ -314,7 +316,7 @@ func TestToneSource(t *testing.T) {
 func TestSourcesPace(t *testing.T) {
 	for _, src := range []Source{NewPatternSource(Realtime), NewToneSource(Realtime)} {
 		start := Now()
-		var last Packet
+		var last mkv.Packet
 		for range 4 {
 			p, err := src.Next(context.Background())
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/mkv"
 	"github.com/at-wat/ebml-go"
 )
 
@@ -428,13 +429,13 @@ func TestExportStructure(t *testing.T) {
 // vintLength is the length of an EBML vint that starts with c.
 func vintLength(c byte) int64 { return int64(bits.LeadingZeros8(c)) + 1 }
 
-func readPackets(t *testing.T, b []byte) []capture.Packet {
+func readPackets(t *testing.T, b []byte) []mkv.Packet {
 	t.Helper()
-	r, err := capture.ReadStream(bytes.NewReader(b))
+	r, err := mkv.NewReader(bytes.NewReader(b), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ps []capture.Packet
+	var ps []mkv.Packet
 	for {
 		p, err := r.Next()
 		if err == io.EOF {
@@ -478,7 +479,7 @@ func TestExportTruncated(t *testing.T) {
 			complete := readPackets(t, cut)
 			var frames int
 			for _, p := range complete {
-				if p.Kind == capture.Video {
+				if p.Kind == mkv.Video {
 					frames++
 				}
 			}
@@ -750,7 +751,7 @@ func TestExportVideoStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sink memSink
-	mux, err := capture.NewMuxer(&sink, tracks, capture.MuxerOptions{})
+	mux, err := mkv.NewLiveWriter(&sink, tracks, mkv.LiveOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -761,13 +762,13 @@ func TestExportVideoStall(t *testing.T) {
 			for v := at; v < at+20*ms; v += 10 * ms {
 				if v%(40*ms) == 0 {
 					frames++
-					if err := mux.WritePacket(capture.Packet{Kind: capture.Video, PTS: v, Data: frame.Data, Key: true}); err != nil {
+					if err := mux.WritePacket(mkv.Packet{Kind: mkv.Video, PTS: v, Data: frame.Data, Key: true}); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
 		}
-		if err := mux.WritePacket(capture.Packet{Kind: capture.Audio, PTS: at, Data: pcm.Data, Key: true}); err != nil {
+		if err := mux.WritePacket(mkv.Packet{Kind: mkv.Audio, PTS: at, Data: pcm.Data, Key: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -94,8 +94,8 @@ type failWriter struct{}
 func (failWriter) Write([]byte) (int, error) { return 0, os.ErrClosed }
 
 // The chapters of an export name and order marks as WriteMarks does.
-func TestChapterAtomsMatchWriteMarks(t *testing.T) {
-	atoms := chapterAtoms(goldenMarks, 20*time.Minute)
+func TestChaptersMatchWriteMarks(t *testing.T) {
+	atoms := chapters(goldenMarks, 20*time.Minute)
 	want := []struct {
 		start time.Duration
 		title string
@@ -111,13 +111,13 @@ func TestChapterAtomsMatchWriteMarks(t *testing.T) {
 	}
 	for i, w := range want {
 		a := atoms[i]
-		if a.ChapterTimeStart != uint64(w.start) || a.ChapterDisplay.ChapString != w.title || a.ChapterUID != uint64(i+1) {
+		if a.Start != w.start || a.Title != w.title {
 			t.Errorf("chapter %d: %+v, want %+v", i, a, w)
 		}
 	}
 	// A chapter ends where the next starts; one as long as nothing has no end.
-	if atoms[0].ChapterTimeEnd != uint64(1500*time.Millisecond) || atoms[2].ChapterTimeEnd != 0 ||
-		atoms[4].ChapterTimeEnd != uint64(20*time.Minute) {
+	if atoms[0].End != 1500*time.Millisecond || atoms[2].End != 0 ||
+		atoms[4].End != 20*time.Minute {
 		t.Errorf("chapter ends %+v", atoms)
 	}
 }

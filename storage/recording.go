@@ -15,7 +15,7 @@ import (
 	"filippo.io/age"
 )
 
-// Rec is a recording being written. It is the capture.Sink of the live
+// Rec is a recording being written. It is the mkv.Sink of the live
 // stream: Write encrypts as it goes into the current segment's temporary
 // file, Flush seals that segment. A Rec is written by one goroutine; the
 // manifest may be updated from another.

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/v4l2"
 )
 
 // Config is attuned's configuration, read from a TOML file. Every key is
@@ -121,18 +122,18 @@ func LoadConfig(path string) (Config, error) {
 var modeRE = regexp.MustCompile(`^([0-9]{2,5})x([0-9]{2,5})@([0-9]+(?:\.[0-9]+)?)$`)
 
 // ParseMode parses "1280x720@30".
-func ParseMode(s string) (capture.Mode, error) {
+func ParseMode(s string) (v4l2.Mode, error) {
 	m := modeRE.FindStringSubmatch(s)
 	if m == nil {
-		return capture.Mode{}, fmt.Errorf("mode %q: want WIDTHxHEIGHT@FPS, like 1280x720@30", s)
+		return v4l2.Mode{}, fmt.Errorf("mode %q: want WIDTHxHEIGHT@FPS, like 1280x720@30", s)
 	}
 	w, _ := strconv.Atoi(m[1])
 	h, _ := strconv.Atoi(m[2])
 	fps, _ := strconv.ParseFloat(m[3], 64)
 	if fps <= 0 || fps > 240 {
-		return capture.Mode{}, fmt.Errorf("mode %q: frame rate must be between 1 and 240", s)
+		return v4l2.Mode{}, fmt.Errorf("mode %q: frame rate must be between 1 and 240", s)
 	}
-	return capture.Mode{Width: w, Height: h, FPS: fps}, nil
+	return v4l2.Mode{Width: w, Height: h, FPS: fps}, nil
 }
 
 // Validate checks every key; the error names the key and how to fix it.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/v4l2"
 )
 
 // SourceSpec says where a recording's video and audio come from.
@@ -14,7 +15,7 @@ type SourceSpec struct {
 	Video string // "testsrc", "file:PATH", "v4l2:/dev/videoN"
 	Audio string // "auto", "none", "testsrc", "alsa:NAME"
 	Pace  capture.Pace
-	Modes []capture.Mode
+	Modes []v4l2.Mode
 }
 
 // OpenSources opens the sources of spec. "auto" audio means the tone with
@@ -48,7 +49,7 @@ func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 			audio = "none" // the file's own audio, if any, is already in src
 		}
 	case strings.HasPrefix(spec.Video, "v4l2:"):
-		src, err := capture.OpenV4L2(strings.TrimPrefix(spec.Video, "v4l2:"), capture.V4L2Options{Prefer: spec.Modes})
+		src, err := capture.OpenV4L2(strings.TrimPrefix(spec.Video, "v4l2:"), v4l2.Options{Prefer: spec.Modes})
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package capture_test
+package v4l2_test
 
 import (
 	"bytes"
@@ -18,19 +18,24 @@ import (
 	"testing"
 	"time"
 
-	"attune.dev/attune/capture"
-	"attune.dev/attune/capture/capturetest"
+	"attune.dev/attune/mkv"
+	"attune.dev/attune/v4l2"
+	"attune.dev/attune/v4l2/v4l2test"
 )
 
-// v4l2Open starts a source on cam and, at the end of the test, closes it and
+// v4l2Open starts a source on cam (on testClock unless opts has a clock)
+// and, at the end of the test, closes it and
 // checks that the camera was used correctly.
-func v4l2Open(t *testing.T, cam *capturetest.Camera, opts capture.V4L2Options) *capture.V4L2Source {
+func v4l2Open(t *testing.T, cam *v4l2test.Camera, opts v4l2.Options) *v4l2.Source {
 	t.Helper()
-	src, err := capture.NewV4L2Source(cam, opts)
-	if err != nil {
-		t.Fatalf("NewV4L2Source: %v", err)
+	if opts.Clock == nil {
+		opts.Clock = testClock
 	}
-	s := src.(*capture.V4L2Source)
+	src, err := v4l2.NewSource(cam, opts)
+	if err != nil {
+		t.Fatalf("NewSource: %v", err)
+	}
+	s := src
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -45,7 +50,12 @@ func v4l2Open(t *testing.T, cam *capturetest.Camera, opts capture.V4L2Options) *
 	return s
 }
 
-func v4l2Next(t *testing.T, s capture.Source) capture.Packet {
+// testClock is the capture clock of the sources v4l2Open starts.
+func testClock() time.Duration { return time.Since(testEpoch) }
+
+var testEpoch = time.Now()
+
+func v4l2Next(t *testing.T, s *v4l2.Source) mkv.Packet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -116,19 +126,19 @@ func v4l2StripDHT(t testing.TB, b []byte) (stripped, dht []byte) {
 }
 
 func TestV4L2NegotiatePreferred(t *testing.T) {
-	cam := capturetest.NewCamera()
-	cam.Formats[capture.V4L2PixFmtYUYV] = "YUYV 4:2:2"
-	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
-		capture.V4L2PixFmtMJPEG: {capturetest.Discrete(640, 480), capturetest.Discrete(1920, 1080), capturetest.Discrete(1280, 720)},
-		capture.V4L2PixFmtYUYV:  {capturetest.Discrete(640, 480)},
+	cam := v4l2test.NewCamera()
+	cam.Formats[v4l2.PixFmtYUYV] = "YUYV 4:2:2"
+	cam.Sizes = map[v4l2.PixelFormat][]v4l2.FrameSize{
+		v4l2.PixFmtMJPEG: {v4l2test.Discrete(640, 480), v4l2test.Discrete(1920, 1080), v4l2test.Discrete(1280, 720)},
+		v4l2.PixFmtYUYV:  {v4l2test.Discrete(640, 480)},
 	}
-	s := v4l2Open(t, cam, capture.V4L2Options{})
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
+	s := v4l2Open(t, cam, v4l2.Options{})
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: 1280, Height: 720, FPS: 30}
 	if got := s.Tracks(); len(got) != 1 || got[0] != want {
 		t.Errorf("Tracks = %+v, want %+v", got, want)
 	}
 	c := cam.Calls()
-	if c.Format != capture.V4L2PixFmtMJPEG || c.Width != 1280 || c.Height != 720 || c.FPS != 30 || c.BufferCount != 4 || c.Starts != 1 {
+	if c.Format != v4l2.PixFmtMJPEG || c.Width != 1280 || c.Height != 720 || c.FPS != 30 || c.BufferCount != 4 || c.Starts != 1 {
 		t.Errorf("calls = %+v", c)
 	}
 	h := cam.History()
@@ -140,15 +150,15 @@ func TestV4L2NegotiatePreferred(t *testing.T) {
 
 func TestV4L2NegotiateRates(t *testing.T) {
 	// 1280x720 only at 10 fps: the next preference, 1920x1080@30, wins.
-	cam := capturetest.NewCamera()
-	cam.Sizes[capture.V4L2PixFmtMJPEG] = []capture.V4L2FrameSize{capturetest.Discrete(1280, 720), capturetest.Discrete(1920, 1080)}
-	cam.RatesFor = func(f capture.V4L2PixelFormat, w, h uint32) []capture.V4L2FrameRate {
+	cam := v4l2test.NewCamera()
+	cam.Sizes[v4l2.PixFmtMJPEG] = []v4l2.FrameSize{v4l2test.Discrete(1280, 720), v4l2test.Discrete(1920, 1080)}
+	cam.RatesFor = func(f v4l2.PixelFormat, w, h uint32) []v4l2.FrameRate {
 		if w == 1280 {
-			return []capture.V4L2FrameRate{capturetest.FPS(10)}
+			return []v4l2.FrameRate{v4l2test.FPS(10)}
 		}
-		return []capture.V4L2FrameRate{capturetest.Interval(1001, 30000), capturetest.FPS(15)}
+		return []v4l2.FrameRate{v4l2test.Interval(1001, 30000), v4l2test.FPS(15)}
 	}
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	tr := s.Tracks()[0]
 	if tr.Width != 1920 || tr.Height != 1080 || tr.FPS < 29.96 || tr.FPS > 29.98 {
 		t.Errorf("track = %+v, want 1920x1080@29.97", tr)
@@ -156,20 +166,20 @@ func TestV4L2NegotiateRates(t *testing.T) {
 }
 
 func TestV4L2NegotiateCustomAndStepwise(t *testing.T) {
-	cam := capturetest.NewCamera()
-	delete(cam.Formats, capture.V4L2PixFmtMJPEG)
-	cam.Formats[capture.V4L2PixFmtJPEG] = "JFIF JPEG"
-	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
-		capture.V4L2PixFmtJPEG: {capturetest.Stepwise(160, 1920, 16, 120, 1080, 8)},
+	cam := v4l2test.NewCamera()
+	delete(cam.Formats, v4l2.PixFmtMJPEG)
+	cam.Formats[v4l2.PixFmtJPEG] = "JFIF JPEG"
+	cam.Sizes = map[v4l2.PixelFormat][]v4l2.FrameSize{
+		v4l2.PixFmtJPEG: {v4l2test.Stepwise(160, 1920, 16, 120, 1080, 8)},
 	}
-	cam.Rates = []capture.V4L2FrameRate{capturetest.IntervalRange(1, 60, 1, 5)} // 5 to 60 fps
-	s := v4l2Open(t, cam, capture.V4L2Options{Prefer: []capture.Mode{{Width: 1000, Height: 600, FPS: 24}, {Width: 800, Height: 600, FPS: 24}}})
+	cam.Rates = []v4l2.FrameRate{v4l2test.IntervalRange(1, 60, 1, 5)} // 5 to 60 fps
+	s := v4l2Open(t, cam, v4l2.Options{Prefer: []v4l2.Mode{{Width: 1000, Height: 600, FPS: 24}, {Width: 800, Height: 600, FPS: 24}}})
 	// 1000 is not on the 16-pixel grid from 160; 800x600 is.
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: 800, Height: 600, FPS: 24}
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: 800, Height: 600, FPS: 24}
 	if got := s.Tracks()[0]; got != want {
 		t.Errorf("track = %+v, want %+v", got, want)
 	}
-	if c := cam.Calls(); c.Format != capture.V4L2PixFmtJPEG {
+	if c := cam.Calls(); c.Format != v4l2.PixFmtJPEG {
 		t.Errorf("format = %v, want JPEG", c.Format)
 	}
 }
@@ -177,29 +187,29 @@ func TestV4L2NegotiateCustomAndStepwise(t *testing.T) {
 func TestV4L2NegotiateFallback(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		sizes []capture.V4L2FrameSize
-		rates []capture.V4L2FrameRate
-		want  capture.Track
+		sizes []v4l2.FrameSize
+		rates []v4l2.FrameRate
+		want  mkv.Track
 	}{
 		{"largest within 1280x720",
-			[]capture.V4L2FrameSize{capturetest.Discrete(320, 240), capturetest.Discrete(1024, 576), capturetest.Discrete(1600, 1200), capturetest.Discrete(352, 288)},
-			[]capture.V4L2FrameRate{capturetest.FPS(5), capturetest.FPS(25), capturetest.FPS(60)},
-			capture.Track{Width: 1024, Height: 576, FPS: 25}},
+			[]v4l2.FrameSize{v4l2test.Discrete(320, 240), v4l2test.Discrete(1024, 576), v4l2test.Discrete(1600, 1200), v4l2test.Discrete(352, 288)},
+			[]v4l2.FrameRate{v4l2test.FPS(5), v4l2test.FPS(25), v4l2test.FPS(60)},
+			mkv.Track{Width: 1024, Height: 576, FPS: 25}},
 		{"all too big: smallest",
-			[]capture.V4L2FrameSize{capturetest.Discrete(2592, 1944), capturetest.Discrete(1600, 1200)},
-			[]capture.V4L2FrameRate{capturetest.FPS(15)},
-			capture.Track{Width: 1600, Height: 1200, FPS: 15}},
+			[]v4l2.FrameSize{v4l2test.Discrete(2592, 1944), v4l2test.Discrete(1600, 1200)},
+			[]v4l2.FrameRate{v4l2test.FPS(15)},
+			mkv.Track{Width: 1600, Height: 1200, FPS: 15}},
 		{"stepwise clamped",
-			[]capture.V4L2FrameSize{capturetest.Stepwise(100, 1000, 100, 100, 500, 100)},
-			[]capture.V4L2FrameRate{capturetest.IntervalRange(1, 20, 1, 1)},
-			capture.Track{Width: 1000, Height: 500, FPS: 20}},
+			[]v4l2.FrameSize{v4l2test.Stepwise(100, 1000, 100, 100, 500, 100)},
+			[]v4l2.FrameRate{v4l2test.IntervalRange(1, 20, 1, 1)},
+			mkv.Track{Width: 1000, Height: 500, FPS: 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cam := capturetest.NewCamera()
-			cam.Sizes[capture.V4L2PixFmtMJPEG] = tc.sizes
+			cam := v4l2test.NewCamera()
+			cam.Sizes[v4l2.PixFmtMJPEG] = tc.sizes
 			cam.Rates = tc.rates
-			s := v4l2Open(t, cam, capture.V4L2Options{})
-			tc.want.Kind, tc.want.Codec = capture.Video, capture.CodecMJPEG
+			s := v4l2Open(t, cam, v4l2.Options{})
+			tc.want.Kind, tc.want.Codec = mkv.Video, mkv.CodecMJPEG
 			if got := s.Tracks()[0]; got != tc.want {
 				t.Errorf("track = %+v, want %+v", got, tc.want)
 			}
@@ -211,12 +221,12 @@ func TestV4L2NegotiateFallback(t *testing.T) {
 }
 
 func TestV4L2NegotiateDriverAdjusts(t *testing.T) {
-	cam := capturetest.NewCamera()
-	cam.Adjust = func(f capture.V4L2PixelFormat, w, h uint32) (capture.V4L2PixelFormat, uint32, uint32) {
+	cam := v4l2test.NewCamera()
+	cam.Adjust = func(f v4l2.PixelFormat, w, h uint32) (v4l2.PixelFormat, uint32, uint32) {
 		return f, 1280, 704
 	}
 	cam.SetFramerateErr = syscall.ENOTTY
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	if got := s.Tracks()[0]; got.Width != 1280 || got.Height != 704 || got.FPS != 0 {
 		t.Errorf("track = %+v, want 1280x704 at unknown rate", got)
 	}
@@ -229,9 +239,9 @@ func TestV4L2NegotiateDriverAdjusts(t *testing.T) {
 }
 
 func TestV4L2NegotiateErrors(t *testing.T) {
-	cam := capturetest.NewCamera()
-	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixelFormat('H' | '2'<<8 | '6'<<16 | '4'<<24): "H.264"}
-	_, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	cam := v4l2test.NewCamera()
+	cam.Formats = map[v4l2.PixelFormat]string{v4l2.PixelFormat('H' | '2'<<8 | '6'<<16 | '4'<<24): "H.264"}
+	_, err := v4l2.NewSource(cam, v4l2.Options{})
 	if err == nil || !strings.HasPrefix(err.Error(), "v4l2: ") || !strings.Contains(err.Error(), "H264 (H.264)") {
 		t.Errorf("err = %v, want a v4l2 error listing H264", err)
 	}
@@ -239,9 +249,9 @@ func TestV4L2NegotiateErrors(t *testing.T) {
 		t.Errorf("device closed %d times after a failed start, want 1", c.Closes)
 	}
 
-	cam = capturetest.NewCamera()
+	cam = v4l2test.NewCamera()
 	cam.StartErr = errors.New("failed to map request buffers")
-	_, err = capture.NewV4L2Source(cam, capture.V4L2Options{})
+	_, err = v4l2.NewSource(cam, v4l2.Options{})
 	if err == nil || !strings.Contains(err.Error(), "v4l2: start streaming: failed to map") {
 		t.Errorf("err = %v", err)
 	}
@@ -249,14 +259,14 @@ func TestV4L2NegotiateErrors(t *testing.T) {
 		t.Errorf("device closed %d times after a failed start, want 1", c.Closes)
 	}
 
-	if _, err := capture.OpenV4L2(filepath.Join(t.TempDir(), "video9"), capture.V4L2Options{}); err == nil || !strings.HasPrefix(err.Error(), "v4l2: open ") {
-		t.Errorf("OpenV4L2 of a missing device: %v", err)
+	if _, err := v4l2.Open(filepath.Join(t.TempDir(), "video9"), v4l2.Options{}); err == nil || !strings.HasPrefix(err.Error(), "v4l2: open ") {
+		t.Errorf("Open of a missing device: %v", err)
 	}
 }
 
 func TestV4L2FramesCopiedAndReleased(t *testing.T) {
-	cam := capturetest.NewCamera()
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	cam := v4l2test.NewCamera()
+	s := v4l2Open(t, cam, v4l2.Options{})
 	var want [][]byte
 	for i := range 10 {
 		want = append(want, v4l2JPEG(t, 64, 48, i))
@@ -267,12 +277,12 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 	cam.Push([]byte{})
 	cam.Push(want[5:]...)
 
-	var got []capture.Packet
+	var got []mkv.Packet
 	last := time.Duration(-1)
 	for range want {
-		before := capture.Now()
+		before := testClock()
 		p := v4l2Next(t, s)
-		if p.Kind != capture.Video || !p.Key || p.PTS < before || p.PTS > capture.Now() || p.PTS < last {
+		if p.Kind != mkv.Video || !p.Key || p.PTS < before || p.PTS > testClock() || p.PTS < last {
 			t.Errorf("packet %+v: wrong kind, key or time (Next called at %v)", p.Kind, before)
 		}
 		last = p.PTS
@@ -294,16 +304,16 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 		t.Errorf("gets %d, releases %d (%v), held %d; want 14 each and none held", c.Gets, released, c.Releases, c.Held)
 	}
 	// The test frames are smaller than the track says: counted, not dropped.
-	if st := s.Stats(); st != (capture.V4L2Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10}) {
+	if st := s.Stats(); st != (v4l2.Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10}) {
 		t.Errorf("stats = %+v", st)
 	}
 }
 
 func TestV4L2Generator(t *testing.T) {
-	cam := capturetest.NewCamera()
+	cam := v4l2test.NewCamera()
 	frames := [][]byte{v4l2JPEG(t, 32, 32, 0), v4l2JPEG(t, 32, 32, 1), v4l2JPEG(t, 32, 32, 2)}
 	cam.Generate = func(n int) []byte { return frames[n%3] }
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	for i := range 50 {
 		if p := v4l2Next(t, s); !bytes.Equal(p.Data, frames[i%3]) {
 			t.Fatalf("frame %d differs", i)
@@ -321,8 +331,8 @@ func TestV4L2InsertsHuffmanTables(t *testing.T) {
 		t.Fatal("image/jpeg decoded a JPEG without Huffman tables: the test proves nothing")
 	}
 
-	cam := capturetest.NewCamera()
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	cam := v4l2test.NewCamera()
+	s := v4l2Open(t, cam, v4l2.Options{})
 	// Zero padding after EOI, as some drivers leave it, is dropped too.
 	cam.Push(noDHT, orig, append(slices.Clone(noDHT), make([]byte, 1000)...))
 	fixed := v4l2Next(t, s).Data
@@ -391,27 +401,27 @@ var v4l2Bars = []color.RGBA{
 
 func TestV4L2YUYVFallback(t *testing.T) {
 	const w, h = 320, 240
-	cam := capturetest.NewCamera()
-	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixFmtYUYV: "YUYV 4:2:2"}
-	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
-		capture.V4L2PixFmtYUYV: {capturetest.Discrete(1920, 1080), capturetest.Discrete(w, h)},
+	cam := v4l2test.NewCamera()
+	cam.Formats = map[v4l2.PixelFormat]string{v4l2.PixFmtYUYV: "YUYV 4:2:2"}
+	cam.Sizes = map[v4l2.PixelFormat][]v4l2.FrameSize{
+		v4l2.PixFmtYUYV: {v4l2test.Discrete(1920, 1080), v4l2test.Discrete(w, h)},
 	}
-	cam.RatesFor = func(f capture.V4L2PixelFormat, fw, fh uint32) []capture.V4L2FrameRate {
+	cam.RatesFor = func(f v4l2.PixelFormat, fw, fh uint32) []v4l2.FrameRate {
 		if fw == 1920 {
-			return []capture.V4L2FrameRate{capturetest.FPS(5)}
+			return []v4l2.FrameRate{v4l2test.FPS(5)}
 		}
-		return []capture.V4L2FrameRate{capturetest.FPS(30), capturetest.FPS(15)}
+		return []v4l2.FrameRate{v4l2test.FPS(30), v4l2test.FPS(15)}
 	}
-	s := v4l2Open(t, cam, capture.V4L2Options{})
-	want := capture.Track{Kind: capture.Video, Codec: capture.CodecMJPEG, Width: w, Height: h, FPS: 30}
+	s := v4l2Open(t, cam, v4l2.Options{})
+	want := mkv.Track{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: w, Height: h, FPS: 30}
 	if got := s.Tracks()[0]; got != want {
 		t.Errorf("track = %+v, want %+v", got, want)
 	}
-	if c := cam.Calls(); c.Format != capture.V4L2PixFmtYUYV {
+	if c := cam.Calls(); c.Format != v4l2.PixFmtYUYV {
 		t.Errorf("format = %v, want YUYV", c.Format)
 	}
 
-	bars := capturetest.YUYV(w, h, func(x, y int) (uint8, uint8, uint8) {
+	bars := v4l2test.YUYV(w, h, func(x, y int) (uint8, uint8, uint8) {
 		c := v4l2Bars[x*len(v4l2Bars)/w]
 		return c.R, c.G, c.B
 	})
@@ -455,9 +465,9 @@ func v4l2Dist(a, b color.RGBA) int {
 }
 
 func TestV4L2TimeoutThenRecovery(t *testing.T) {
-	cam := capturetest.NewCamera()
+	cam := v4l2test.NewCamera()
 	cam.Second = time.Millisecond
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	frame := v4l2JPEG(t, 32, 32, 0)
 	cam.PushTimeouts(2)
 	cam.PushWaitError(syscall.EINTR)
@@ -471,8 +481,8 @@ func TestV4L2TimeoutThenRecovery(t *testing.T) {
 }
 
 func TestV4L2FrameWhileWaiting(t *testing.T) {
-	cam := capturetest.NewCamera()
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	cam := v4l2test.NewCamera()
+	s := v4l2Open(t, cam, v4l2.Options{})
 	frame := v4l2JPEG(t, 32, 32, 0)
 	go func() {
 		time.Sleep(20 * time.Millisecond)
@@ -484,9 +494,9 @@ func TestV4L2FrameWhileWaiting(t *testing.T) {
 }
 
 func TestV4L2NoFrames(t *testing.T) {
-	cam := capturetest.NewCamera()
+	cam := v4l2test.NewCamera()
 	cam.Second = time.Millisecond // each 2 s timeout takes 2 ms
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	start := time.Now()
 	_, err := s.Next(context.Background())
 	if err == nil || err.Error() != "v4l2: no frames for 5s (is the camera unplugged?)" {
@@ -506,8 +516,8 @@ func TestV4L2NoFrames(t *testing.T) {
 
 func TestV4L2DeviceErrors(t *testing.T) {
 	t.Run("dequeue ENODEV", func(t *testing.T) {
-		cam := capturetest.NewCamera()
-		s := v4l2Open(t, cam, capture.V4L2Options{})
+		cam := v4l2test.NewCamera()
+		s := v4l2Open(t, cam, v4l2.Options{})
 		cam.Push(v4l2JPEG(t, 32, 32, 0))
 		cam.PushGetError(syscall.ENODEV)
 		v4l2Next(t, s)
@@ -517,8 +527,8 @@ func TestV4L2DeviceErrors(t *testing.T) {
 		}
 	})
 	t.Run("unplugged while waiting", func(t *testing.T) {
-		cam := capturetest.NewCamera()
-		s := v4l2Open(t, cam, capture.V4L2Options{})
+		cam := v4l2test.NewCamera()
+		s := v4l2Open(t, cam, v4l2.Options{})
 		go func() {
 			time.Sleep(20 * time.Millisecond)
 			cam.Unplug()
@@ -529,8 +539,8 @@ func TestV4L2DeviceErrors(t *testing.T) {
 		}
 	})
 	t.Run("wait error", func(t *testing.T) {
-		cam := capturetest.NewCamera()
-		s := v4l2Open(t, cam, capture.V4L2Options{})
+		cam := v4l2test.NewCamera()
+		s := v4l2Open(t, cam, v4l2.Options{})
 		cam.PushWaitError(syscall.EBADF)
 		_, err := s.Next(context.Background())
 		if !errors.Is(err, syscall.EBADF) || !strings.HasPrefix(err.Error(), "v4l2: wait for frame: ") {
@@ -540,9 +550,9 @@ func TestV4L2DeviceErrors(t *testing.T) {
 }
 
 func TestV4L2CloseUnblocksNext(t *testing.T) {
-	cam := capturetest.NewCamera()
+	cam := v4l2test.NewCamera()
 	cam.Second = time.Hour // only Close can end the wait
-	src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	src, err := v4l2.NewSource(cam, v4l2.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,10 +598,10 @@ func TestV4L2CloseUnblocksNext(t *testing.T) {
 func TestV4L2CloseWhileStreaming(t *testing.T) {
 	for i := range 20 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			cam := capturetest.NewCamera()
+			cam := v4l2test.NewCamera()
 			frame := v4l2JPEG(t, 16, 16, 0)
 			cam.Generate = func(int) []byte { return frame }
-			src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+			src, err := v4l2.NewSource(cam, v4l2.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -619,9 +629,9 @@ func TestV4L2CloseWhileStreaming(t *testing.T) {
 }
 
 func TestV4L2ContextCancel(t *testing.T) {
-	cam := capturetest.NewCamera()
+	cam := v4l2test.NewCamera()
 	cam.Second = 10 * time.Millisecond
-	s := v4l2Open(t, cam, capture.V4L2Options{})
+	s := v4l2Open(t, cam, v4l2.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -637,12 +647,12 @@ func TestV4L2ContextCancel(t *testing.T) {
 }
 
 func BenchmarkV4L2YUYV720p(b *testing.B) {
-	cam := capturetest.NewCamera()
-	cam.Formats = map[capture.V4L2PixelFormat]string{capture.V4L2PixFmtYUYV: "YUYV 4:2:2"}
-	cam.Sizes = map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{capture.V4L2PixFmtYUYV: {capturetest.Discrete(1280, 720)}}
-	frame := capturetest.YUYV(1280, 720, func(x, y int) (uint8, uint8, uint8) { return uint8(x), uint8(y), uint8(x + y) })
+	cam := v4l2test.NewCamera()
+	cam.Formats = map[v4l2.PixelFormat]string{v4l2.PixFmtYUYV: "YUYV 4:2:2"}
+	cam.Sizes = map[v4l2.PixelFormat][]v4l2.FrameSize{v4l2.PixFmtYUYV: {v4l2test.Discrete(1280, 720)}}
+	frame := v4l2test.YUYV(1280, 720, func(x, y int) (uint8, uint8, uint8) { return uint8(x), uint8(y), uint8(x + y) })
 	cam.Generate = func(int) []byte { return frame }
-	src, err := capture.NewV4L2Source(cam, capture.V4L2Options{})
+	src, err := v4l2.NewSource(cam, v4l2.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-package capture
+package mkv
 
 import (
+	"attune.dev/attune/internal/demux"
 	"errors"
 	"fmt"
 	"io"
@@ -29,48 +30,6 @@ import (
 // The reader streams: it holds the EBML header, Info and Tracks in memory,
 // reads one block body at a time, and skips (seeks over) everything else.
 
-// Element IDs, with their length markers.
-const (
-	eidEBML             = 0x1A45DFA3
-	eidDocType          = 0x4282
-	eidSegment          = 0x18538067
-	eidSeekHead         = 0x114D9B74
-	eidInfo             = 0x1549A966
-	eidTimecodeScale    = 0x2AD7B1
-	eidTracks           = 0x1654AE6B
-	eidTrackEntry       = 0xAE
-	eidTrackNumber      = 0xD7
-	eidTrackType        = 0x83
-	eidFlagEnabled      = 0xB9
-	eidCodecID          = 0x86
-	eidCodecPrivate     = 0x63A2
-	eidDefaultDuration  = 0x23E383
-	eidContentEncodings = 0x6D80
-	eidVideo            = 0xE0
-	eidPixelWidth       = 0xB0
-	eidPixelHeight      = 0xBA
-	eidAudio            = 0xE1
-	eidSamplingFreq     = 0xB5
-	eidChannels         = 0x9F
-	eidBitDepth         = 0x6264
-	eidCluster          = 0x1F43B675
-	eidTimecode         = 0xE7
-	eidSimpleBlock      = 0xA3
-	eidBlockGroup       = 0xA0
-	eidBlock            = 0xA1
-	eidCues             = 0x1C53BB6B
-	eidAttachments      = 0x1941A469
-	eidChapters         = 0x1043A770
-	eidTags             = 0x1254C367
-	eidVoid             = 0xEC
-)
-
-// Matroska track types.
-const (
-	mkvrTypeVideo = 1
-	mkvrTypeAudio = 2
-)
-
 // mkvrUnknownSize marks an element whose size field has all value bits set.
 const mkvrUnknownSize = -1
 
@@ -92,7 +51,7 @@ func (e mkvrElem) end() int64 {
 
 // mkvReader streams the blocks of a Matroska file's chosen tracks.
 type mkvReader struct {
-	s         *replayStream
+	s         *demux.Stream
 	trk       []Track
 	videoNum  uint64
 	audioNum  uint64 // 0: audio not delivered
@@ -109,13 +68,9 @@ type mkvReader struct {
 // newMatroskaReader reads a Matroska file's headers up to its first Cluster.
 // If r is an io.Seeker, skipped elements are seeked over.
 func newMatroskaReader(r io.Reader, withAudio bool) (*mkvReader, error) {
-	return newMatroskaStream(newReplayStream(r), withAudio)
-}
-
-func newMatroskaStream(s *replayStream, withAudio bool) (*mkvReader, error) {
-	m := &mkvReader{s: s, scale: 1000000}
+	m := &mkvReader{s: demux.NewStream(r), scale: 1000000}
 	if err := m.readHead(withAudio); err != nil {
-		return nil, replayHeadError("read matroska", "its tracks", err)
+		return nil, demux.HeadError("read matroska", "its tracks", err)
 	}
 	return m, nil
 }
@@ -146,7 +101,7 @@ func (m *mkvReader) readHead(withAudio bool) error {
 		return fmt.Errorf("ebml header: %w", err)
 	}
 	if docType != "matroska" && docType != "webm" {
-		return &replayUnsupportedError{what: fmt.Sprintf("EBML document type %q", docType), supported: "matroska, webm"}
+		return &demux.UnsupportedError{What: fmt.Sprintf("EBML document type %q", docType), Supported: "matroska, webm"}
 	}
 
 	// Top level: anything (Void, CRC) until the Segment.
@@ -168,7 +123,7 @@ func (m *mkvReader) readHead(withAudio bool) error {
 	var entries []mkvrTrack
 	haveTracks := false
 	step := func() (done bool, err error) {
-		if m.segEnd >= 0 && m.s.pos >= m.segEnd {
+		if m.segEnd >= 0 && m.s.Pos >= m.segEnd {
 			return true, nil
 		}
 		e, err := mkvrReadElem(m.s)
@@ -201,7 +156,7 @@ func (m *mkvReader) readHead(withAudio bool) error {
 	}
 	for {
 		done, err := step()
-		if replayIsEOF(err) && haveTracks {
+		if demux.IsEOF(err) && haveTracks {
 			break // cut before the first cluster: no packets
 		}
 		if err != nil {
@@ -325,11 +280,11 @@ func (m *mkvReader) chooseTracks(entries []mkvrTrack, withAudio bool) error {
 			continue
 		}
 		switch t.typ {
-		case mkvrTypeVideo:
+		case trackTypeVideo:
 			if video == nil {
 				video = t
 			}
-		case mkvrTypeAudio:
+		case trackTypeAudio:
 			if audio != nil || !withAudio {
 				break
 			}
@@ -350,15 +305,15 @@ func (m *mkvReader) chooseTracks(entries []mkvrTrack, withAudio bool) error {
 		if len(video.private) < 20 || !strings.EqualFold(string(video.private[16:20]), "MJPG") {
 			fcc := "?"
 			if len(video.private) >= 20 {
-				fcc = replayPrintable(video.private[16:20])
+				fcc = demux.Printable(video.private[16:20])
 			}
-			return &replayUnsupportedError{what: fmt.Sprintf("video codec V_MS/VFW/FOURCC (%s)", fcc), supported: CodecMJPEG}
+			return &demux.UnsupportedError{What: fmt.Sprintf("video codec V_MS/VFW/FOURCC (%s)", fcc), Supported: CodecMJPEG}
 		}
 	default:
-		return &replayUnsupportedError{what: "video codec " + replayPrintable([]byte(video.codec)), supported: CodecMJPEG}
+		return &demux.UnsupportedError{What: "video codec " + demux.Printable([]byte(video.codec)), Supported: CodecMJPEG}
 	}
 	if video.encoded {
-		return &replayUnsupportedError{what: "content encoding (header stripping, compression or encryption) on the video track", supported: "unencoded tracks"}
+		return &demux.UnsupportedError{What: "content encoding (header stripping, compression or encryption) on the video track", Supported: "unencoded tracks"}
 	}
 	if video.num == 0 {
 		return errors.New("video track has no track number")
@@ -375,7 +330,7 @@ func (m *mkvReader) chooseTracks(entries []mkvrTrack, withAudio bool) error {
 	m.trk = []Track{vt}
 
 	if audio == nil && badAudio != nil {
-		what := "audio codec " + replayPrintable([]byte(badAudio.codec))
+		what := "audio codec " + demux.Printable([]byte(badAudio.codec))
 		if badAudio.codec == CodecPCMS16 {
 			if badAudio.encoded {
 				what = "content encoding on the audio track"
@@ -383,7 +338,7 @@ func (m *mkvReader) chooseTracks(entries []mkvrTrack, withAudio bool) error {
 				what = fmt.Sprintf("audio codec %s with %d-bit samples", CodecPCMS16, badAudio.bits)
 			}
 		}
-		return &replayUnsupportedError{what: what, supported: CodecPCMS16 + " 16-bit"}
+		return &demux.UnsupportedError{What: what, Supported: CodecPCMS16 + " 16-bit"}
 	}
 	if audio != nil {
 		rate := math.Round(audio.rate)
@@ -403,22 +358,22 @@ func (m *mkvReader) chooseTracks(entries []mkvrTrack, withAudio bool) error {
 func (m *mkvReader) next() (Packet, error) {
 	p, err := m.readPacket()
 	if err != nil {
-		return Packet{}, replayEnd("read matroska", err)
+		return Packet{}, demux.End("read matroska", err)
 	}
 	return p, nil
 }
 
 func (m *mkvReader) readPacket() (Packet, error) {
 	for {
-		if m.skipTo > m.s.pos {
-			if err := m.s.skip(m.skipTo - m.s.pos); err != nil {
+		if m.skipTo > m.s.Pos {
+			if err := m.s.Skip(m.skipTo - m.s.Pos); err != nil {
 				return Packet{}, err
 			}
 		}
-		if m.inCluster && m.clEnd >= 0 && m.s.pos >= m.clEnd {
+		if m.inCluster && m.clEnd >= 0 && m.s.Pos >= m.clEnd {
 			m.inCluster = false
 		}
-		if m.segEnd >= 0 && m.s.pos >= m.segEnd && !m.hasPend {
+		if m.segEnd >= 0 && m.s.Pos >= m.segEnd && !m.hasPend {
 			return Packet{}, io.EOF
 		}
 		var e mkvrElem
@@ -496,7 +451,7 @@ func (m *mkvReader) readBlockGroup(g mkvrElem) (Packet, bool, error) {
 	if g.size < 0 {
 		return Packet{}, false, fmt.Errorf("block group at offset %d has unknown size", g.off)
 	}
-	for m.s.pos < g.end() {
+	for m.s.Pos < g.end() {
 		e, err := mkvrReadElem(m.s)
 		if err != nil {
 			return Packet{}, false, err
@@ -532,14 +487,14 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 	if e.size < 1 {
 		return Packet{}, false, fmt.Errorf("block at offset %d is empty", e.off)
 	}
-	if err := m.s.readSmall(hdr[:1]); err != nil {
+	if err := m.s.ReadSmall(hdr[:1]); err != nil {
 		return Packet{}, false, err
 	}
 	n := bits.LeadingZeros8(hdr[0]) + 1
 	if n > 8 || int64(n)+3 > e.size {
 		return Packet{}, false, fmt.Errorf("block at offset %d has a malformed header", e.off)
 	}
-	if err := m.s.readSmall(hdr[1:n]); err != nil {
+	if err := m.s.ReadSmall(hdr[1:n]); err != nil {
 		return Packet{}, false, err
 	}
 	track, _, _ := mkvrVint(hdr[:n])
@@ -551,10 +506,10 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 	case track == m.audioNum && m.audioNum != 0:
 		kind = Audio
 	default:
-		return Packet{}, false, m.s.skip(rest)
+		return Packet{}, false, m.s.Skip(rest)
 	}
 	var tf [3]byte
-	if err := m.s.readSmall(tf[:]); err != nil {
+	if err := m.s.ReadSmall(tf[:]); err != nil {
 		return Packet{}, false, err
 	}
 	rest -= 3
@@ -565,7 +520,7 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 	if rest == 0 {
 		return Packet{}, false, nil
 	}
-	data, err := m.s.readBlob(rest)
+	data, err := m.s.ReadBlob(rest)
 	if err != nil {
 		return Packet{}, false, err
 	}
@@ -586,17 +541,17 @@ func (m *mkvReader) readBody(e mkvrElem) ([]byte, error) {
 	if e.size < 0 {
 		return nil, fmt.Errorf("element 0x%X at offset %d has unknown size", e.id, e.off)
 	}
-	if e.size > replayMaxElement {
-		return nil, fmt.Errorf("element 0x%X at offset %d: %d bytes exceeds the %d-byte limit", e.id, e.off, e.size, replayMaxElement)
+	if e.size > demux.MaxElement {
+		return nil, fmt.Errorf("element 0x%X at offset %d: %d bytes exceeds the %d-byte limit", e.id, e.off, e.size, demux.MaxElement)
 	}
-	return m.s.readBlob(e.size)
+	return m.s.ReadBlob(e.size)
 }
 
 func (m *mkvReader) skipElem(e mkvrElem) error {
 	if e.size < 0 {
 		return fmt.Errorf("element 0x%X at offset %d has unknown size", e.id, e.off)
 	}
-	return m.s.skip(e.size)
+	return m.s.Skip(e.size)
 }
 
 // mkvrEndsCluster says whether an element ends a Cluster of unknown size.
@@ -609,10 +564,10 @@ func mkvrEndsCluster(id uint32) bool {
 }
 
 // mkvrReadElem reads an element header from the stream.
-func mkvrReadElem(s *replayStream) (mkvrElem, error) {
-	e := mkvrElem{off: s.pos}
+func mkvrReadElem(s *demux.Stream) (mkvrElem, error) {
+	e := mkvrElem{off: s.Pos}
 	var buf [8]byte
-	first, err := s.readByte()
+	first, err := s.ReadByte()
 	if err != nil {
 		return e, err
 	}
@@ -621,20 +576,20 @@ func mkvrReadElem(s *replayStream) (mkvrElem, error) {
 		return e, fmt.Errorf("invalid element id at offset %d", e.off)
 	}
 	buf[0] = first
-	if err := s.readSmall(buf[1:n]); err != nil {
+	if err := s.ReadSmall(buf[1:n]); err != nil {
 		return e, io.ErrUnexpectedEOF
 	}
 	_, raw, _ := mkvrVint(buf[:n])
 	e.id = uint32(raw)
 
-	if buf[0], err = s.readByte(); err != nil {
+	if buf[0], err = s.ReadByte(); err != nil {
 		return e, io.ErrUnexpectedEOF
 	}
 	n = bits.LeadingZeros8(buf[0]) + 1
 	if n > 8 {
 		return e, fmt.Errorf("invalid size of element 0x%X at offset %d", e.id, e.off)
 	}
-	if err := s.readSmall(buf[1:n]); err != nil {
+	if err := s.ReadSmall(buf[1:n]); err != nil {
 		return e, io.ErrUnexpectedEOF
 	}
 	v, _, unknown := mkvrVint(buf[:n])
@@ -642,7 +597,7 @@ func mkvrReadElem(s *replayStream) (mkvrElem, error) {
 	if unknown {
 		e.size = mkvrUnknownSize
 	}
-	e.body = s.pos
+	e.body = s.Pos
 	return e, nil
 }
 
@@ -715,18 +670,4 @@ func mkvrFloat(b []byte) (float64, error) {
 		return math.Float64frombits(v), nil
 	}
 	return 0, fmt.Errorf("float of %d bytes", len(b))
-}
-
-// replayPrintable quotes a codec name or FourCC taken from the file for an error.
-func replayPrintable(b []byte) string {
-	s := strings.TrimRight(string(b), "\x00 ")
-	for _, c := range s {
-		if c < 0x20 || c > 0x7E {
-			return fmt.Sprintf("%q", s)
-		}
-	}
-	if s == "" {
-		return `""`
-	}
-	return s
 }

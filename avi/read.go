@@ -1,6 +1,8 @@
-package capture
+package avi
 
 import (
+	"attune.dev/attune/internal/demux"
+	"attune.dev/attune/mkv"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,10 +36,10 @@ import (
 // aviUnknown is the size a cut-off writer leaves on RIFF and LIST movi.
 const aviUnknown = 0xFFFFFFFF
 
-// aviReader streams the chunks of an AVI file's chosen streams.
-type aviReader struct {
-	s   *replayStream
-	trk []Track
+// A Reader streams the chunks of an AVI file's chosen streams as packets.
+type Reader struct {
+	s   *demux.Stream
+	trk []mkv.Track
 
 	vid        int    // video stream number
 	vidNum     uint64 // a frame lasts vidNum/vidDen seconds
@@ -55,26 +57,27 @@ type aviReader struct {
 	skipTo     int64 // pad byte after a delivered chunk
 }
 
-// newAVIReader reads an AVI file's headers up to its movi list. If r is an
-// io.Seeker, skipped chunks are seeked over.
-func newAVIReader(r io.Reader, withAudio bool) (*aviReader, error) {
-	return newAVIStream(newReplayStream(r), withAudio)
-}
-
-func newAVIStream(s *replayStream, withAudio bool) (*aviReader, error) {
-	a := &aviReader{s: s, aud: -1}
+// NewReader reads an AVI file's headers up to its movi list. The file must
+// hold an MJPEG video stream; if withAudio, its first audio stream, if it is
+// 16-bit PCM, is delivered too. If r is an io.Seeker, skipped chunks are
+// seeked over. A codec that cannot be passed on is reported as a
+// *demux.UnsupportedError.
+func NewReader(r io.Reader, withAudio bool) (*Reader, error) {
+	a := &Reader{s: demux.NewStream(r), aud: -1}
 	if err := a.readHead(withAudio); err != nil {
-		return nil, replayHeadError("read avi", "its movi list", err)
+		return nil, demux.HeadError("read avi", "its movi list", err)
 	}
 	return a, nil
 }
 
-func (a *aviReader) tracks() []Track { return a.trk }
+// Tracks returns the delivered tracks: the video track first, then the
+// audio track if there is one.
+func (a *Reader) Tracks() []mkv.Track { return a.trk }
 
 // readHead reads RIFF 'AVI ' and LIST 'hdrl', stopping inside LIST 'movi'.
-func (a *aviReader) readHead(withAudio bool) error {
+func (a *Reader) readHead(withAudio bool) error {
 	var h [12]byte
-	if err := a.s.readSmall(h[:]); err != nil {
+	if err := a.s.ReadSmall(h[:]); err != nil {
 		return err
 	}
 	if string(h[:4]) != "RIFF" || string(h[8:]) != "AVI " {
@@ -83,7 +86,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 	a.aviRIFFEnd = aviRIFFEnd(8, binary.LittleEndian.Uint32(h[4:]))
 	haveHeader := false
 	for {
-		if a.aviRIFFEnd >= 0 && a.s.pos >= a.aviRIFFEnd {
+		if a.aviRIFFEnd >= 0 && a.s.Pos >= a.aviRIFFEnd {
 			return errors.New("no movi list")
 		}
 		id, size, off, err := a.readChunk(a.aviRIFFEnd)
@@ -100,7 +103,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 			return fmt.Errorf("list at offset %d is too short", off)
 		}
 		var typ [4]byte
-		if err := a.s.readSmall(typ[:]); err != nil {
+		if err := a.s.ReadSmall(typ[:]); err != nil {
 			return err
 		}
 		switch string(typ[:]) {
@@ -108,7 +111,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 			if haveHeader {
 				return fmt.Errorf("second hdrl list at offset %d", off)
 			}
-			body, err := a.s.readBlob(int64(size) - 4)
+			body, err := a.s.ReadBlob(int64(size) - 4)
 			if err != nil {
 				return err
 			}
@@ -116,7 +119,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 				return err
 			}
 			haveHeader = true
-			if err := a.s.skip(int64(size & 1)); err != nil {
+			if err := a.s.Skip(int64(size & 1)); err != nil {
 				return err
 			}
 		case "movi":
@@ -125,7 +128,7 @@ func (a *aviReader) readHead(withAudio bool) error {
 			}
 			a.inMovi, a.moviEnd = true, -1
 			if size != aviUnknown {
-				a.moviEnd = a.s.pos - 4 + int64(size)
+				a.moviEnd = a.s.Pos - 4 + int64(size)
 			}
 			return nil
 		default:
@@ -152,7 +155,7 @@ type aviStreamInfo struct {
 	strf               []byte
 }
 
-func (a *aviReader) parseHeader(b []byte, withAudio bool) error {
+func (a *Reader) parseHeader(b []byte, withAudio bool) error {
 	var usPerFrame, width, height uint32
 	var streams []aviStreamInfo
 	err := aviEachChunk(b, func(id string, b []byte) error {
@@ -209,7 +212,7 @@ func (a *aviReader) parseHeader(b []byte, withAudio bool) error {
 		return errors.New("video stream format is too short")
 	}
 	if fcc := vs.strf[16:20]; !strings.EqualFold(string(fcc), "MJPG") {
-		return &replayUnsupportedError{what: "video codec " + replayPrintable(fcc), supported: "MJPG"}
+		return &demux.UnsupportedError{What: "video codec " + demux.Printable(fcc), Supported: "MJPG"}
 	}
 	w := int64(int32(binary.LittleEndian.Uint32(vs.strf[4:])))
 	h := int64(int32(binary.LittleEndian.Uint32(vs.strf[8:])))
@@ -229,7 +232,7 @@ func (a *aviReader) parseHeader(b []byte, withAudio bool) error {
 	if a.vidNum == 0 {
 		return errors.New("video stream has no frame rate")
 	}
-	a.trk = []Track{{Kind: Video, Codec: CodecMJPEG, Width: int(w), Height: int(h), FPS: float64(a.vidDen) / float64(a.vidNum)}}
+	a.trk = []mkv.Track{{Kind: mkv.Video, Codec: mkv.CodecMJPEG, Width: int(w), Height: int(h), FPS: float64(a.vidDen) / float64(a.vidNum)}}
 
 	if !withAudio {
 		return nil
@@ -258,11 +261,11 @@ func (a *aviReader) parseHeader(b []byte, withAudio bool) error {
 		if st.rate != 0 {
 			a.audStart = aviScaleDur(uint64(st.start), uint64(st.scale), uint64(st.rate))
 		}
-		a.trk = append(a.trk, Track{Kind: Audio, Codec: CodecPCMS16, SampleRate: int(wf.rate), Channels: int(wf.channels), BitDepth: 16})
+		a.trk = append(a.trk, mkv.Track{Kind: mkv.Audio, Codec: mkv.CodecPCMS16, SampleRate: int(wf.rate), Channels: int(wf.channels), BitDepth: 16})
 		return nil
 	}
 	if bad != "" {
-		return &replayUnsupportedError{what: "audio codec " + bad, supported: "PCM 16-bit"}
+		return &demux.UnsupportedError{What: "audio codec " + bad, Supported: "PCM 16-bit"}
 	}
 	return nil
 }
@@ -318,28 +321,31 @@ func aviParseWaveFormat(b []byte) (aviWaveFormat, error) {
 	return w, nil
 }
 
-// next returns the next chunk of a chosen stream.
-func (a *aviReader) next() (Packet, error) {
+// Next returns the next chunk of a chosen stream, with PTS its time from the
+// start of the file's timeline. Data is freshly allocated and belongs to the
+// caller. At the end of the file Next returns io.EOF, also when the file is
+// cut short mid-chunk.
+func (a *Reader) Next() (mkv.Packet, error) {
 	p, err := a.readPacket()
 	if err != nil {
-		return Packet{}, replayEnd("read avi", err)
+		return mkv.Packet{}, demux.End("read avi", err)
 	}
 	return p, nil
 }
 
-func (a *aviReader) readPacket() (Packet, error) {
+func (a *Reader) readPacket() (mkv.Packet, error) {
 	for {
-		if a.skipTo > a.s.pos {
-			if err := a.s.skip(a.skipTo - a.s.pos); err != nil {
-				return Packet{}, err
+		if a.skipTo > a.s.Pos {
+			if err := a.s.Skip(a.skipTo - a.s.Pos); err != nil {
+				return mkv.Packet{}, err
 			}
 		}
-		if a.inMovi && a.moviEnd >= 0 && a.s.pos >= a.moviEnd {
+		if a.inMovi && a.moviEnd >= 0 && a.s.Pos >= a.moviEnd {
 			a.inMovi = false
 		}
 		if !a.inMovi {
 			if err := a.toMovi(); err != nil {
-				return Packet{}, err
+				return mkv.Packet{}, err
 			}
 			continue
 		}
@@ -350,39 +356,39 @@ func (a *aviReader) readPacket() (Packet, error) {
 		}
 		id, size, off, err := a.readChunk(end)
 		if err != nil {
-			return Packet{}, err
+			return mkv.Packet{}, err
 		}
 		if id == "LIST" {
 			if size < 4 {
-				return Packet{}, fmt.Errorf("list at offset %d is too short", off)
+				return mkv.Packet{}, fmt.Errorf("list at offset %d is too short", off)
 			}
 			var typ [4]byte
-			if err := a.s.readSmall(typ[:]); err != nil {
-				return Packet{}, err
+			if err := a.s.ReadSmall(typ[:]); err != nil {
+				return mkv.Packet{}, err
 			}
 			if string(typ[:]) != "rec " {
 				if err := a.skipChunk(size - 4); err != nil {
-					return Packet{}, err
+					return mkv.Packet{}, err
 				}
 			}
 			// LIST 'rec ' only groups chunks: read on inside it.
 			continue
 		}
 		num, typ, ok := aviMoviChunk(id)
-		var kind Kind
+		var kind mkv.Kind
 		switch {
 		case ok && num == a.vid && (typ == "dc" || typ == "db"):
-			kind = Video
+			kind = mkv.Video
 		case ok && num == a.aud && typ == "wb":
-			kind = Audio
+			kind = mkv.Audio
 		default:
 			if err := a.skipChunk(size); err != nil {
-				return Packet{}, err
+				return mkv.Packet{}, err
 			}
 			continue
 		}
 		var pts time.Duration
-		if kind == Video {
+		if kind == mkv.Video {
 			pts = aviScaleDur(a.vidStart+a.frame, a.vidNum, a.vidDen)
 			a.frame++
 		} else {
@@ -392,28 +398,28 @@ func (a *aviReader) readPacket() (Packet, error) {
 		if size == 0 {
 			continue // an empty video chunk repeats the last frame
 		}
-		data, err := a.s.readBlob(int64(size))
+		data, err := a.s.ReadBlob(int64(size))
 		if err != nil {
-			return Packet{}, err
+			return mkv.Packet{}, err
 		}
-		a.skipTo = a.s.pos + int64(size&1)
-		return Packet{Kind: kind, PTS: pts, Data: data, Key: true}, nil
+		a.skipTo = a.s.Pos + int64(size&1)
+		return mkv.Packet{Kind: kind, PTS: pts, Data: data, Key: true}, nil
 	}
 }
 
 // toMovi finds the next LIST 'movi' at RIFF level, going on into RIFF 'AVIX'
 // extensions; it returns io.EOF at the end.
-func (a *aviReader) toMovi() error {
-	if a.aviRIFFEnd >= 0 && a.s.pos >= a.aviRIFFEnd {
+func (a *Reader) toMovi() error {
+	if a.aviRIFFEnd >= 0 && a.s.Pos >= a.aviRIFFEnd {
 		// After a RIFF: only an OpenDML extension may follow.
 		var h [12]byte
-		if err := a.s.readSmall(h[:]); err != nil {
+		if err := a.s.ReadSmall(h[:]); err != nil {
 			return err
 		}
 		if string(h[:4]) != "RIFF" || string(h[8:]) != "AVIX" {
 			return io.EOF
 		}
-		a.aviRIFFEnd = aviRIFFEnd(a.s.pos-4, binary.LittleEndian.Uint32(h[4:]))
+		a.aviRIFFEnd = aviRIFFEnd(a.s.Pos-4, binary.LittleEndian.Uint32(h[4:]))
 		return nil
 	}
 	id, size, off, err := a.readChunk(a.aviRIFFEnd)
@@ -423,26 +429,26 @@ func (a *aviReader) toMovi() error {
 	switch id {
 	case "RIFF": // in a RIFF of unknown size
 		var typ [4]byte
-		if err := a.s.readSmall(typ[:]); err != nil {
+		if err := a.s.ReadSmall(typ[:]); err != nil {
 			return err
 		}
 		if string(typ[:]) != "AVIX" {
 			return io.EOF
 		}
-		a.aviRIFFEnd = aviRIFFEnd(a.s.pos-4, size)
+		a.aviRIFFEnd = aviRIFFEnd(a.s.Pos-4, size)
 		return nil
 	case "LIST":
 		if size < 4 {
 			return fmt.Errorf("list at offset %d is too short", off)
 		}
 		var typ [4]byte
-		if err := a.s.readSmall(typ[:]); err != nil {
+		if err := a.s.ReadSmall(typ[:]); err != nil {
 			return err
 		}
 		if string(typ[:]) == "movi" {
 			a.inMovi, a.moviEnd = true, -1
 			if size != aviUnknown {
-				a.moviEnd = a.s.pos - 4 + int64(size)
+				a.moviEnd = a.s.Pos - 4 + int64(size)
 			}
 			return nil
 		}
@@ -454,26 +460,26 @@ func (a *aviReader) toMovi() error {
 // readChunk reads a chunk header and checks that the chunk fits in a parent
 // ending at end (-1: unknown). A size of 0xFFFFFFFF passes for RIFF and LIST
 // (a cut-off writer); such a chunk extends to its parent's end.
-func (a *aviReader) readChunk(end int64) (id string, size uint32, off int64, err error) {
-	off = a.s.pos
+func (a *Reader) readChunk(end int64) (id string, size uint32, off int64, err error) {
+	off = a.s.Pos
 	var h [8]byte
-	if err := a.s.readSmall(h[:]); err != nil {
+	if err := a.s.ReadSmall(h[:]); err != nil {
 		return "", 0, off, err
 	}
 	id, size = string(h[:4]), binary.LittleEndian.Uint32(h[4:])
 	unknown := size == aviUnknown && (id == "RIFF" || id == "LIST")
-	if end >= 0 && !unknown && a.s.pos+int64(size) > end {
-		return "", 0, off, fmt.Errorf("chunk %s at offset %d: size %d exceeds its parent", replayPrintable(h[:4]), off, size)
+	if end >= 0 && !unknown && a.s.Pos+int64(size) > end {
+		return "", 0, off, fmt.Errorf("chunk %s at offset %d: size %d exceeds its parent", demux.Printable(h[:4]), off, size)
 	}
 	return id, size, off, nil
 }
 
 // skipChunk skips a chunk body of size bytes and its pad byte.
-func (a *aviReader) skipChunk(size uint32) error {
+func (a *Reader) skipChunk(size uint32) error {
 	if size == aviUnknown {
 		return io.EOF // a list of unknown size that we do not read: the rest
 	}
-	return a.s.skip(int64(size) + int64(size&1))
+	return a.s.Skip(int64(size) + int64(size&1))
 }
 
 // aviMoviChunk splits a movi chunk ID like "01wb" into stream number and type.
@@ -492,7 +498,7 @@ func aviEachChunk(b []byte, fn func(id string, body []byte) error) error {
 		size := binary.LittleEndian.Uint32(b[off+4:])
 		off += 8
 		if uint64(size) > uint64(len(b)-off) {
-			return fmt.Errorf("chunk %s: size %d exceeds its parent", replayPrintable([]byte(id)), size)
+			return fmt.Errorf("chunk %s: size %d exceeds its parent", demux.Printable([]byte(id)), size)
 		}
 		if err := fn(id, b[off:off+int(size)]); err != nil {
 			return err

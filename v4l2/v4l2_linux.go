@@ -1,4 +1,4 @@
-package capture
+package v4l2
 
 import (
 	"errors"
@@ -8,21 +8,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OpenV4L2 opens a V4L2 camera such as /dev/video0 and starts recording from
-// it; see NewV4L2Source.
-func OpenV4L2(path string, opts V4L2Options) (Source, error) {
+// Open opens a V4L2 camera such as /dev/video0 and starts recording from
+// it; see NewSource.
+func Open(path string, opts Options) (*Source, error) {
 	w, err := webcam.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("v4l2: open %s: %w", path, err)
 	}
-	s, err := newV4L2Source(webcamDevice{w}, opts)
+	s, err := newSource(webcamDevice{w}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("v4l2: open %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// webcamDevice adapts *webcam.Webcam to V4L2Device.
+// webcamDevice adapts *webcam.Webcam to Device.
 //
 // Two quirks of webcam v0.6.1 matter here: SetImageFormat returns the size
 // that was asked for, not the one the driver settled on (the source checks
@@ -30,35 +30,35 @@ func OpenV4L2(path string, opts V4L2Options) (Source, error) {
 // the caller reads it, so the source never uses it.
 type webcamDevice struct{ w *webcam.Webcam }
 
-var _ V4L2Device = webcamDevice{}
+var _ Device = webcamDevice{}
 
-func (d webcamDevice) GetSupportedFormats() map[V4L2PixelFormat]string {
-	out := make(map[V4L2PixelFormat]string)
+func (d webcamDevice) GetSupportedFormats() map[PixelFormat]string {
+	out := make(map[PixelFormat]string)
 	for f, desc := range d.w.GetSupportedFormats() {
-		out[V4L2PixelFormat(f)] = desc
+		out[PixelFormat(f)] = desc
 	}
 	return out
 }
 
-func (d webcamDevice) GetSupportedFrameSizes(f V4L2PixelFormat) []V4L2FrameSize {
-	var out []V4L2FrameSize
+func (d webcamDevice) GetSupportedFrameSizes(f PixelFormat) []FrameSize {
+	var out []FrameSize
 	for _, s := range d.w.GetSupportedFrameSizes(webcam.PixelFormat(f)) {
-		out = append(out, V4L2FrameSize(s))
+		out = append(out, FrameSize(s))
 	}
 	return out
 }
 
-func (d webcamDevice) GetSupportedFramerates(f V4L2PixelFormat, width, height uint32) []V4L2FrameRate {
-	var out []V4L2FrameRate
+func (d webcamDevice) GetSupportedFramerates(f PixelFormat, width, height uint32) []FrameRate {
+	var out []FrameRate
 	for _, r := range d.w.GetSupportedFramerates(webcam.PixelFormat(f), width, height) {
-		out = append(out, V4L2FrameRate(r))
+		out = append(out, FrameRate(r))
 	}
 	return out
 }
 
-func (d webcamDevice) SetImageFormat(f V4L2PixelFormat, width, height uint32) (V4L2PixelFormat, uint32, uint32, error) {
+func (d webcamDevice) SetImageFormat(f PixelFormat, width, height uint32) (PixelFormat, uint32, uint32, error) {
 	got, w, h, err := d.w.SetImageFormat(webcam.PixelFormat(f), width, height)
-	return V4L2PixelFormat(got), w, h, err
+	return PixelFormat(got), w, h, err
 }
 
 func (d webcamDevice) SetFramerate(fps float32) error    { return d.w.SetFramerate(fps) }
@@ -73,7 +73,7 @@ func (d webcamDevice) WaitForFrame(timeout uint32) error {
 	err := d.w.WaitForFrame(timeout)
 	var t *webcam.Timeout
 	if errors.As(err, &t) {
-		return ErrV4L2Timeout
+		return ErrTimeout
 	}
 	return err
 }

@@ -1,11 +1,11 @@
 //go:build !linux
 
-package capture
+package v4l2
 
 import "errors"
 
-// OpenV4L2 reports that V4L2 cameras exist only on linux.
-func OpenV4L2(path string, opts V4L2Options) (Source, error) {
+// Open reports that V4L2 cameras exist only on linux.
+func Open(path string, opts Options) (*Source, error) {
 	return nil, errors.New("v4l2: open " + path + ": v4l2 is only available on linux")
 }
 

@@ -1,6 +1,6 @@
-// Package capturetest holds fakes for testing code that drives capture
-// devices without the hardware.
-package capturetest
+// Package v4l2test holds the fake V4L2 camera, for testing code that drives
+// a v4l2.Device without the hardware.
+package v4l2test
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"attune.dev/attune/capture"
+	"attune.dev/attune/v4l2"
 )
 
 // Camera is a fake V4L2 camera that a test drives: it offers configurable
@@ -26,16 +26,16 @@ import (
 // methods are safe for concurrent use.
 type Camera struct {
 	// Formats the camera offers, with descriptions.
-	Formats map[capture.V4L2PixelFormat]string
+	Formats map[v4l2.PixelFormat]string
 	// Sizes per format.
-	Sizes map[capture.V4L2PixelFormat][]capture.V4L2FrameSize
+	Sizes map[v4l2.PixelFormat][]v4l2.FrameSize
 	// Rates offered for every format and size, unless RatesFor is set.
-	Rates []capture.V4L2FrameRate
+	Rates []v4l2.FrameRate
 	// RatesFor, if set, returns the rates for one format and size.
-	RatesFor func(f capture.V4L2PixelFormat, width, height uint32) []capture.V4L2FrameRate
+	RatesFor func(f v4l2.PixelFormat, width, height uint32) []v4l2.FrameRate
 	// Adjust, if set, is what the driver makes of a SetImageFormat request
 	// (a real driver picks the nearest size it supports).
-	Adjust func(f capture.V4L2PixelFormat, width, height uint32) (capture.V4L2PixelFormat, uint32, uint32)
+	Adjust func(f v4l2.PixelFormat, width, height uint32) (v4l2.PixelFormat, uint32, uint32)
 	// Generate, if set, makes frame n (counting from 0) whenever the queue
 	// is empty, so the camera never runs dry.
 	Generate func(n int) []byte
@@ -63,7 +63,7 @@ type Camera struct {
 
 // CameraCalls records what was done to a Camera.
 type CameraCalls struct {
-	Format        capture.V4L2PixelFormat // last SetImageFormat request
+	Format        v4l2.PixelFormat // last SetImageFormat request
 	Width, Height uint32
 	FPS           float32 // last SetFramerate
 	BufferCount   uint32  // last SetBufferCount
@@ -94,43 +94,43 @@ type camEvent struct {
 // 30 and 15 frames per second.
 func NewCamera() *Camera {
 	return &Camera{
-		Formats: map[capture.V4L2PixelFormat]string{capture.V4L2PixFmtMJPEG: "Motion-JPEG"},
-		Sizes: map[capture.V4L2PixelFormat][]capture.V4L2FrameSize{
-			capture.V4L2PixFmtMJPEG: {Discrete(640, 480), Discrete(1280, 720)},
+		Formats: map[v4l2.PixelFormat]string{v4l2.PixFmtMJPEG: "Motion-JPEG"},
+		Sizes: map[v4l2.PixelFormat][]v4l2.FrameSize{
+			v4l2.PixFmtMJPEG: {Discrete(640, 480), Discrete(1280, 720)},
 		},
-		Rates: []capture.V4L2FrameRate{FPS(30), FPS(15)},
+		Rates: []v4l2.FrameRate{FPS(30), FPS(15)},
 	}
 }
 
-var _ capture.V4L2Device = (*Camera)(nil)
+var _ v4l2.Device = (*Camera)(nil)
 
 // Discrete is a fixed frame size.
-func Discrete(w, h uint32) capture.V4L2FrameSize {
-	return capture.V4L2FrameSize{MinWidth: w, MaxWidth: w, MinHeight: h, MaxHeight: h}
+func Discrete(w, h uint32) v4l2.FrameSize {
+	return v4l2.FrameSize{MinWidth: w, MaxWidth: w, MinHeight: h, MaxHeight: h}
 }
 
 // Stepwise is a range of frame sizes.
-func Stepwise(minW, maxW, stepW, minH, maxH, stepH uint32) capture.V4L2FrameSize {
-	return capture.V4L2FrameSize{
+func Stepwise(minW, maxW, stepW, minH, maxH, stepH uint32) v4l2.FrameSize {
+	return v4l2.FrameSize{
 		MinWidth: minW, MaxWidth: maxW, StepWidth: stepW,
 		MinHeight: minH, MaxHeight: maxH, StepHeight: stepH,
 	}
 }
 
 // FPS is a discrete frame rate of n frames per second (interval 1/n).
-func FPS(n uint32) capture.V4L2FrameRate {
+func FPS(n uint32) v4l2.FrameRate {
 	return Interval(1, n)
 }
 
 // Interval is a discrete frame interval of num/den seconds.
-func Interval(num, den uint32) capture.V4L2FrameRate {
-	return capture.V4L2FrameRate{MinNumerator: num, MaxNumerator: num, MinDenominator: den, MaxDenominator: den}
+func Interval(num, den uint32) v4l2.FrameRate {
+	return v4l2.FrameRate{MinNumerator: num, MaxNumerator: num, MinDenominator: den, MaxDenominator: den}
 }
 
 // IntervalRange is a stepwise range of frame intervals, from the shortest
 // minNum/minDen to the longest maxNum/maxDen seconds.
-func IntervalRange(minNum, minDen, maxNum, maxDen uint32) capture.V4L2FrameRate {
-	return capture.V4L2FrameRate{
+func IntervalRange(minNum, minDen, maxNum, maxDen uint32) v4l2.FrameRate {
+	return v4l2.FrameRate{
 		MinNumerator: minNum, MaxNumerator: maxNum, StepNumerator: 1,
 		MinDenominator: minDen, MaxDenominator: maxDen, StepDenominator: 1,
 	}
@@ -234,26 +234,26 @@ func (c *Camera) log(format string, args ...any) {
 	c.history = append(c.history, fmt.Sprintf(format, args...))
 }
 
-func (c *Camera) GetSupportedFormats() map[capture.V4L2PixelFormat]string {
+func (c *Camera) GetSupportedFormats() map[v4l2.PixelFormat]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[capture.V4L2PixelFormat]string, len(c.Formats))
+	out := make(map[v4l2.PixelFormat]string, len(c.Formats))
 	for f, d := range c.Formats {
 		out[f] = d
 	}
 	return out
 }
 
-func (c *Camera) GetSupportedFrameSizes(f capture.V4L2PixelFormat) []capture.V4L2FrameSize {
+func (c *Camera) GetSupportedFrameSizes(f v4l2.PixelFormat) []v4l2.FrameSize {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.Formats[f]; !ok {
 		return nil
 	}
-	return append([]capture.V4L2FrameSize(nil), c.Sizes[f]...)
+	return append([]v4l2.FrameSize(nil), c.Sizes[f]...)
 }
 
-func (c *Camera) GetSupportedFramerates(f capture.V4L2PixelFormat, width, height uint32) []capture.V4L2FrameRate {
+func (c *Camera) GetSupportedFramerates(f v4l2.PixelFormat, width, height uint32) []v4l2.FrameRate {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.Formats[f]; !ok {
@@ -262,10 +262,10 @@ func (c *Camera) GetSupportedFramerates(f capture.V4L2PixelFormat, width, height
 	if c.RatesFor != nil {
 		return c.RatesFor(f, width, height)
 	}
-	return append([]capture.V4L2FrameRate(nil), c.Rates...)
+	return append([]v4l2.FrameRate(nil), c.Rates...)
 }
 
-func (c *Camera) SetImageFormat(f capture.V4L2PixelFormat, width, height uint32) (capture.V4L2PixelFormat, uint32, uint32, error) {
+func (c *Camera) SetImageFormat(f v4l2.PixelFormat, width, height uint32) (v4l2.PixelFormat, uint32, uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -350,7 +350,7 @@ func (c *Camera) WaitForFrame(timeout uint32) error {
 			case camTimeout:
 				c.queue = c.queue[1:]
 				c.mu.Unlock()
-				return capture.ErrV4L2Timeout
+				return v4l2.ErrTimeout
 			case camWaitErr:
 				c.queue = c.queue[1:]
 				c.mu.Unlock()
@@ -378,7 +378,7 @@ func (c *Camera) WaitForFrame(timeout uint32) error {
 		case <-ch:
 			c.mu.Lock()
 		case <-timer.C:
-			return capture.ErrV4L2Timeout
+			return v4l2.ErrTimeout
 		}
 	}
 	c.mu.Unlock()

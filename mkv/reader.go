@@ -1,0 +1,48 @@
+package mkv
+
+import "io"
+
+// A Reader reads back a Matroska stream such as the LiveWriter writes (the
+// decrypted concatenation of a recording's segments), or any Matroska file
+// of MJPEG video and 16-bit PCM audio, one packet at a time, without pacing:
+// it holds the headers and one packet in memory, so it streams files of any
+// length.
+type Reader struct {
+	m   *mkvReader
+	err error // sticky end of stream
+}
+
+// NewReader reads the stream's headers up to its first Cluster. The stream
+// must hold a V_MJPEG video track; if withAudio, its first A_PCM/INT/LIT
+// 16-bit audio track, if any, is delivered too. If r is an io.Seeker,
+// elements that are not needed (other tracks' blocks, Cues, attachments) are
+// seeked over. A codec that cannot be passed on is reported as a
+// *demux.UnsupportedError.
+func NewReader(r io.Reader, withAudio bool) (*Reader, error) {
+	m, err := newMatroskaReader(r, withAudio)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{m: m}, nil
+}
+
+// Tracks returns the delivered tracks: the video track first, then the
+// audio track if there is one.
+func (s *Reader) Tracks() []Track { return append([]Track(nil), s.m.tracks()...) }
+
+// Next returns the next packet in stream order, with PTS the block's
+// timestamp (cluster timecode plus relative timecode, in TimecodeScale
+// units). Data is freshly allocated and belongs to the caller. At the end of
+// the stream Next returns io.EOF, also when the stream is cut short mid-element
+// (an interrupted recording): the packets before the cut are all delivered.
+func (s *Reader) Next() (Packet, error) {
+	if s.err != nil {
+		return Packet{}, s.err
+	}
+	p, err := s.m.next()
+	if err != nil {
+		s.err = err // io.EOF, or an error naming the offset of the damage
+		return Packet{}, err
+	}
+	return p, nil
+}
