@@ -46,10 +46,20 @@ $(TOOLBIN)/staticcheck:
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## cross: static builds for the Pi (arm64: Zero 2 W/3/4/5 on 64-bit OS; armv7: 32-bit OS).
+## cross: static builds of attuned for the Pi (arm64: Zero 2 W/3/4/5 on a 64-bit OS;
+## armv7: 32-bit OS) and amd64, and of attune for the practitioner's laptop
+## (Windows, macOS on Apple silicon and Intel, Linux); then vet the laptop side
+## as Windows and macOS see it.
+LAPTOP_PKGS := ./cmd/attune ./laptop ./link ./storage ./custody ./mkv
 cross:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/...
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/ ./cmd/...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/attuned ./cmd/attune
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/ ./cmd/attuned ./cmd/attune
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/ ./cmd/attuned ./cmd/attune
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/ ./cmd/attune
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-arm64/ ./cmd/attune
+	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-amd64/ ./cmd/attune
+	GOOS=windows GOARCH=amd64 $(GO) vet $(LAPTOP_PKGS)
+	GOOS=darwin GOARCH=arm64 $(GO) vet $(LAPTOP_PKGS)
 
 ## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
 DEMO  := $(CURDIR)/demo
