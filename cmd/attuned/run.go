@@ -7,21 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
-	"sync"
 
 	"github.com/jonboulle/clockwork"
 
-	"attune.dev/attune/board"
 	"attune.dev/attune/capture"
-	"attune.dev/attune/device"
 	"attune.dev/attune/storage"
 	"attune.dev/attune/system"
-	"attune.dev/attune/ui"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -209,72 +204,18 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tuneGC()
 	lockMemory(cfg.System.LockMemory, log)
 
-	prof, err := board.LoadProfile(cfg.Board)
+	clock := clockwork.NewRealClock()
+	hw, b, err := system.OpenBoard(cfg, clock, log)
 	if err != nil {
 		return fmt.Errorf("run: %v", err)
 	}
-	var (
-		hw  *board.Board
-		sim *board.Sim
-	)
-	if prof.Simulated() {
-		if sim, err = board.NewSimFromProfile(prof); err != nil {
-			return fmt.Errorf("run: %v", err)
-		}
-		hw = sim.Board()
-	} else if hw, err = board.Open(prof); err != nil {
-		return fmt.Errorf("run: %v", err)
-	}
-	defer hw.Close()
-	clock := clockwork.NewRealClock()
+	defer b.Close()
 	return system.Run(ctx, system.Options{
 		Config:    cfg,
 		Version:   version,
 		Log:       log,
 		Clock:     clock,
-		Hardware:  frontPanel(prof.Name, hw, sim, clock, log),
+		Hardware:  hw,
 		ReadyFile: *readyFile,
 	})
-}
-
-// frontPanel wires the board's lights, display and buttons (and the
-// simulated board's web panel) to the daemon through the ui package.
-func frontPanel(name string, hw *board.Board, sim *board.Sim, clock clockwork.Clock, log *slog.Logger) system.Hardware {
-	panel := ui.NewPanel(clock, hw.LED, hw.Display, log)
-	h := system.Hardware{
-		Name:      name,
-		Simulated: sim != nil,
-		Battery:   hw.Battery,
-		Show: func(ctx context.Context, d *system.Daemon) error {
-			var wg sync.WaitGroup
-			var runErr error
-			wg.Go(func() { runErr = panel.Run(ctx) })
-			err := ui.Follow(ctx, clock, panel, d.Changed(), d.Status)
-			wg.Wait()
-			return errors.Join(err, runErr)
-		},
-		Buttons: func(ctx context.Context, d *system.Daemon) error {
-			return ui.RunButtons(ctx, clock, hw.Buttons, func(a ui.Action) {
-				if ev, ok := events[a]; ok {
-					d.Send(ev)
-				}
-			})
-		},
-	}
-	if sim != nil {
-		h.WebPanel = func(ctx context.Context, ln net.Listener, d *system.Daemon) error {
-			web := &ui.WebPanel{Sim: sim, Panel: panel, Status: d.Status, Clock: clock, Log: log}
-			return web.Serve(ctx, ln)
-		}
-	}
-	return h
-}
-
-// events maps front-panel actions to the state machine's events.
-var events = map[ui.Action]device.Event{
-	ui.ActionRec:   device.EventRec,
-	ui.ActionMark:  device.EventMark,
-	ui.ActionPair:  device.EventPair,
-	ui.ActionReset: device.EventReset,
-	ui.ActionOther: device.EventOther,
 }
