@@ -17,7 +17,7 @@ APT_PACKAGES        := ffmpeg age chromium
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run record play demo-key screenshots test bench build cross lint deps tools fuzz clean
+.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz clean
 
 all: build
 
@@ -50,6 +50,11 @@ build:
 cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/...
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/ ./cmd/...
+
+## deb: Debian packages of attuned for arm64, armhf (Pi) and amd64 (to test with) in bin/
+## (packaging/ holds the unit, conffile, udev rules and maintainer scripts).
+deb:
+	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64,arm64,armhf
 
 ## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
 DEMO  := $(CURDIR)/demo
