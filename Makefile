@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 AGE_VERSION         := v1.3.2
 STATICCHECK_VERSION := v0.7.0
-APT_PACKAGES        := ffmpeg age chromium
+APT_PACKAGES        := ffmpeg age chromium systemd
 
 # Tests find the post-quantum-capable age CLI here; Debian's age (1.1) is
 # the stock tool for X25519.
@@ -21,13 +21,14 @@ export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
 all: build
 
-## deps: Debian packages the tests use (ffmpeg/ffprobe, age) and pinned Go tools.
+## deps: Debian packages the tests use (ffmpeg/ffprobe, age, chromium, systemd-analyze) and pinned Go tools.
 deps: tools
 	@missing=""; \
 	command -v ffmpeg >/dev/null  || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	[ -x /usr/bin/age ]           || missing="$$missing age"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
