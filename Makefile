@@ -57,6 +57,15 @@ cross:
 deb:
 	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64,arm64,armhf
 
+## deb-install-test: the amd64 package installed, upgraded, removed and purged in a fresh
+## Debian 12 chroot (mmdebstrap; as root, ~20 s with the mirror near).
+deb-install-test:
+	@command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }
+	rm -f $(BIN)/attuned_*_amd64.deb
+	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64
+	$(SUDO) sh packaging/install-test.sh $(BIN)/attuned_*_amd64.deb
+
 ## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
 DEMO  := $(CURDIR)/demo
 PANEL ?= 127.0.0.1:8080
