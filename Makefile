@@ -11,7 +11,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 AGE_VERSION         := v1.3.2
 STATICCHECK_VERSION := v0.7.0
-APT_PACKAGES        := ffmpeg age chromium systemd
+APT_PACKAGES        := ffmpeg age chromium systemd lintian
 
 # Tests find the post-quantum-capable age CLI here; Debian's age (1.1) is
 # the stock tool for X25519.
@@ -29,6 +29,7 @@ deps: tools
 	[ -x /usr/bin/age ]           || missing="$$missing age"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v lintian >/dev/null || missing="$$missing lintian"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -10,7 +10,7 @@ import (
 
 // TestDeb builds the amd64 package from this checkout and checks it with
 // dpkg-deb: the files and their modes, the conffile, the maintainer
-// scripts, the version; then lintian, if it is installed, finds no error
+// scripts, the version; then lintian (make test installs it) finds no error
 // and no warning but the ones below.
 func TestDeb(t *testing.T) {
 	if testing.Short() {
@@ -93,8 +93,10 @@ func TestDeb(t *testing.T) {
 
 	lintian, err := exec.LookPath("lintian")
 	if err != nil {
-		t.Log("no lintian: not run")
-		return
+		if testing.Short() {
+			t.Skip("lintian not installed (-short)")
+		}
+		t.Fatal("lintian not installed: run `make test`, which installs it")
 	}
 	out, _ := exec.Command(lintian, "--allow-root", deb).CombinedOutput()
 	// Known and accepted: no man page yet (attuned --help is the reference).
