@@ -40,6 +40,7 @@ if [ ! -f "$kmod/gpio-sim.ko" ] || [ ! -f "$kmod/irq_sim.ko" ]; then
 	sed -f "$here/irq_sim.sed" "$kmod/kernel/irq/irq_sim.c" > "$kmod/irq_sim.c"
 	rm -rf "$kmod/drivers" "$kmod/kernel"
 	echo 'obj-m += gpio-sim.o irq_sim.o' > "$kmod/Kbuild"
-	make -s -C "/lib/modules/$ver/build" M="$(cd "$kmod" && pwd)" modules
+	make -s -C "/lib/modules/$ver/build" M="$(cd "$kmod" && pwd)" modules 2>&1 | grep -v "Skipping BTF" || true
+	[ -f "$kmod/gpio-sim.ko" ] && [ -f "$kmod/irq_sim.ko" ] || { echo "hil setup: module build failed"; exit 1; }
 fi
 echo "hil setup: kernel $ver ready"

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -42,7 +43,10 @@ func record(r *Result, name, source string) error {
 	data := "/data/" + name
 	os.MkdirAll(data, 0o755)
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("/hil/attuned", "record", "--source", source, "--audio", "none",
+	// A hung recording fails this scenario, not the whole VM run.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(recordSeconds+60)*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/hil/attuned", "record", "--source", source, "--audio", "none",
 		"--recipients", "/hil/recipients.txt", "--data", data,
 		"--duration", fmt.Sprintf("%ds", recordSeconds), "--log", "info")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
