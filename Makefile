@@ -17,7 +17,7 @@ APT_PACKAGES        := ffmpeg age chromium systemd lintian
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz clean
+.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil clean
 
 all: build
 
@@ -117,6 +117,7 @@ test: deps
 	CGO_ENABLED=0 $(GO) build ./...
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory hil
 
 ## fuzz: each fuzz target briefly (make fuzz FUZZTIME=5m for longer).
 FUZZTIME ?= 10s
@@ -152,5 +153,13 @@ bench: deps build
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
 
+## hil: attuned on real kernel drivers (gpio-sim, v4l2loopback, vivid, snd-aloop) in a
+## qemu VM with Debian's kernel (docs/HIL.md). The first run installs packages and
+## builds modules into .hil/; later runs take about a minute.
+HIL := $(CURDIR)/.hil
+hil:
+	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
+	$(GO) run ./internal/hil -cache $(HIL)
+
 clean:
-	rm -rf $(BIN) $(DEMO)
+	rm -rf $(BIN) $(DEMO) $(HIL)
