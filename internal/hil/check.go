@@ -95,11 +95,13 @@ func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 
 // minFrames is the frame rate below which a recording fails, per
 // scenario. Under TCG the VM is slow: vivid's 1280x720 YUYV frames are
-// generated in the kernel and each is encoded to JPEG by attuned.
+// generated in the kernel and each is encoded to JPEG by attuned, in
+// software-emulated CPU time (8 frames in 3 s were seen with the host's
+// two cores busy), so the YUYV floor only proves frames keep coming.
 var minFrames = map[string]float64{
 	"panel": 10, // testsrc, paced in real time
 	"mjpeg": 10, // fed at 30 fps; the host may be busy
-	"yuyv":  4,
+	"yuyv":  2,
 }
 
 // checkFed extracts the recorded JPEGs and checks each is byte for byte a
