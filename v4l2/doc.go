@@ -1,7 +1,7 @@
 // Package v4l2 records MJPEG video from a V4L2 camera (a USB webcam on the
 // device): it negotiates a mode, dequeues frames, copies them out of the
-// driver's buffers (repairing MJPEG without Huffman tables, encoding YUYV to
-// JPEG) and delivers them as mkv packets stamped with the recorder's clock.
+// driver's buffers (cutting MJPEG at the EOI that ends the image, repairing
+// MJPEG without Huffman tables, encoding YUYV to JPEG) and delivers them as mkv packets stamped with the recorder's clock.
 // The camera is behind the Device interface; v4l2test has its fake.
 //
 // Only v4l2_linux.go talks to the kernel (through blackjack/webcam); other

@@ -664,25 +664,23 @@ var yuyvLUT = func() (t struct{ y, c [256]uint8 }) {
 // mjpegCopy copies an MJPEG frame out of a driver buffer. It returns nil for
 // a frame that does not start with SOI (FFD8). A frame without Huffman
 // tables (the AVI1 style of many cameras) gets the standard ones (ITU T.81
-// K.3) inserted before its scan, so that every frame is a standalone JPEG;
-// zero padding after EOI is dropped. w and h come from the frame header
-// (sized false if it has none).
+// K.3) inserted before its scan, so that every frame is a standalone JPEG.
+// Bytes after the image's EOI are dropped: some drivers report the whole
+// buffer as used, leaving padding or a stale earlier frame's tail after it.
+// w and h come from the frame header (sized false if it has none).
 func mjpegCopy(buf []byte) (data []byte, repaired bool, w, h int, sized bool) {
 	if len(buf) < 2 || buf[0] != 0xFF || buf[1] != 0xD8 {
 		return nil, false, 0, 0, false
 	}
-	// Some drivers report the whole buffer as used: drop zeros after EOI.
-	if end := len(buf); buf[end-1] == 0 {
-		for end > 2 && buf[end-1] == 0 {
-			end--
-		}
-		if end >= 4 && buf[end-2] == 0xFF && buf[end-1] == 0xD9 {
-			buf = buf[:end]
-		}
-	}
 	sos, hasDHT, w, h, sized, ok := mjpegScanHeader(buf)
-	if !ok || hasDHT {
+	if !ok {
 		// Pass unparseable headers on untouched: decoders may cope.
+		return bytes.Clone(buf), false, w, h, sized
+	}
+	if end := mjpegEnd(buf, sos); end > 0 {
+		buf = buf[:end]
+	}
+	if hasDHT {
 		return bytes.Clone(buf), false, w, h, sized
 	}
 	data = make([]byte, 0, len(buf)+len(mjpegStandardDHT))
@@ -690,6 +688,52 @@ func mjpegCopy(buf []byte) (data []byte, repaired bool, w, h int, sized bool) {
 	data = append(data, mjpegStandardDHT...)
 	data = append(data, buf[sos:]...)
 	return data, true, w, h, sized
+}
+
+// mjpegEnd returns the offset just past the EOI that ends the image whose
+// first SOS marker is at sos, or 0 if the image has no EOI (truncated). It
+// walks the scans: entropy-coded data holds FF only as stuffed FF00, a
+// restart marker or fill, so the first other marker after a scan is either
+// EOI or a segment between scans (progressive JPEG), which is skipped. An
+// FFD9 inside an APP segment (an EXIF thumbnail) comes before the first SOS
+// and is never mistaken for the end.
+func mjpegEnd(b []byte, sos int) int {
+	i := sos
+	for i+1 < len(b) {
+		// b[i:] is a marker with a length: SOS or a segment between scans.
+		if i+4 > len(b) {
+			return 0
+		}
+		n := int(b[i+2])<<8 | int(b[i+3])
+		if n < 2 {
+			return 0
+		}
+		i += 2 + n
+		// Entropy-coded data (or nothing, after a table segment) up to the
+		// next marker.
+		for {
+			j := bytes.IndexByte(b[min(i, len(b)):], 0xFF)
+			if j < 0 {
+				return 0
+			}
+			i += j
+			for i+1 < len(b) && b[i+1] == 0xFF { // fill bytes
+				i++
+			}
+			if i+1 >= len(b) {
+				return 0
+			}
+			switch m := b[i+1]; {
+			case m == 0x00 || (m >= 0xD0 && m <= 0xD7): // stuffing, restart
+				i += 2
+				continue
+			case m == 0xD9:
+				return i + 2
+			}
+			break
+		}
+	}
+	return 0
 }
 
 // mjpegScanHeader walks the marker segments of a JPEG up to its first SOS.

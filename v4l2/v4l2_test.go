@@ -664,3 +664,87 @@ func BenchmarkV4L2YUYV720p(b *testing.B) {
 		}
 	}
 }
+
+// v4l2WithThumbnail inserts an APP1 (EXIF) segment holding a small JPEG
+// right after SOI, as cameras with embedded thumbnails do: an FFD9 that
+// does not end the frame.
+func v4l2WithThumbnail(t testing.TB, b []byte) []byte {
+	t.Helper()
+	thumb := v4l2JPEG(t, 16, 16, 1)
+	payload := append([]byte("Exif\x00\x00"), thumb...)
+	n := len(payload) + 2
+	app1 := append([]byte{0xFF, 0xE1, byte(n >> 8), byte(n)}, payload...)
+	return slices.Concat(b[:2], app1, b[2:])
+}
+
+// v4l2Progressive is a syntactic two-scan JPEG (SOF2, tables between the
+// scans, stuffed FF00 and a restart marker in the entropy data): the end
+// of the image is the EOI after the last scan.
+func v4l2Progressive() []byte {
+	seg := func(m byte, body ...byte) []byte {
+		n := len(body) + 2
+		return append([]byte{0xFF, m, byte(n >> 8), byte(n)}, body...)
+	}
+	return slices.Concat(
+		[]byte{0xFF, 0xD8},
+		seg(0xC2, 8, 0, 16, 0, 16, 1, 1, 0x11, 0),
+		seg(0xC4, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+		seg(0xDA, 1, 1, 0x00, 0, 0, 0),
+		[]byte{0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56},
+		seg(0xC4, 0x10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+		seg(0xDA, 1, 1, 0x00, 1, 63, 0),
+		[]byte{0x78, 0xFF, 0x00, 0x9A},
+		[]byte{0xFF, 0xD9},
+	)
+}
+
+// A driver that reports its whole buffer as used leaves stale bytes after
+// the frame's EOI — padding, or the tail of an earlier frame with its own
+// FFD9. Each frame is cut at the EOI that ends its image (not at an FFD9 in
+// an EXIF thumbnail, not at the last FFD9 in the buffer); clean frames pass
+// byte for byte.
+func TestV4L2CutsTrailingBytesAfterEOI(t *testing.T) {
+	plain := v4l2JPEG(t, 64, 48, 2)
+	thumbed := v4l2WithThumbnail(t, v4l2JPEG(t, 64, 48, 5))
+	if _, err := jpeg.Decode(bytes.NewReader(thumbed)); err != nil {
+		t.Fatalf("test frame with a thumbnail does not decode: %v", err)
+	}
+	noDHT, _ := v4l2StripDHT(t, plain)
+	prog := v4l2Progressive()
+	frames := [][]byte{plain, thumbed, noDHT, prog}
+	stale := v4l2JPEG(t, 64, 48, 7)
+	junk := [][]byte{
+		make([]byte, 700),    // zero padding
+		stale[len(stale)/2:], // an earlier frame's tail, ending in FFD9
+		slices.Concat(stale[100:300], []byte{0xFF, 0xD9, 0, 0, 0xFF, 0xD9}), // FFD9s and junk
+		{0xFF, 0xD9, 0xFF, 0xD8, 0xFF, 0xD9},                                // more markers
+	}
+
+	clean := v4l2test.NewCamera()
+	s := v4l2Open(t, clean, v4l2.Options{})
+	clean.Push(frames...)
+	var want [][]byte
+	for i, f := range frames {
+		p := v4l2Next(t, s)
+		if i != 2 && !bytes.Equal(p.Data, f) {
+			t.Errorf("clean frame %d changed (%d bytes, want %d)", i, len(p.Data), len(f))
+		}
+		want = append(want, p.Data) // frame 2 got its Huffman tables
+	}
+
+	dirty := v4l2test.NewCamera()
+	dirty.Trailer = func(n int) []byte { return junk[n%len(junk)] }
+	s = v4l2Open(t, dirty, v4l2.Options{})
+	for range 2 {
+		dirty.Push(frames...)
+	}
+	for n := range 2 * len(frames) {
+		i := n % len(frames)
+		if p := v4l2Next(t, s); !bytes.Equal(p.Data, want[i]) {
+			t.Errorf("frame %d with %d trailing bytes: got %d bytes, want %d", i, len(junk[n%len(junk)]), len(p.Data), len(want[i]))
+		}
+	}
+	if st := s.Stats(); st.Frames != 8 || st.Corrupt != 0 || st.Repaired != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+}

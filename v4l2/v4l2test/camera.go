@@ -39,6 +39,11 @@ type Camera struct {
 	// Generate, if set, makes frame n (counting from 0) whenever the queue
 	// is empty, so the camera never runs dry.
 	Generate func(n int) []byte
+	// Trailer, if set, returns the bytes a driver leaves after frame n
+	// (counting every frame GetFrame returns, from 0) in the buffer it
+	// reports as used: drivers that report the whole buffer leave padding
+	// or the tail of an earlier, longer frame there.
+	Trailer func(n int) []byte
 	// Second is how long one second of a WaitForFrame timeout lasts when the
 	// queue is empty (default a real second); tests make it short.
 	Second time.Duration
@@ -50,6 +55,7 @@ type Camera struct {
 	changed   chan struct{} // closed and replaced on every change
 	queue     []camEvent
 	generated int
+	served    int // frames GetFrame returned
 	bufCount  uint32
 	buffers   [][]byte
 	held      []bool
@@ -429,6 +435,10 @@ func (c *Camera) GetFrame() ([]byte, uint32, error) {
 		frame = c.Generate(c.generated)
 		c.generated++
 	}
+	if c.Trailer != nil {
+		frame = append(frame[:len(frame):len(frame)], c.Trailer(c.served)...)
+	}
+	c.served++
 	if cap(c.buffers[index]) < len(frame) {
 		c.buffers[index] = make([]byte, len(frame))
 	}
