@@ -8,8 +8,12 @@ type Board struct {
 	Buttons []hw.Button
 	LED     hw.LED
 	Display hw.Display // nil if the board has none
-	Battery hw.Battery // nil if the board has none
-	close   []func() error
+	Battery hw.Battery // nil if the board has none, or its gauge could not be opened
+	// Warnings are what Open could not open but the board works without
+	// (a missing or silent battery gauge), each saying what to check; the
+	// caller logs them.
+	Warnings []error
+	close    []func() error
 }
 
 // Close releases the hardware: lights off, display blank, pins released.

@@ -167,19 +167,20 @@ func assemble(p *Profile, h hardware) (_ *Board, err error) {
 		return nil, fail("display type %q cannot be opened on hardware; use tm1637, max7219, ht16k33 or none", d.Type)
 	}
 
+	// The battery gauge is optional: a board whose gauge is missing or
+	// does not answer works without a battery figure, and says why in
+	// Warnings.
 	if bt := p.Battery; bt != nil {
 		if bt.Type != "ina219" {
 			return nil, fail("battery type %q cannot be opened on hardware; use ina219, or remove [battery]", bt.Type)
 		}
-		bus, err := openI2C(bt.I2C, "battery ina219")
-		if err != nil {
-			return nil, err
+		if bus, err := openI2C(bt.I2C, "battery ina219"); err != nil {
+			b.Warnings = append(b.Warnings, fmt.Errorf("%w; running without a battery figure", err))
+		} else if g, err := NewINA219(bus, *bt); err != nil {
+			b.Warnings = append(b.Warnings, fmt.Errorf("open board %s: battery: %w; check its wiring and address (i2cdetect -y %s), or remove [battery] from the profile if there is no fuel gauge; running without a battery figure", p.Name, err, bt.I2C))
+		} else {
+			b.Battery = g
 		}
-		g, err := NewINA219(bus, *bt)
-		if err != nil {
-			return nil, fail("battery: %w; check its wiring and address (i2cdetect -y %s), or remove [battery] from the profile if there is no fuel gauge", err, bt.I2C)
-		}
-		b.Battery = g
 	}
 	return b, nil
 }

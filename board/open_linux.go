@@ -5,6 +5,8 @@ package board
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -105,7 +107,25 @@ func unwrap(p gpio.PinIO) gpio.PinIO {
 	return p
 }
 
-func (h *periphHW) i2c(bus string) (i2c.BusCloser, error) { return i2creg.Open(bus) }
+// i2c opens bus n as /dev/i2c-n. periph reports a missing device as "no
+// bus found; did you forget to call Init()?", so the device file is looked
+// at first and named in the error.
+func (h *periphHW) i2c(bus string) (i2c.BusCloser, error) {
+	dev := "/dev/i2c-" + bus
+	if _, err := strconv.Atoi(bus); err != nil {
+		dev = bus // a name periph registered, such as "I2C1"
+	} else if _, err := os.Stat(dev); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s does not exist", dev)
+		}
+		return nil, fmt.Errorf("%s: %w", dev, err)
+	}
+	c, err := i2creg.Open(bus)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dev, err)
+	}
+	return c, nil
+}
 
 func (h *periphHW) spi(dev string) (spi.PortCloser, error) { return spireg.Open(dev) }
 

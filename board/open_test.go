@@ -230,19 +230,40 @@ func TestAssemblePinNotFound(t *testing.T) {
 	}
 }
 
+// The battery gauge is optional: a silent gauge or a missing bus leaves the
+// board without a Battery and one warning, never a failed Open.
 func TestAssembleBatteryMissing(t *testing.T) {
 	p, _ := LoadProfile("pi-ref")
-	hw := newFakeHW()
-	hw.buses["1"] = newFakeI2C() // nothing answers at 0x40
-	_, err := assemble(p, hw)
-	if err == nil || !strings.Contains(err.Error(), "open board pi-ref: battery: open ina219 0x40 on fake-i2c") ||
-		!strings.Contains(err.Error(), "remove [battery] from the profile") {
-		t.Errorf("err = %v", err)
-	}
-	hw = newFakeHW()
-	_, err = assemble(p, hw)
-	if err == nil || !strings.Contains(err.Error(), "battery ina219: I2C bus 1") || !strings.Contains(err.Error(), "enable I2C") {
-		t.Errorf("err = %v", err)
+	for _, tc := range []struct {
+		name  string
+		buses map[string]*fakeI2C
+		want  []string
+	}{
+		{"silent gauge", map[string]*fakeI2C{"1": newFakeI2C()}, // nothing answers at 0x40
+			[]string{"open board pi-ref: battery: open ina219 0x40 on fake-i2c", "remove [battery] from the profile", "running without a battery figure"}},
+		{"no bus", map[string]*fakeI2C{},
+			[]string{"open board pi-ref: battery ina219: I2C bus 1: ", "enable I2C", "running without a battery figure"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hw := newFakeHW()
+			hw.buses = tc.buses
+			b, err := assemble(p, hw)
+			if err != nil {
+				t.Fatalf("assemble failed on a missing battery gauge: %v", err)
+			}
+			defer b.Close()
+			if b.Battery != nil || b.LED == nil || b.Display == nil || len(b.Buttons) != 3 {
+				t.Errorf("board = %+v, want buttons, LED and display but no battery", b)
+			}
+			if len(b.Warnings) != 1 {
+				t.Fatalf("warnings = %v, want one", b.Warnings)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(b.Warnings[0].Error(), w) {
+					t.Errorf("warning = %v\nwant it to contain %q", b.Warnings[0], w)
+				}
+			}
+		})
 	}
 }
 

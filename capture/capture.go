@@ -46,8 +46,9 @@ func ParsePace(s string) (Pace, error) {
 var epoch = time.Now()
 
 // Now is the monotonic capture clock: the time since the process started.
-// Live sources stamp packets with Now() at dequeue; the pipeline subtracts the
-// recording's start.
+// Live sources stamp packets on it (the camera with the driver's capture
+// time mapped onto it, the microphone with Now() when read); the pipeline
+// subtracts the recording's start.
 func Now() time.Duration { return time.Since(epoch) }
 
 // sleepUntil waits until the capture clock reads t or ctx is done.

@@ -171,7 +171,9 @@ func (s *micSource) run(r audio.Reader) {
 			continue
 		}
 		pts := at - time.Duration(len(data)/2)*time.Second/micRate
-		pts = max(pts, last) // keep PTS order despite scheduling jitter
+		if pts <= last { // keep PTS strictly increasing despite scheduling jitter
+			pts = last + time.Microsecond
+		}
 		last = pts
 		if !s.send(micResult{p: mkv.Packet{Kind: mkv.Audio, PTS: pts, Data: data, Key: true}}) {
 			return

@@ -17,7 +17,8 @@ import (
 // OpenBoard opens the board profile named by cfg.Board (the simulated one
 // or real pins through periph.io) and wires its lights, display and
 // buttons, and the simulated board's web panel, to the daemon through ui,
-// timed by clock. The caller closes the board after Run returns.
+// timed by clock. What the board works without (a missing battery gauge) is
+// logged as a warning, once. The caller closes the board after Run returns.
 func OpenBoard(cfg Config, clock clockwork.Clock, log *slog.Logger) (Hardware, *board.Board, error) {
 	prof, err := board.LoadProfile(cfg.Board)
 	if err != nil {
@@ -41,6 +42,9 @@ func OpenBoard(cfg Config, clock clockwork.Clock, log *slog.Logger) (Hardware, *
 // frontPanel drives b's LED and display from the daemon's status and turns
 // its button gestures into the daemon's events.
 func frontPanel(name string, b *board.Board, sim *board.Sim, clock clockwork.Clock, log *slog.Logger) Hardware {
+	for _, w := range b.Warnings {
+		log.Warn("board", "err", w)
+	}
 	panel := ui.NewPanel(clock, b.LED, b.Display, log)
 	h := Hardware{
 		Name:      name,

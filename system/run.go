@@ -354,16 +354,26 @@ func serveLink(ctx context.Context, ln net.Listener, b *linkBackend, keyPath str
 
 // watchBattery reads the gauge every interval: it gives the daemon the
 // charge, warns once when it runs low, and seals the recording when it is
-// nearly flat.
+// nearly flat. A gauge that stops answering is warned about once, and the
+// daemon runs without a battery figure until it answers again.
 func watchBattery(ctx context.Context, clock clockwork.Clock, b hw.Battery, every time.Duration, d *Daemon, log *slog.Logger) error {
 	t := clock.NewTicker(every)
 	defer t.Stop()
-	warned := false
+	warned, failing := false, false
 	for {
 		r, err := b.Read()
 		if err != nil {
-			log.Warn("battery gauge", "err", err)
+			// One warning per outage, and no stale figure meanwhile.
+			if !failing {
+				log.Warn("battery gauge: running without a battery figure until it answers again", "err", err)
+				d.SetBattery(-1)
+			}
+			failing = true
 		} else {
+			if failing {
+				log.Info("battery gauge answers again")
+			}
+			failing = false
 			d.SetBattery(r.Percent)
 			switch {
 			case r.Percent <= device.BatteryStop && d.Status().State == device.StateRecording:

@@ -82,10 +82,11 @@ var ErrTimeout = errors.New("v4l2: timed out waiting for a frame")
 // webcam's types replaced by the mirror types above. Timeouts are in seconds,
 // as in webcam.
 //
-// GetFrame dequeues a filled buffer and returns it with its index; the bytes
-// stay valid only until ReleaseFrame(index) hands the buffer back to the
-// driver. GetFrame returns an error whose Timeout() reports true (EAGAIN)
-// when no frame is ready.
+// GetFrame dequeues a filled buffer; its bytes stay valid only until
+// ReleaseFrame(index) hands the buffer back to the driver. GetFrame returns
+// an error whose Timeout() reports true (EAGAIN) when no frame is ready.
+// Unlike webcam's, it also returns when the driver captured the frame, on
+// the clock MonotonicNow reads (CLOCK_MONOTONIC), if the driver says.
 type Device interface {
 	GetSupportedFormats() map[PixelFormat]string
 	GetSupportedFrameSizes(f PixelFormat) []FrameSize
@@ -95,10 +96,23 @@ type Device interface {
 	SetBufferCount(count uint32) error
 	StartStreaming() error
 	WaitForFrame(timeout uint32) error
-	GetFrame() ([]byte, uint32, error)
+	GetFrame() (Frame, error)
+	// MonotonicNow reads the clock of Frame.Captured.
+	MonotonicNow() time.Duration
 	ReleaseFrame(index uint32) error
 	StopStreaming() error
 	Close() error
+}
+
+// Frame is a buffer GetFrame dequeued.
+type Frame struct {
+	Data  []byte // the bytes the driver filled; valid until ReleaseFrame(Index)
+	Index uint32
+	// Captured is when the driver captured the frame (struct
+	// v4l2_buffer.timestamp), on the clock MonotonicNow reads; valid only if
+	// Timed, which drivers without monotonic timestamps leave false.
+	Captured time.Duration
+	Timed    bool
 }
 
 // Mode is a frame size and rate.
@@ -128,8 +142,12 @@ type Options struct {
 	// takes the largest size no bigger than 1280x720 (or, if every size is
 	// bigger, the smallest) at the frame rate closest to 30.
 	Prefer []Mode
-	// Clock stamps each frame when it is dequeued. The recorder sets it to
-	// its capture clock; nil means the time since the process started.
+	// Clock is the recording's clock, which packets are stamped on. A
+	// frame is stamped with the driver's capture time mapped onto it (the
+	// two clocks are read together when streaming starts), or, from a driver
+	// without monotonic timestamps, with Clock when it is dequeued. The
+	// recorder sets it to its capture clock; nil means the time since the
+	// process started (both on CLOCK_MONOTONIC).
 	Clock func() time.Duration
 }
 
@@ -146,6 +164,8 @@ type Stats struct {
 	Repaired int // MJPEG frames without Huffman tables, given the standard ones
 	Mismatch int // delivered MJPEG frames whose size differs from the track's
 	Timeouts int // WaitForFrame timeouts
+	Untimed  int // delivered frames stamped when read: the driver gave no monotonic capture time
+	Nudged   int // delivered frames moved 1 µs after the previous one, whose stamp was not earlier
 }
 
 const (
@@ -166,8 +186,11 @@ type Source struct {
 	yuyv  bool // frames are YUYV and are encoded to JPEG
 
 	clock  func() time.Duration
-	nextMu sync.Mutex   // serialises Next
-	img    *image.YCbCr // YUYV conversion buffer, used under nextMu
+	offset time.Duration // clock minus the device's monotonic clock
+	last   time.Duration // PTS of the last delivered frame
+	sent   bool          // a frame was delivered: last is set
+	nextMu sync.Mutex    // serialises Next
+	img    *image.YCbCr  // YUYV conversion buffer, used under nextMu
 
 	mu     sync.Mutex // guards the device against Close
 	closed bool
@@ -253,6 +276,9 @@ func startV4L2(dev Device, opts Options) (*Source, error) {
 	if s.clock == nil {
 		s.clock = sinceStart
 	}
+	// Read the two clocks together: the driver's capture times map onto
+	// the recording's clock by this offset.
+	s.offset = s.clock() - dev.MonotonicNow()
 	if s.yuyv {
 		s.img = image.NewYCbCr(image.Rect(0, 0, mode.Width, mode.Height), image.YCbCrSubsampleRatio422)
 	}
@@ -436,7 +462,8 @@ func (s *Source) Stats() Stats {
 }
 
 // Next waits for the next frame and returns it as a standalone JPEG,
-// stamped with the clock when it was dequeued. It skips empty and corrupt frames.
+// stamped with when the driver captured it on the recording's clock (see
+// Options.Clock); stamps strictly increase. It skips empty and corrupt frames.
 // A timeout in the driver is retried; five seconds without a frame is an
 // error, as is any other device error (such as ENODEV when the camera is
 // unplugged). Cancelling ctx is noticed within the 2 s wait timeout; Close
@@ -523,8 +550,9 @@ func (s *Source) dequeue() (mkv.Packet, v4l2Got, error) {
 	if s.closed {
 		return mkv.Packet{}, 0, errV4L2Closed
 	}
-	buf, index, err := s.dev.GetFrame()
-	pts := s.clock()
+	frame, err := s.dev.GetFrame()
+	read := s.clock()
+	buf, index := frame.Data, frame.Index
 	if err != nil {
 		if v4l2IsTimeout(err) || v4l2IsTemporary(err) {
 			return mkv.Packet{}, v4l2NotReady, nil
@@ -561,10 +589,31 @@ func (s *Source) dequeue() (mkv.Packet, v4l2Got, error) {
 	if err := s.dev.ReleaseFrame(index); err != nil {
 		return mkv.Packet{}, 0, v4l2DeviceError(fmt.Sprintf("release frame %d", index), err)
 	}
+	var pts time.Duration
 	if got == v4l2Frame {
 		s.stats.Frames++
+		pts = s.stamp(frame, read)
 	}
 	return mkv.Packet{Kind: mkv.Video, PTS: pts, Data: data, Key: true}, got, nil
+}
+
+// stamp returns a delivered frame's PTS: its capture time on the
+// recording's clock (never later than read, when it was dequeued), or read
+// if the driver gave none; 1 µs after the previous frame's if it would not
+// be later. s.mu is held.
+func (s *Source) stamp(f Frame, read time.Duration) time.Duration {
+	pts := read
+	if f.Timed {
+		pts = min(f.Captured+s.offset, read)
+	} else {
+		s.stats.Untimed++
+	}
+	if s.sent && pts <= s.last {
+		pts = s.last + time.Microsecond
+		s.stats.Nudged++
+	}
+	s.last, s.sent = pts, true
+	return pts
 }
 
 func (s *Source) isClosed() bool {
@@ -664,25 +713,23 @@ var yuyvLUT = func() (t struct{ y, c [256]uint8 }) {
 // mjpegCopy copies an MJPEG frame out of a driver buffer. It returns nil for
 // a frame that does not start with SOI (FFD8). A frame without Huffman
 // tables (the AVI1 style of many cameras) gets the standard ones (ITU T.81
-// K.3) inserted before its scan, so that every frame is a standalone JPEG;
-// zero padding after EOI is dropped. w and h come from the frame header
-// (sized false if it has none).
+// K.3) inserted before its scan, so that every frame is a standalone JPEG.
+// Bytes after the image's EOI are dropped: some drivers report the whole
+// buffer as used, leaving padding or a stale earlier frame's tail after it.
+// w and h come from the frame header (sized false if it has none).
 func mjpegCopy(buf []byte) (data []byte, repaired bool, w, h int, sized bool) {
 	if len(buf) < 2 || buf[0] != 0xFF || buf[1] != 0xD8 {
 		return nil, false, 0, 0, false
 	}
-	// Some drivers report the whole buffer as used: drop zeros after EOI.
-	if end := len(buf); buf[end-1] == 0 {
-		for end > 2 && buf[end-1] == 0 {
-			end--
-		}
-		if end >= 4 && buf[end-2] == 0xFF && buf[end-1] == 0xD9 {
-			buf = buf[:end]
-		}
-	}
 	sos, hasDHT, w, h, sized, ok := mjpegScanHeader(buf)
-	if !ok || hasDHT {
+	if !ok {
 		// Pass unparseable headers on untouched: decoders may cope.
+		return bytes.Clone(buf), false, w, h, sized
+	}
+	if end := mjpegEnd(buf, sos); end > 0 {
+		buf = buf[:end]
+	}
+	if hasDHT {
 		return bytes.Clone(buf), false, w, h, sized
 	}
 	data = make([]byte, 0, len(buf)+len(mjpegStandardDHT))
@@ -690,6 +737,52 @@ func mjpegCopy(buf []byte) (data []byte, repaired bool, w, h int, sized bool) {
 	data = append(data, mjpegStandardDHT...)
 	data = append(data, buf[sos:]...)
 	return data, true, w, h, sized
+}
+
+// mjpegEnd returns the offset just past the EOI that ends the image whose
+// first SOS marker is at sos, or 0 if the image has no EOI (truncated). It
+// walks the scans: entropy-coded data holds FF only as stuffed FF00, a
+// restart marker or fill, so the first other marker after a scan is either
+// EOI or a segment between scans (progressive JPEG), which is skipped. An
+// FFD9 inside an APP segment (an EXIF thumbnail) comes before the first SOS
+// and is never mistaken for the end.
+func mjpegEnd(b []byte, sos int) int {
+	i := sos
+	for i+1 < len(b) {
+		// b[i:] is a marker with a length: SOS or a segment between scans.
+		if i+4 > len(b) {
+			return 0
+		}
+		n := int(b[i+2])<<8 | int(b[i+3])
+		if n < 2 {
+			return 0
+		}
+		i += 2 + n
+		// Entropy-coded data (or nothing, after a table segment) up to the
+		// next marker.
+		for {
+			j := bytes.IndexByte(b[min(i, len(b)):], 0xFF)
+			if j < 0 {
+				return 0
+			}
+			i += j
+			for i+1 < len(b) && b[i+1] == 0xFF { // fill bytes
+				i++
+			}
+			if i+1 >= len(b) {
+				return 0
+			}
+			switch m := b[i+1]; {
+			case m == 0x00 || (m >= 0xD0 && m <= 0xD7): // stuffing, restart
+				i += 2
+				continue
+			case m == 0xD9:
+				return i + 2
+			}
+			break
+		}
+	}
+	return 0
 }
 
 // mjpegScanHeader walks the marker segments of a JPEG up to its first SOS.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -304,7 +305,8 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 		t.Errorf("gets %d, releases %d (%v), held %d; want 14 each and none held", c.Gets, released, c.Releases, c.Held)
 	}
 	// The test frames are smaller than the track says: counted, not dropped.
-	if st := s.Stats(); st != (v4l2.Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10}) {
+	// The fake camera gives no capture times by default: stamped when read.
+	if st := s.Stats(); st != (v4l2.Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10, Untimed: 10}) {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -663,4 +665,169 @@ func BenchmarkV4L2YUYV720p(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// v4l2WithThumbnail inserts an APP1 (EXIF) segment holding a small JPEG
+// right after SOI, as cameras with embedded thumbnails do: an FFD9 that
+// does not end the frame.
+func v4l2WithThumbnail(t testing.TB, b []byte) []byte {
+	t.Helper()
+	thumb := v4l2JPEG(t, 16, 16, 1)
+	payload := append([]byte("Exif\x00\x00"), thumb...)
+	n := len(payload) + 2
+	app1 := append([]byte{0xFF, 0xE1, byte(n >> 8), byte(n)}, payload...)
+	return slices.Concat(b[:2], app1, b[2:])
+}
+
+// v4l2Progressive is a syntactic two-scan JPEG (SOF2, tables between the
+// scans, stuffed FF00 and a restart marker in the entropy data): the end
+// of the image is the EOI after the last scan.
+func v4l2Progressive() []byte {
+	seg := func(m byte, body ...byte) []byte {
+		n := len(body) + 2
+		return append([]byte{0xFF, m, byte(n >> 8), byte(n)}, body...)
+	}
+	return slices.Concat(
+		[]byte{0xFF, 0xD8},
+		seg(0xC2, 8, 0, 16, 0, 16, 1, 1, 0x11, 0),
+		seg(0xC4, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+		seg(0xDA, 1, 1, 0x00, 0, 0, 0),
+		[]byte{0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56},
+		seg(0xC4, 0x10, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+		seg(0xDA, 1, 1, 0x00, 1, 63, 0),
+		[]byte{0x78, 0xFF, 0x00, 0x9A},
+		[]byte{0xFF, 0xD9},
+	)
+}
+
+// A driver that reports its whole buffer as used leaves stale bytes after
+// the frame's EOI — padding, or the tail of an earlier frame with its own
+// FFD9. Each frame is cut at the EOI that ends its image (not at an FFD9 in
+// an EXIF thumbnail, not at the last FFD9 in the buffer); clean frames pass
+// byte for byte.
+func TestV4L2CutsTrailingBytesAfterEOI(t *testing.T) {
+	plain := v4l2JPEG(t, 64, 48, 2)
+	thumbed := v4l2WithThumbnail(t, v4l2JPEG(t, 64, 48, 5))
+	if _, err := jpeg.Decode(bytes.NewReader(thumbed)); err != nil {
+		t.Fatalf("test frame with a thumbnail does not decode: %v", err)
+	}
+	noDHT, _ := v4l2StripDHT(t, plain)
+	prog := v4l2Progressive()
+	frames := [][]byte{plain, thumbed, noDHT, prog}
+	stale := v4l2JPEG(t, 64, 48, 7)
+	junk := [][]byte{
+		make([]byte, 700),    // zero padding
+		stale[len(stale)/2:], // an earlier frame's tail, ending in FFD9
+		slices.Concat(stale[100:300], []byte{0xFF, 0xD9, 0, 0, 0xFF, 0xD9}), // FFD9s and junk
+		{0xFF, 0xD9, 0xFF, 0xD8, 0xFF, 0xD9},                                // more markers
+	}
+
+	clean := v4l2test.NewCamera()
+	s := v4l2Open(t, clean, v4l2.Options{})
+	clean.Push(frames...)
+	var want [][]byte
+	for i, f := range frames {
+		p := v4l2Next(t, s)
+		if i != 2 && !bytes.Equal(p.Data, f) {
+			t.Errorf("clean frame %d changed (%d bytes, want %d)", i, len(p.Data), len(f))
+		}
+		want = append(want, p.Data) // frame 2 got its Huffman tables
+	}
+
+	dirty := v4l2test.NewCamera()
+	dirty.Trailer = func(n int) []byte { return junk[n%len(junk)] }
+	s = v4l2Open(t, dirty, v4l2.Options{})
+	for range 2 {
+		dirty.Push(frames...)
+	}
+	for n := range 2 * len(frames) {
+		i := n % len(frames)
+		if p := v4l2Next(t, s); !bytes.Equal(p.Data, want[i]) {
+			t.Errorf("frame %d with %d trailing bytes: got %d bytes, want %d", i, len(junk[n%len(junk)]), len(p.Data), len(want[i]))
+		}
+	}
+	if st := s.Stats(); st.Frames != 8 || st.Corrupt != 0 || st.Repaired != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// Frames are stamped with when the driver captured them, mapped onto the
+// recording's clock, not with when they were read: here every frame is read
+// at the same late moment, after a 0.7 s stall in the camera, and the
+// stamps still follow the capture times to the microsecond.
+func TestV4L2StampsCaptureTime(t *testing.T) {
+	const interval = 33333 * time.Microsecond
+	var read atomic.Int64 // the recording's clock, as the test sets it
+	read.Store(int64(2 * time.Second))
+	cam := v4l2test.NewCamera()
+	cam.FrameInterval = interval
+	cam.Monotonic = func() time.Duration { return 5000 * time.Second } // kernel uptime
+	s := v4l2Open(t, cam, v4l2.Options{Clock: func() time.Duration { return time.Duration(read.Load()) }})
+
+	frame := v4l2JPEG(t, 64, 48, 0)
+	cam.Push(frame, frame, frame)
+	cam.PushGap(700 * time.Millisecond) // the camera stalls
+	cam.Push(frame, frame)
+	read.Store(int64(10 * time.Second)) // and everything is read late, in a burst
+
+	// Streaming started at 2 s on the recording's clock, 5000 s on the
+	// camera's: frame n was captured (n+1) intervals later, plus the stall.
+	want := []time.Duration{1, 2, 3, 4, 5}
+	for i := range want {
+		want[i] = 2*time.Second + want[i]*interval
+		if i >= 3 {
+			want[i] += 700 * time.Millisecond
+		}
+	}
+	for i, w := range want {
+		if p := v4l2Next(t, s); p.PTS != w {
+			t.Errorf("frame %d: PTS %v, want its capture time %v (read at %v)", i, p.PTS, w, time.Duration(read.Load()))
+		}
+	}
+	if st := s.Stats(); st.Untimed != 0 || st.Nudged != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// Stamps strictly increase: a capture time equal to or before the previous
+// frame's, or a read time equal to it, moves 1 µs after it, counted.
+func TestV4L2StampsStrictlyIncrease(t *testing.T) {
+	frame := v4l2JPEG(t, 64, 48, 0)
+	const ms = time.Millisecond
+	t.Run("kernel stamps going back", func(t *testing.T) {
+		var read atomic.Int64
+		read.Store(int64(time.Minute))
+		cam := v4l2test.NewCamera()
+		cam.FrameInterval = 10 * ms
+		cam.Monotonic = func() time.Duration { return time.Hour }
+		s := v4l2Open(t, cam, v4l2.Options{Clock: func() time.Duration { return time.Duration(read.Load()) }})
+		cam.Push(frame, frame)
+		cam.PushGap(-20 * ms) // the third frame stamped before the second
+		cam.Push(frame)
+		cam.PushGap(-10 * ms) // the fourth stamped like the third
+		cam.Push(frame)
+		read.Store(int64(2 * time.Minute))
+		want := []time.Duration{time.Minute + 10*ms, time.Minute + 20*ms, time.Minute + 20*ms + time.Microsecond, time.Minute + 20*ms + 2*time.Microsecond}
+		for i, w := range want {
+			if p := v4l2Next(t, s); p.PTS != w {
+				t.Errorf("frame %d: PTS %v, want %v", i, p.PTS, w)
+			}
+		}
+		if st := s.Stats(); st.Nudged != 2 || st.Untimed != 0 {
+			t.Errorf("stats = %+v, want 2 nudged", st)
+		}
+	})
+	t.Run("untimed frames read at once", func(t *testing.T) {
+		cam := v4l2test.NewCamera() // no FrameInterval: no capture times
+		s := v4l2Open(t, cam, v4l2.Options{Clock: func() time.Duration { return 3 * time.Second }})
+		cam.Push(frame, frame, frame)
+		for i := range 3 {
+			if p, w := v4l2Next(t, s), 3*time.Second+time.Duration(i)*time.Microsecond; p.PTS != w {
+				t.Errorf("frame %d: PTS %v, want %v", i, p.PTS, w)
+			}
+		}
+		if st := s.Stats(); st.Nudged != 2 || st.Untimed != 3 {
+			t.Errorf("stats = %+v, want 2 nudged, 3 untimed", st)
+		}
+	})
 }

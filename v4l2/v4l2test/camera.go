@@ -39,6 +39,21 @@ type Camera struct {
 	// Generate, if set, makes frame n (counting from 0) whenever the queue
 	// is empty, so the camera never runs dry.
 	Generate func(n int) []byte
+	// Trailer, if set, returns the bytes a driver leaves after frame n
+	// (counting every frame GetFrame returns, from 0) in the buffer it
+	// reports as used: drivers that report the whole buffer leave padding
+	// or the tail of an earlier, longer frame there.
+	Trailer func(n int) []byte
+	// FrameInterval, if set, gives frames kernel-like capture times: the
+	// first frame is captured one interval after StartStreaming, each next
+	// one an interval later (PushGap shifts them), on Monotonic's clock.
+	// Zero leaves frames untimed, like a driver without monotonic
+	// timestamps.
+	FrameInterval time.Duration
+	// Monotonic is the camera's CLOCK_MONOTONIC, which MonotonicNow reads;
+	// nil means the real time since the camera was made, plus an hour of
+	// uptime.
+	Monotonic func() time.Duration
 	// Second is how long one second of a WaitForFrame timeout lasts when the
 	// queue is empty (default a real second); tests make it short.
 	Second time.Duration
@@ -50,6 +65,9 @@ type Camera struct {
 	changed   chan struct{} // closed and replaced on every change
 	queue     []camEvent
 	generated int
+	served    int // frames GetFrame returned
+	made      time.Time
+	captured  time.Duration // capture time of the last frame (FrameInterval)
 	bufCount  uint32
 	buffers   [][]byte
 	held      []bool
@@ -82,18 +100,21 @@ const (
 	camTimeout
 	camWaitErr
 	camGetErr
+	camGap
 )
 
 type camEvent struct {
 	kind  camEventKind
 	frame []byte
 	err   error
+	gap   time.Duration
 }
 
 // NewCamera returns a camera offering MJPEG at 640x480 and 1280x720, each at
 // 30 and 15 frames per second.
 func NewCamera() *Camera {
 	return &Camera{
+		made:    time.Now(),
 		Formats: map[v4l2.PixelFormat]string{v4l2.PixFmtMJPEG: "Motion-JPEG"},
 		Sizes: map[v4l2.PixelFormat][]v4l2.FrameSize{
 			v4l2.PixFmtMJPEG: {Discrete(640, 480), Discrete(1280, 720)},
@@ -143,6 +164,16 @@ func (c *Camera) Push(frames ...[]byte) {
 	for _, f := range frames {
 		c.queue = append(c.queue, camEvent{kind: camFrame, frame: append([]byte{}, f...)})
 	}
+	c.notify()
+}
+
+// PushGap shifts the capture times of the frames pushed after it by d: a
+// stall when d is positive (the driver captured nothing for d), a clock
+// going back when it is negative. It needs FrameInterval.
+func (c *Camera) PushGap(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queue = append(c.queue, camEvent{kind: camGap, gap: d})
 	c.notify()
 }
 
@@ -327,6 +358,7 @@ func (c *Camera) StartStreaming() error {
 	c.buffers = make([][]byte, n)
 	c.held = make([]bool, n)
 	c.streaming = true
+	c.captured = c.monotonicLocked()
 	c.calls.Starts++
 	c.log("StartStreaming")
 	c.notify()
@@ -344,6 +376,7 @@ func (c *Camera) WaitForFrame(timeout uint32) error {
 		if c.closed || !c.streaming || c.unplugged {
 			break
 		}
+		c.takeGapsLocked()
 		if len(c.queue) > 0 {
 			ev := c.queue[0]
 			switch ev.kind {
@@ -385,32 +418,58 @@ func (c *Camera) WaitForFrame(timeout uint32) error {
 	return nil
 }
 
-func (c *Camera) GetFrame() ([]byte, uint32, error) {
+// takeGapsLocked applies the gaps at the head of the queue; c.mu is held.
+func (c *Camera) takeGapsLocked() {
+	for len(c.queue) > 0 && c.queue[0].kind == camGap {
+		c.captured += c.queue[0].gap
+		c.queue = c.queue[1:]
+	}
+}
+
+// MonotonicNow reads the camera's CLOCK_MONOTONIC (see Monotonic).
+func (c *Camera) MonotonicNow() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.monotonicLocked()
+}
+
+func (c *Camera) monotonicLocked() time.Duration {
+	if c.Monotonic != nil {
+		return c.Monotonic()
+	}
+	if c.made.IsZero() { // a Camera not made by NewCamera
+		c.made = time.Now()
+	}
+	return time.Hour + time.Since(c.made)
+}
+
+func (c *Camera) GetFrame() (v4l2.Frame, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		c.problem("GetFrame after Close")
-		return nil, 0, syscall.EBADF
+		return v4l2.Frame{}, syscall.EBADF
 	}
 	if c.unplugged {
-		return nil, 0, syscall.ENODEV
+		return v4l2.Frame{}, syscall.ENODEV
 	}
 	if !c.streaming {
 		c.problem("GetFrame while not streaming")
-		return nil, 0, syscall.EINVAL
+		return v4l2.Frame{}, syscall.EINVAL
 	}
+	c.takeGapsLocked()
 	var frame []byte
 	switch {
 	case len(c.queue) > 0 && c.queue[0].kind == camGetErr:
 		err := c.queue[0].err
 		c.queue = c.queue[1:]
-		return nil, 0, err
+		return v4l2.Frame{}, err
 	case len(c.queue) > 0 && c.queue[0].kind == camFrame:
 		frame = c.queue[0].frame
 	case len(c.queue) == 0 && c.Generate != nil:
 		frame = nil // made below, once a buffer is free
 	default:
-		return nil, 0, syscall.EAGAIN
+		return v4l2.Frame{}, syscall.EAGAIN
 	}
 	index := -1
 	for i, h := range c.held {
@@ -421,7 +480,7 @@ func (c *Camera) GetFrame() ([]byte, uint32, error) {
 	}
 	if index < 0 {
 		c.problem("GetFrame with all %d buffers held: frames are not being released", len(c.held))
-		return nil, 0, syscall.EAGAIN
+		return v4l2.Frame{}, syscall.EAGAIN
 	}
 	if len(c.queue) > 0 {
 		c.queue = c.queue[1:]
@@ -429,6 +488,10 @@ func (c *Camera) GetFrame() ([]byte, uint32, error) {
 		frame = c.Generate(c.generated)
 		c.generated++
 	}
+	if c.Trailer != nil {
+		frame = append(frame[:len(frame):len(frame)], c.Trailer(c.served)...)
+	}
+	c.served++
 	if cap(c.buffers[index]) < len(frame) {
 		c.buffers[index] = make([]byte, len(frame))
 	}
@@ -436,7 +499,12 @@ func (c *Camera) GetFrame() ([]byte, uint32, error) {
 	copy(buf, frame)
 	c.held[index] = true
 	c.calls.Gets++
-	return buf[:len(buf):len(buf)], uint32(index), nil
+	f := v4l2.Frame{Data: buf[:len(buf):len(buf)], Index: uint32(index)}
+	if c.FrameInterval > 0 {
+		c.captured += c.FrameInterval
+		f.Captured, f.Timed = c.captured, true
+	}
+	return f, nil
 }
 
 // ReleaseFrame hands a buffer back and scribbles over it, as the driver
