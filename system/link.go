@@ -48,10 +48,10 @@ func (st pairingState) owns(ref string) bool {
 
 // withCase is st with ref as the current case, remembered among its cases.
 func (st pairingState) withCase(recipients []string, ref string) pairingState {
-	st.Recipients, st.CaseRef = recipients, ref
 	if len(st.Cases) == 0 && st.LaptopPin != "" {
 		st.Cases = []string{st.CaseRef}
 	}
+	st.Recipients, st.CaseRef = recipients, ref
 	if !st.owns(ref) {
 		st.Cases = append(append([]string(nil), st.Cases...), ref)
 	}
