@@ -178,9 +178,11 @@ func (c *Case) EraseDue() (time.Time, bool) {
 	return c.Closed.AddDate(0, 0, days), true
 }
 
-// Erase crypto-erases a case: it destroys the case identity, which makes
-// every copy of its footage — on the device, in the vault, in any backup —
-// undecryptable, then deletes the vault's ciphertext too. It returns how
+// Erase crypto-erases a case: it destroys the case identity here (and in
+// this process's memory), which makes every copy of its footage sealed to
+// it undecryptable unless a copy of the identity survives elsewhere (a
+// backup of the home: passphrase-protected unless the case was made
+// without), then deletes the vault's ciphertext too. It returns how
 // many vault files it removed.
 func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 	if c.Erased != nil {

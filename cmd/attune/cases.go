@@ -186,7 +186,7 @@ func (c *cli) caseErase(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "case %s erased: its key is destroyed, so every copy of its footage — on the device, in this vault, in any backup — can no longer be decrypted; %d vault files removed\n", cs.ID, n)
+	fmt.Fprintf(c.stdout, "case %s erased: its key is destroyed on this laptop, so its footage — on the device, in this vault, in backups of the vault — can no longer be decrypted, unless a backup of the home directory still holds the key (protected by its passphrase unless made with --no-passphrase); exports are not erased; %d vault files removed\n", cs.ID, n)
 	return nil
 }
 
