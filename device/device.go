@@ -15,7 +15,13 @@ const (
 	StateFull         State = "storage_full"
 	StateFault        State = "fault"
 	StateConfirmReset State = "confirm_reset"
-	StateResetting    State = "resetting"
+	// StateConfirmLoss: a confirmed reset would erase unsynced footage;
+	// REC once more confirms that loss.
+	StateConfirmLoss State = "confirm_loss"
+	StateResetting   State = "resetting"
+	// StatePairRefused: PAIR was held while unsynced footage is on the
+	// device; no window opened. Shown for a moment.
+	StatePairRefused State = "pair_refused"
 )
 
 // Event is something the practitioner (or the system) asks for.
@@ -26,10 +32,12 @@ const (
 	EventRec Event = iota + 1
 	// EventMark marks the current moment of a recording.
 	EventMark
-	// EventPair opens a pairing window (PAIR held 3 s).
+	// EventPair opens a pairing window (PAIR held 3 s), unless unsynced
+	// footage is on the device.
 	EventPair
 	// EventReset asks for a factory reset (REC+PAIR held 10 s); REC within
-	// the confirmation window confirms it.
+	// the confirmation window confirms it, and with unsynced footage on the
+	// device a second REC within the next window confirms losing it.
 	EventReset
 	// EventOther is any other press: it cancels a pending confirmation or
 	// an open pairing window.

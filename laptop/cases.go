@@ -22,9 +22,28 @@ const MaxRetentionDays = 3650
 
 // CaseOptions describe a new case.
 type CaseOptions struct {
-	Label      string // the practitioner's name for it; stays on the laptop
-	X25519     bool   // classic X25519 key instead of post-quantum hybrid
-	Passphrase string // if set, the case key is protected with it
+	Label  string // the practitioner's name for it; stays on the laptop
+	X25519 bool   // classic X25519 key instead of post-quantum hybrid
+	// Passphrase protects the case key (age scrypt). It is required unless
+	// NoPassphrase says the key is to be kept unprotected, in plain text
+	// next to the vault (scripts, tests).
+	Passphrase   string
+	NoPassphrase bool
+}
+
+// ErrNoPassphrase refuses a new case with neither a passphrase nor the
+// explicit choice of an unprotected key.
+var ErrNoPassphrase = errors.New("new case: a passphrase is needed to protect the case key; give one, or choose an unprotected key explicitly")
+
+// newCase makes the case opts describe, protected unless opts say not.
+func (h *Home) newCase(opts CaseOptions) (*Case, error) {
+	if opts.Passphrase == "" && !opts.NoPassphrase {
+		return nil, ErrNoPassphrase
+	}
+	if opts.Passphrase != "" && opts.NoPassphrase {
+		return nil, errors.New("new case: a passphrase and no passphrase at once; choose one")
+	}
+	return h.NewCase(opts.Label, opts.X25519, opts.Passphrase)
 }
 
 // Pair pairs with the device at addr by the code it displays and opens a
@@ -35,7 +54,7 @@ func (h *Home) Pair(ctx context.Context, dial link.Dialer, addr, code string, op
 	if err != nil {
 		return nil, nil, err
 	}
-	cs, err := h.NewCase(opts.Label, opts.X25519, opts.Passphrase)
+	cs, err := h.newCase(opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +87,7 @@ var _ RecipientsAPI = (*link.Client)(nil)
 // from now on. If the device does not take it, the case exists on this
 // laptop only and the error says so.
 func (h *Home) StartCase(ctx context.Context, api RecipientsAPI, dev *Device, opts CaseOptions) (*Case, error) {
-	cs, err := h.NewCase(opts.Label, opts.X25519, opts.Passphrase)
+	cs, err := h.newCase(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -318,7 +318,7 @@ func TestPairFailureRemovesCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = h.Pair(t.Context(), failDialer{}, "192.0.2.1:8443", "123456", CaseOptions{Label: "Family A", X25519: true})
+	_, _, err = h.Pair(t.Context(), failDialer{}, "192.0.2.1:8443", "123456", CaseOptions{Label: "Family A", X25519: true, NoPassphrase: true})
 	if err == nil {
 		t.Fatal("pairing through a dialer that fails succeeded")
 	}

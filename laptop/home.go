@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -30,10 +31,13 @@ import (
 //	HOME/laptop.key                  the laptop's TLS key (0600)
 //	HOME/devices/<device-id>.json    a paired device: its pin, address, current case
 //	HOME/cases/<case-id>/case.json   a case: label, dates, recipients
-//	HOME/cases/<case-id>/identity    the case's age identity (0600; optionally passphrase-protected)
+//	HOME/cases/<case-id>/identity    the case's age identity (0600; passphrase-protected unless made without)
 //	HOME/vault/<case-id>/<rec-id>/   synced recordings, still encrypted: the evidential master
 type Home struct {
 	Dir string
+
+	mu  sync.Mutex
+	ids map[string]age.Identity // case identities unlocked in this process
 }
 
 // The names of the home directory's layout (see Home).
@@ -174,14 +178,19 @@ func (c *Case) EraseDue() (time.Time, bool) {
 	return c.Closed.AddDate(0, 0, days), true
 }
 
-// Erase crypto-erases a case: it destroys the case identity, which makes
-// every copy of its footage — on the device, in the vault, in any backup —
-// undecryptable, then deletes the vault's ciphertext too. It returns how
+// Erase crypto-erases a case: it destroys the case identity here (and in
+// this process's memory), which makes every copy of its footage sealed to
+// it undecryptable unless a copy of the identity survives elsewhere (a
+// backup of the home: passphrase-protected unless the case was made
+// without), then deletes the vault's ciphertext too. It returns how
 // many vault files it removed.
 func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 	if c.Erased != nil {
 		return 0, nil
 	}
+	h.mu.Lock()
+	delete(h.ids, c.ID) // not even this process can decrypt from now on
+	h.mu.Unlock()
 	idPath := filepath.Join(h.caseDir(c.ID), identityName)
 	if err := os.Remove(idPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("erase case %s: %v", c.ID, err)
@@ -233,7 +242,8 @@ func (h *Home) caseDir(id string) string { return filepath.Join(h.Dir, casesDir,
 
 // NewCase makes a case with a fresh identity: post-quantum hybrid unless
 // x25519. With a passphrase the identity file is encrypted with age's
-// scrypt recipient.
+// scrypt recipient; without one it is written in plain text (Pair and
+// StartCase refuse that unless asked for explicitly).
 func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, error) {
 	label = strings.TrimSpace(label)
 	if label == "" {
@@ -334,8 +344,29 @@ func (h *Home) Case(id string) (*Case, error) {
 }
 
 // Identity loads a case's age identity; passphrase is asked for only if
-// the identity is protected.
+// the identity is protected, and only the first time in this process: an
+// unlocked identity stays in memory (until Erase).
 func (h *Home) Identity(c *Case, passphrase func() (string, error)) (age.Identity, error) {
+	h.mu.Lock()
+	id, ok := h.ids[c.ID]
+	h.mu.Unlock()
+	if ok && c.Erased == nil {
+		return id, nil
+	}
+	id, err := h.loadIdentity(c, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if h.ids == nil {
+		h.ids = map[string]age.Identity{}
+	}
+	h.ids[c.ID] = id
+	h.mu.Unlock()
+	return id, nil
+}
+
+func (h *Home) loadIdentity(c *Case, passphrase func() (string, error)) (age.Identity, error) {
 	f, err := os.Open(filepath.Join(h.caseDir(c.ID), identityName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("case %s: its key has been erased; its footage can no longer be decrypted", c.ID)
@@ -347,7 +378,7 @@ func (h *Home) Identity(c *Case, passphrase func() (string, error)) (age.Identit
 	var r io.Reader = f
 	if c.Protected {
 		if passphrase == nil {
-			return nil, fmt.Errorf("case %s: its key is passphrase-protected; set ATTUNE_PASSPHRASE or run on a terminal", c.ID)
+			return nil, fmt.Errorf("case %s: its key is passphrase-protected; set ATTUNE_PASSPHRASE or ATTUNE_PASSPHRASE_FILE, or run on a terminal", c.ID)
 		}
 		pw, err := passphrase()
 		if err != nil {

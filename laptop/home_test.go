@@ -1,6 +1,8 @@
 package laptop
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,5 +65,56 @@ func TestCasesRetention(t *testing.T) {
 	}
 	if _, err := h.Identity(p, func() (string, error) { return "correct horse", nil }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCaseKeyProtectedByDefault: a case is made only with a passphrase or
+// the explicit choice of an unprotected key; a protected key is unlocked
+// once per process and is not in plain text on disk; erasing forgets the
+// unlocked key too.
+func TestCaseKeyProtectedByDefault(t *testing.T) {
+	h, err := OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = h.Pair(t.Context(), failDialer{}, "192.0.2.1:8443", "123456", CaseOptions{Label: "Family A", X25519: true})
+	if !errors.Is(err, ErrNoPassphrase) {
+		t.Fatalf("pairing without a passphrase or the opt-out: %v", err)
+	}
+	if _, err := h.StartCase(t.Context(), nil, &Device{}, CaseOptions{Label: "Family A"}); !errors.Is(err, ErrNoPassphrase) {
+		t.Fatalf("a new case without a passphrase or the opt-out: %v", err)
+	}
+	if cases, _ := h.Cases(); len(cases) != 0 {
+		t.Fatalf("a refused case was made: %+v", cases)
+	}
+
+	c, err := h.newCase(CaseOptions{Label: "Family A", X25519: true, Passphrase: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(h.Dir, "cases", c.ID, "identity"))
+	if !c.Protected || bytes.Contains(raw, []byte("AGE-SECRET-KEY")) || !bytes.Contains(raw, []byte("BEGIN AGE ENCRYPTED FILE")) {
+		t.Fatalf("case key on disk is not passphrase-protected:\n%s", raw)
+	}
+	asked := 0
+	pass := func() (string, error) { asked++; return "correct horse", nil }
+	for range 3 {
+		if _, err := h.Identity(c, pass); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked != 1 {
+		t.Fatalf("passphrase asked %d times in one process, want once", asked)
+	}
+	if _, err := h.Erase(c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Identity(c, pass); err == nil {
+		t.Fatal("an erased case key still unlocks from memory")
+	}
+
+	u, err := h.newCase(CaseOptions{Label: "Family B", X25519: true, NoPassphrase: true})
+	if err != nil || u.Protected {
+		t.Fatalf("unprotected case by choice: %+v %v", u, err)
 	}
 }

@@ -168,7 +168,8 @@ func (c *Client) Manifest(ctx context.Context, id string, w io.Writer) (int64, e
 
 // Ack acknowledges segments (and the manifest) of recording id as verified
 // and stored on the laptop; the device deletes them. It returns the new
-// index. An unknown recording or segment is ErrNotFound and changes nothing.
+// index. An unknown recording or segment is ErrNotFound, a recording of
+// another laptop's case ErrOtherCase; either changes nothing.
 func (c *Client) Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error) {
 	if !custody.ValidID(id) {
 		return nil, fmt.Errorf("ack: bad recording id %q", id)
@@ -411,6 +412,8 @@ func statusErr(op string, resp *http.Response) error {
 		return fmt.Errorf("%s: %w (%s)", op, ErrNotFound, orDefault(msg, "not found"))
 	case resp.StatusCode == http.StatusConflict && op == "reset":
 		return fmt.Errorf("%s: %w", op, ErrUnsynced)
+	case resp.StatusCode == http.StatusConflict && strings.HasPrefix(op, "ack "):
+		return fmt.Errorf("%s: %w", op, ErrOtherCase)
 	case resp.StatusCode >= 500:
 		return fmt.Errorf("%s: the device failed (%s): %s; see its log", op, resp.Status, orDefault(msg, "no reason given"))
 	}

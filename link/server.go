@@ -79,7 +79,16 @@ type Backend interface {
 	Certificates() ([][]byte, error)
 }
 
-// Store is the part of *storage.Store the API uses.
+// ErrOtherCase is the refusal of an acknowledgement for a recording sealed
+// for a case other than the paired laptop's (409): only the laptop whose
+// case key opens a recording can have verified it, so no other may delete
+// it.
+var ErrOtherCase = errors.New("the recording belongs to a case this laptop did not pair or start; nothing was deleted")
+
+// Store is the part of *storage.Store the API uses. The backend's Ack
+// must refuse, changing nothing, with an error wrapping ErrOtherCase when
+// the recording's case reference (storage.Index.CaseRef) is not one of the
+// paired laptop's cases.
 type Store interface {
 	List() ([]*storage.Index, error)
 	Index(id string) (*storage.Index, error)
@@ -475,6 +484,11 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	ix, err := s.Backend.Store().Ack(id, req.Segments, req.Manifest)
 	if errors.Is(err, storage.ErrNotFound) {
 		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if errors.Is(err, ErrOtherCase) {
+		s.Log.Warn("acknowledgement refused: the recording belongs to another case", "recording", id)
+		writeError(w, http.StatusConflict, ErrOtherCase.Error())
 		return
 	}
 	if err != nil {

@@ -363,12 +363,25 @@ func TestAck(t *testing.T) {
 	if !ix.Segments[0].Acked || !ix.Segments[1].Acked || ix.Segments[2].Acked || len(ix.Segments) != 4 {
 		t.Fatalf("index after partial ack: %+v", ix.Segments)
 	}
+	if un, err := s.Unsynced(); err != nil || len(un) != 1 || un[0].ID != rec.ID() {
+		t.Fatalf("Unsynced with a partly acknowledged recording: %v, %v", un, err)
+	}
+	// Every segment but not the manifest: the marks exist only here.
+	if _, err := s.Ack(rec.ID(), []int{2, 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	if un, _ := s.Unsynced(); len(un) != 1 {
+		t.Fatal("a recording whose manifest was never acknowledged counts as synced")
+	}
 	// Acking twice is harmless; acking the rest removes the recording.
 	if _, err := s.Ack(rec.ID(), []int{0, 1, 2, 3}, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir(), rec.ID())); !os.IsNotExist(err) {
 		t.Fatal("fully acknowledged recording still on disk")
+	}
+	if un, err := s.Unsynced(); err != nil || len(un) != 0 {
+		t.Fatalf("Unsynced after a full ack: %v, %v", un, err)
 	}
 	if _, err := s.Ack(rec.ID(), []int{0}, false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ack of a deleted recording: %v", err)

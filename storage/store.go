@@ -106,6 +106,23 @@ func (s *Store) List() ([]*Index, error) {
 	return out, nil
 }
 
+// Unsynced returns the recordings the device holds that were not fully
+// acknowledged (see Index.Synced), oldest first: footage that exists
+// nowhere else.
+func (s *Store) Unsynced() ([]*Index, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Index
+	for _, ix := range list {
+		if !ix.Synced() {
+			out = append(out, ix)
+		}
+	}
+	return out, nil
+}
+
 // Index returns the index of one recording.
 func (s *Store) Index(id string) (*Index, error) {
 	if !custody.ValidID(id) {
@@ -307,7 +324,7 @@ func (s *Store) Ack(id string, segments []int, manifest bool) (*Index, error) {
 	if err := ackIndex(dir, ix, segments, manifest); err != nil {
 		return nil, err
 	}
-	if ix.State != Recording && fullyAcked(ix) {
+	if ix.State != Recording && ix.Synced() {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("ack: %v", err)
 		}
@@ -349,7 +366,9 @@ func ackIndex(dir string, ix *Index, segments []int, manifest bool) error {
 	return syncDir(dir)
 }
 
-func fullyAcked(ix *Index) bool {
+// Synced reports whether the paired laptop acknowledged every segment and
+// the manifest: nothing of the recording is left only on the device.
+func (ix *Index) Synced() bool {
 	for _, s := range ix.Segments {
 		if !s.Acked {
 			return false

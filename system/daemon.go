@@ -21,6 +21,9 @@ import (
 const (
 	PairWindow    = 2 * time.Minute
 	ConfirmWindow = 10 * time.Second
+	// NoticeTime is how long a refusal (pairing with unsynced footage)
+	// stays on the display.
+	NoticeTime = 3 * time.Second
 )
 
 // Daemon is the state machine. Events come in through Send; Run owns the
@@ -232,6 +235,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 				continue
 			}
 			st := d.Status().State
+			if st == device.StatePairRefused {
+				// Any press dismisses the notice, then counts as usual.
+				closeWindow()
+				d.idleState()
+				st = d.Status().State
+			}
 			switch {
 			case stop != nil: // recording: REC stops, MARK marks, others ignored
 				switch ev {
@@ -242,13 +251,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 			case ev == device.EventStop, ev == device.EventPairingDone && st != device.StatePairing:
 				// Nothing to stop or close.
-			case st == device.StateConfirmReset:
+			case st == device.StateConfirmReset, st == device.StateConfirmLoss:
 				closeWindow()
-				if ev == device.EventRec {
-					d.reset(ctx)
-				} else {
+				if ev != device.EventRec {
 					d.Log.Info("factory reset cancelled")
+					d.idleState()
+					continue
 				}
+				if st == device.StateConfirmReset {
+					if n := d.unsynced(); n != 0 {
+						// Footage would be lost: REC once more, knowingly.
+						window = d.Clock.NewTimer(ConfirmWindow)
+						d.Log.Warn("factory reset would erase unsynced footage: waiting for REC again to confirm", "recordings", n)
+						d.update(func(s *device.Status) { s.State = device.StateConfirmLoss })
+						continue
+					}
+				}
+				d.reset(ctx)
 				d.idleState()
 			case st == device.StatePairing:
 				if ev == device.EventPair {
@@ -260,6 +279,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			case ev == device.EventRec:
 				stop, done = d.start(ctx, open)
 			case ev == device.EventPair:
+				if n := d.unsynced(); n != 0 {
+					// A new pairing would lock the paired laptop out of
+					// footage that exists nowhere else.
+					window = d.Clock.NewTimer(NoticeTime)
+					d.Log.Warn("pairing refused: unsynced footage on the device; sync it first", "recordings", n)
+					d.update(func(s *device.Status) { s.State, s.Code = device.StatePairRefused, "" })
+					continue
+				}
 				window = d.Clock.NewTimer(PairWindow)
 				d.openPairing()
 			case ev == device.EventReset:
@@ -269,6 +296,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// unsynced is how many recordings on the device were not fully
+// acknowledged; -1 if the store cannot tell (then nothing counts as safe
+// to lose).
+func (d *Daemon) unsynced() int {
+	un, err := d.Rec.Store.Unsynced()
+	if err != nil {
+		d.Log.Error("cannot tell whether footage is unsynced", "err", err)
+		return -1
+	}
+	return len(un)
 }
 
 // openPairing shows a fresh 6-digit code, never one used before.

@@ -241,9 +241,13 @@ func TestDaemonResetConfirmation(t *testing.T) {
 	if count() != 1 {
 		t.Fatal("a cancelled reset erased recordings")
 	}
-	// REC within the window confirms.
+	// REC within the window confirms; the recording was never synced, so
+	// the device asks once more (LoSE), and a second REC erases it.
 	td.d.Send(device.EventReset)
 	td.waitState(t, device.StateConfirmReset)
+	clock.Advance(ConfirmWindow - time.Second)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateConfirmLoss)
 	clock.Advance(ConfirmWindow - time.Second)
 	td.d.Send(device.EventRec)
 	td.waitState(t, device.StateNotPaired)
@@ -267,5 +271,85 @@ func TestDaemonAlive(t *testing.T) {
 	td.clock.Advance(25 * time.Second)
 	if td.d.Alive() {
 		t.Fatal("a stalled state machine is reported alive")
+	}
+}
+
+// recordOne makes one short recording, left unsynced on the device.
+func (td *testDaemon) recordOne(t *testing.T) string {
+	t.Helper()
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateRecording)
+	time.Sleep(300 * time.Millisecond)
+	td.d.Send(device.EventRec)
+	return td.waitState(t, device.StateReady).LastID
+}
+
+// TestDaemonPairRefusedWithUnsynced: holding PAIR while unsynced footage is
+// on the device opens no pairing window (a second laptop would lock the
+// paired one out of it); the display says SynC for a moment. Once the
+// footage is acknowledged PAIR works again.
+func TestDaemonPairRefusedWithUnsynced(t *testing.T) {
+	td := newTestDaemon(t)
+	id := td.recordOne(t)
+	td.d.Send(device.EventPair)
+	st := td.waitState(t, device.StatePairRefused)
+	if st.Code != "" {
+		t.Fatalf("a pairing code is shown while pairing is refused: %q", st.Code)
+	}
+	td.clock.Advance(NoticeTime)
+	td.waitState(t, device.StateReady)
+	// A press dismisses the notice at once and does nothing else.
+	td.d.Send(device.EventPair)
+	td.waitState(t, device.StatePairRefused)
+	td.d.Send(device.EventOther)
+	td.waitState(t, device.StateReady)
+
+	ix, err := td.store.Index(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make([]int, len(ix.Segments))
+	for i := range all {
+		all[i] = i
+	}
+	if _, err := td.store.Ack(id, all, true); err != nil {
+		t.Fatal(err)
+	}
+	td.d.Send(device.EventPair)
+	if st := td.waitState(t, device.StatePairing); len(st.Code) != 6 {
+		t.Fatalf("no pairing code once everything was synced: %+v", st)
+	}
+}
+
+// TestDaemonResetLossNeedsSecondConfirm: with unsynced footage a confirmed
+// reset asks once more (LoSE); anything but REC, or silence, keeps the
+// footage.
+func TestDaemonResetLossNeedsSecondConfirm(t *testing.T) {
+	td := newTestDaemon(t)
+	td.recordOne(t)
+	count := func() int { l, _ := td.store.List(); return len(l) }
+	for _, cancel := range []func(){
+		func() { td.d.Send(device.EventMark) },
+		func() { td.d.Send(device.EventOther) },
+		func() { td.clock.Advance(ConfirmWindow) },
+	} {
+		td.d.Send(device.EventReset)
+		td.waitState(t, device.StateConfirmReset)
+		td.d.Send(device.EventRec)
+		td.waitState(t, device.StateConfirmLoss)
+		cancel()
+		td.waitState(t, device.StateReady)
+		if count() != 1 {
+			t.Fatal("unsynced footage erased without the second confirmation")
+		}
+	}
+	td.d.Send(device.EventReset)
+	td.waitState(t, device.StateConfirmReset)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateConfirmLoss)
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateNotPaired)
+	if count() != 0 {
+		t.Fatal("reset confirmed twice left recordings")
 	}
 }

@@ -27,6 +27,35 @@ type pairingState struct {
 	LaptopPin  string   `json:"laptop_pin"`
 	Recipients []string `json:"recipients"`
 	CaseRef    string   `json:"case_ref"`
+	// Cases are the case references this laptop paired or started since
+	// it paired, CaseRef among them: the recordings it may acknowledge.
+	Cases []string `json:"cases,omitempty"`
+}
+
+// owns reports whether the paired laptop paired or started case ref.
+func (st pairingState) owns(ref string) bool {
+	if st.LaptopPin == "" {
+		return false
+	}
+	for _, c := range st.Cases {
+		if c == ref {
+			return true
+		}
+	}
+	// A pairing saved before Cases existed knows its current case only.
+	return len(st.Cases) == 0 && st.CaseRef == ref
+}
+
+// withCase is st with ref as the current case, remembered among its cases.
+func (st pairingState) withCase(recipients []string, ref string) pairingState {
+	if len(st.Cases) == 0 && st.LaptopPin != "" {
+		st.Cases = []string{st.CaseRef}
+	}
+	st.Recipients, st.CaseRef = recipients, ref
+	if !st.owns(ref) {
+		st.Cases = append(append([]string(nil), st.Cases...), ref)
+	}
+	return st
 }
 
 // linkBackend connects the paired-link server to the daemon: pairing
@@ -111,9 +140,19 @@ func (b *linkBackend) PairingFailed() {
 	b.d.Send(device.EventPairingDone)
 }
 
-// Paired saves the new pairing, then makes it active.
+// errUnsyncedPairing refuses a pairing while footage is unsynced: a new
+// laptop would lock the paired one out of it.
+var errUnsyncedPairing = errors.New("pairing refused: the device holds footage that was never synced; sync it with the laptop it was recorded for first, or erase it with a factory reset")
+
+// Paired saves the new pairing, then makes it active. It refuses while
+// footage is unsynced (the front panel opens no window then either).
 func (b *linkBackend) Paired(p link.Pairing) error {
-	st := pairingState{LaptopPin: p.LaptopPin, Recipients: p.Case.Recipients, CaseRef: p.Case.Ref}
+	if un, err := b.d.Rec.Store.Unsynced(); err != nil {
+		return fmt.Errorf("pairing refused: %v", err)
+	} else if len(un) > 0 {
+		return errUnsyncedPairing
+	}
+	st := pairingState{LaptopPin: p.LaptopPin, Recipients: p.Case.Recipients, CaseRef: p.Case.Ref, Cases: []string{p.Case.Ref}}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.save(st); err != nil {
@@ -165,8 +204,7 @@ func (b *linkBackend) SetClock(t time.Time) error {
 func (b *linkBackend) SetRecipients(c link.Case) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := b.state
-	st.Recipients, st.CaseRef = c.Recipients, c.Ref
+	st := b.state.withCase(c.Recipients, c.Ref)
 	if err := b.save(st); err != nil {
 		return fmt.Errorf("recipients not saved: %v", err)
 	}
@@ -205,8 +243,23 @@ func (s auditedStore) SegmentPath(id string, n int) string {
 	return s.Store.SegmentPath(id, n)
 }
 
-// Ack acknowledges and deletes, and says so in the chain.
+// Ack acknowledges and deletes, and says so in the chain. It refuses
+// (link.ErrOtherCase), deleting nothing, a recording sealed for a case the
+// paired laptop did not pair or start.
 func (s auditedStore) Ack(id string, segments []int, manifest bool) (*storage.Index, error) {
+	cur, err := s.Store.Index(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ack: recording %s: %w", id, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ack: %v", err)
+	}
+	s.b.mu.Lock()
+	owned := s.b.state.owns(cur.CaseRef)
+	s.b.mu.Unlock()
+	if !owned {
+		return nil, fmt.Errorf("ack %s: %w", id, link.ErrOtherCase)
+	}
 	ix, err := s.Store.Ack(id, segments, manifest)
 	if err != nil {
 		return ix, err
@@ -246,18 +299,12 @@ func (b *linkBackend) factoryReset(force bool, by string) ([]byte, error) {
 	if st := b.d.Status().State; st == device.StateRecording {
 		return nil, errors.New("reset: the device is recording; stop the recording first")
 	}
-	list, err := store.List()
+	unsynced, err := store.Unsynced()
 	if err != nil {
 		return nil, fmt.Errorf("reset: %v", err)
 	}
-	if !force {
-		for _, ix := range list {
-			for _, s := range ix.Segments {
-				if !s.Acked {
-					return nil, link.ErrUnsynced
-				}
-			}
-		}
+	if !force && len(unsynced) > 0 {
+		return nil, link.ErrUnsynced
 	}
 	b.mu.Lock()
 	key, device := b.key, b.deviceID

@@ -15,12 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/board"
 	"attune.dev/attune/custody"
 	"attune.dev/attune/device"
 	"attune.dev/attune/internal/testutil"
+	"attune.dev/attune/storage"
 )
 
 type runEnv struct {
@@ -189,5 +191,56 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 			t.Fatalf("never saw %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRunResetLosingFootage: a button reset with unsynced footage on the
+// device needs REC twice (rSt?, then LoSE), and the erasure certificate
+// lists the lost recording with its segments not synced.
+func TestRunResetLosingFootage(t *testing.T) {
+	e, a, d := startRun(t)
+	pin := pinAt(t, a.Link)
+	id, _ := age.GenerateX25519Identity()
+	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetRecipients(rcpt)
+	waitFor(t, func() bool { return d.Status().State == device.StateReady }, "ready")
+	d.Send(device.EventRec)
+	waitFor(t, func() bool { return d.Status().State == device.StateRecording }, "recording")
+	time.Sleep(300 * time.Millisecond)
+	d.Send(device.EventRec)
+	waitFor(t, func() bool { return d.Status().State == device.StateReady && d.Status().LastID != "" }, "the recording sealed")
+	lost := d.Status().LastID
+
+	d.Send(device.EventReset)
+	waitFor(t, func() bool { return d.Status().State == device.StateConfirmReset }, "confirm_reset")
+	d.Send(device.EventRec)
+	waitFor(t, func() bool { return d.Status().State == device.StateConfirmLoss }, "confirm_loss")
+	if certs, _ := filepath.Glob(filepath.Join(e.dir, "data", "certificates", "erasure-*.json")); len(certs) != 0 {
+		t.Fatal("reset before the second confirmation")
+	}
+	d.Send(device.EventRec)
+	waitFor(t, func() bool { return strings.Contains(e.log.String(), "new device key after the reset") }, "the new key")
+	certs, _ := filepath.Glob(filepath.Join(e.dir, "data", "certificates", "erasure-*.json"))
+	if len(certs) != 1 {
+		t.Fatalf("%d erasure certificates after one reset", len(certs))
+	}
+	raw, err := os.ReadFile(certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := custody.VerifyCertificatePin(raw, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Recordings) != 1 || c.Recordings[0].ID != lost || c.Recordings[0].Complete || len(c.Recordings[0].Segments) == 0 {
+		t.Fatalf("certificate does not list the lost recording %s: %+v", lost, c.Recordings)
+	}
+	for i, s := range c.Recordings[0].Segments {
+		if s.Synced {
+			t.Errorf("lost segment %d listed as synced", i)
+		}
 	}
 }

@@ -33,6 +33,8 @@ type Input struct {
 //	fault          red, blinking fast         "Err" + code: cam 1, disk 2, rec 3, anything else 9
 //	resetting      white, blinking fast       "rSt "
 //	confirm_reset  white, blinking slowly     "rSt?"
+//	confirm_loss   white, blinking fast       "LoSE" (the reset would erase unsynced footage)
+//	pair_refused   amber, blinking fast       "SynC" (sync the footage before pairing anew)
 //	anything else  as fault
 //
 // Slow blinking is BlinkSlow on and off, fast is BlinkFast. The result's
@@ -62,6 +64,10 @@ func Indicate(in Input) Indication {
 		return Indication{State: string(st.State), LED: White, Blink: BlinkFast, Text: "rSt "}
 	case device.StateConfirmReset:
 		return Indication{State: string(st.State), LED: White, Blink: BlinkSlow, Text: "rSt?"}
+	case device.StateConfirmLoss:
+		return Indication{State: string(st.State), LED: White, Blink: BlinkFast, Text: "LoSE"}
+	case device.StatePairRefused:
+		return Indication{State: string(st.State), LED: Amber, Blink: BlinkFast, Text: "SynC"}
 	}
 	return Indication{State: string(device.StateFault), LED: Red, Blink: BlinkFast, Text: "Err" + faultCode(st.Fault)}
 }

@@ -93,6 +93,10 @@ func TestIndicate(t *testing.T) {
 			Indication{State: "resetting", LED: White, Blink: BlinkFast, Text: "rSt "}},
 		{"confirm reset", Input{Status: device.Status{State: device.StateConfirmReset}},
 			Indication{State: "confirm_reset", LED: White, Blink: BlinkSlow, Text: "rSt?"}},
+		{"confirm loss", Input{Status: device.Status{State: device.StateConfirmLoss}},
+			Indication{State: "confirm_loss", LED: White, Blink: BlinkFast, Text: "LoSE"}},
+		{"pairing refused", Input{Status: device.Status{State: device.StatePairRefused}},
+			Indication{State: "pair_refused", LED: Amber, Blink: BlinkFast, Text: "SynC"}},
 
 		{"unknown state", Input{Status: device.Status{State: "updating"}},
 			Indication{State: "fault", LED: Red, Blink: BlinkFast, Text: "Err9"}},
@@ -119,7 +123,7 @@ func TestIndicate(t *testing.T) {
 // TestIndicateAlwaysDisplayable: whatever the status, the text renders.
 func TestIndicateAlwaysDisplayable(t *testing.T) {
 	states := []device.State{device.StateBooting, device.StateNotPaired, device.StatePairing, device.StateReady,
-		device.StateRecording, device.StateSyncing, device.StateFull, device.StateFault, device.StateResetting, device.StateConfirmReset, "", "x"}
+		device.StateRecording, device.StateSyncing, device.StateFull, device.StateFault, device.StateResetting, device.StateConfirmReset, device.StateConfirmLoss, device.StatePairRefused, "", "x"}
 	codes := []string{"", "123456", "12345", "1234567", "abcdef", "12 456", "١٢٣٤٥٦"}
 	nums := []int{-1 << 62, -1, 0, 1, 99, 100, 101, 9999, 10000, 1 << 62}
 	durs := []time.Duration{-time.Hour, 0, time.Second, time.Hour, 1 << 62}

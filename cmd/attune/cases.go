@@ -14,7 +14,7 @@ import (
 )
 
 const caseUsage = `usage:
-  attune case new LABEL [--x25519] [--protect] [--device HOST:PORT]   a new case; the paired device records to it from now on
+  attune case new LABEL [--x25519] [--no-passphrase] [--device HOST:PORT]   a new case; the paired device records to it from now on
   attune case list [--json]
   attune case consent CASE --who NAME [--date YYYY-MM-DD] [--shared-review] [--supervision] [--clips] [--note TEXT]
   attune case close CASE [--device HOST:PORT] [--force] [--retention DAYS]
@@ -47,8 +47,7 @@ func (c *cli) caseCmd(args []string) error {
 
 func (c *cli) caseNew(args []string) error {
 	fs, homeDir := c.command("case new", "LABEL", true)
-	x25519 := fs.Bool("x25519", false, "classic X25519 key instead of post-quantum hybrid")
-	protect := fs.Bool("protect", false, "protect the case key with a passphrase")
+	keyOpts := c.keyFlags(fs)
 	device := fs.String("device", "", "device address HOST:PORT (default: where it was paired)")
 	pos, err := c.parse(fs, args, -1)
 	if err != nil {
@@ -63,18 +62,17 @@ func (c *cli) caseNew(args []string) error {
 	if err != nil {
 		return fmt.Errorf("case new: %v", err)
 	}
-	pass := ""
-	if *protect {
-		if pass, err = c.passphrase("passphrase for the new case key: ")(); err != nil {
-			return err
-		}
+	opts, err := keyOpts()
+	if err != nil {
+		return fmt.Errorf("case new: %v", err)
 	}
+	opts.Label = label
 	client, err := c.client(home, dev)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	cs, err := home.StartCase(c.ctx, client, dev, laptop.CaseOptions{Label: label, X25519: *x25519, Passphrase: pass})
+	cs, err := home.StartCase(c.ctx, client, dev, opts)
 	if err != nil {
 		return err
 	}
@@ -188,7 +186,7 @@ func (c *cli) caseErase(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "case %s erased: its key is destroyed, so every copy of its footage — on the device, in this vault, in any backup — can no longer be decrypted; %d vault files removed\n", cs.ID, n)
+	fmt.Fprintf(c.stdout, "case %s erased: its key is destroyed on this laptop, so its footage — on the device, in this vault, in backups of the vault — can no longer be decrypted, unless a backup of the home directory still holds the key (protected by its passphrase unless made with --no-passphrase); exports are not erased; %d vault files removed\n", cs.ID, n)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +117,33 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := Run(t.Context(), []string{"version"}, nil, &out, &out); err != nil || out.String() != "attune v1.2.3\n" {
 		t.Errorf("version: %v %q", err, out.String())
+	}
+}
+
+// TestPassphraseSources: a script gives the passphrase in the environment
+// or in a file (its first line); it is read once per process; without
+// either, off a terminal, a new key is refused with the way out.
+func TestPassphraseSources(t *testing.T) {
+	t.Setenv("ATTUNE_PASSPHRASE", "")
+	file := filepath.Join(t.TempDir(), "pass")
+	os.WriteFile(file, []byte("from a file\r\nsecond line\n"), 0o600)
+	t.Setenv("ATTUNE_PASSPHRASE_FILE", file)
+	c := &cli{stdin: strings.NewReader(""), stderr: io.Discard}
+	if p, err := c.passphrase("? ")(); err != nil || p != "from a file" {
+		t.Fatalf("passphrase from a file: %q %v", p, err)
+	}
+	os.WriteFile(file, []byte("changed\n"), 0o600)
+	if p, _ := c.passphrase("? ")(); p != "from a file" {
+		t.Fatalf("passphrase read again in one process: %q", p)
+	}
+	t.Setenv("ATTUNE_PASSPHRASE", "from the environment")
+	if p, _ := (&cli{}).passphrase("? ")(); p != "from the environment" {
+		t.Fatalf("passphrase from the environment: %q", p)
+	}
+	t.Setenv("ATTUNE_PASSPHRASE", "")
+	t.Setenv("ATTUNE_PASSPHRASE_FILE", "")
+	c = &cli{stdin: strings.NewReader(""), stderr: io.Discard}
+	if _, err := c.readPassphrase("? ", true); err == nil || !strings.Contains(err.Error(), "--no-passphrase") {
+		t.Fatalf("a new key without a passphrase off a terminal: %v", err)
 	}
 }

@@ -119,15 +119,24 @@ func TestCaseClose(t *testing.T) {
 	}
 }
 
-// TestDeviceResetChord: REC+PAIR held 10 s then REC on the device resets
-// it; the certificate waits on the device and reaches the laptop at the
-// next pairing's first sync.
+// TestDeviceResetChord: REC+PAIR held 10 s then REC on the device, and
+// REC once more because the recording was never synced (LoSE), resets it;
+// the certificate waits on the device and reaches the laptop at the next
+// pairing's first sync.
 func TestDeviceResetChord(t *testing.T) {
 	e := newPaired(t)
 	e.d.Record(t, 2*time.Second)
 	e.d.Press(t, 10300, "rec", "pair")
 	e.d.WaitState(t, "confirm_reset")
 	time.Sleep(300 * time.Millisecond) // a hand lets go before it presses again (faster is a contact bounce)
+	e.d.Press(t, 100, "rec")
+	if p := e.d.WaitState(t, "confirm_loss"); p.Display != "LoSE" {
+		t.Fatalf("second confirmation shows %q, want LoSE", p.Display)
+	}
+	if len(e.deviceRecordings()) != 1 {
+		t.Fatal("unsynced footage erased before the second confirmation")
+	}
+	time.Sleep(300 * time.Millisecond)
 	e.d.Press(t, 100, "rec")
 	e.d.WaitState(t, "not_paired")
 	if len(e.deviceRecordings()) != 0 {

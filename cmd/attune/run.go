@@ -23,7 +23,7 @@ import (
 )
 
 const usage = `usage:
-  attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--x25519] [--protect] [--home DIR]
+  attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--x25519] [--no-passphrase] [--home DIR]
   attune sync   [--device HOST:PORT] [--json] [--home DIR]
   attune list   [--json] [--home DIR]
   attune export RECORDING-ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
@@ -38,8 +38,13 @@ of at least 4 characters.
 The home directory (keys, cases, the vault) is --home, else $ATTUNE_HOME,
 else the user's data directory: %LOCALAPPDATA%\Attune on Windows,
 ~/Library/Application Support/Attune on macOS, $XDG_DATA_HOME/attune or
-~/.local/share/attune elsewhere. A passphrase-protected case key is read
-from $ATTUNE_PASSPHRASE or asked for on the terminal.
+~/.local/share/attune elsewhere.
+
+Each case key is protected with a passphrase (age scrypt), asked for on the
+terminal when the case is made and the first time a command needs the key;
+scripts give it in $ATTUNE_PASSPHRASE or in the file $ATTUNE_PASSPHRASE_FILE
+names (its first line; /dev/fd/N reads a file descriptor). --no-passphrase
+keeps a new case key unprotected, in plain text in the home directory.
 `
 
 // errHelp is returned when --help was asked for and given: not a failure.
@@ -105,6 +110,7 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	dial           link.Dialer
+	pass           string // the passphrase, once given: asked once per process
 }
 
 // openHome opens the home directory and applies the retention policy.
@@ -198,23 +204,81 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// passphrase reads $ATTUNE_PASSPHRASE or asks on the terminal.
+// passphrase returns the case key passphrase: $ATTUNE_PASSPHRASE, else
+// the first line of the file $ATTUNE_PASSPHRASE_FILE, else asked on the
+// terminal (twice for a new key). It is asked for once per process.
 func (c *cli) passphrase(prompt string) func() (string, error) {
-	return func() (string, error) {
-		if p := os.Getenv("ATTUNE_PASSPHRASE"); p != "" {
-			return p, nil
+	return func() (string, error) { return c.readPassphrase(prompt, false) }
+}
+
+func (c *cli) readPassphrase(prompt string, newKey bool) (string, error) {
+	if c.pass != "" {
+		return c.pass, nil
+	}
+	p, err := c.passphraseFrom(prompt, newKey)
+	if err != nil {
+		return "", err
+	}
+	if p == "" {
+		return "", errors.New("the passphrase is empty; give one")
+	}
+	c.pass = p
+	return p, nil
+}
+
+func (c *cli) passphraseFrom(prompt string, newKey bool) (string, error) {
+	if p := os.Getenv("ATTUNE_PASSPHRASE"); p != "" {
+		return p, nil
+	}
+	if name := os.Getenv("ATTUNE_PASSPHRASE_FILE"); name != "" {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return "", fmt.Errorf("passphrase: %v (ATTUNE_PASSPHRASE_FILE)", err)
 		}
-		f, ok := c.stdin.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return "", errors.New("a passphrase is needed: set ATTUNE_PASSPHRASE or run on a terminal")
+		line, _, _ := strings.Cut(string(b), "\n")
+		return strings.TrimSuffix(line, "\r"), nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		if newKey {
+			return "", errors.New("a passphrase is needed to protect the case key: set ATTUNE_PASSPHRASE or ATTUNE_PASSPHRASE_FILE, run on a terminal, or give --no-passphrase to keep the key unprotected")
 		}
+		return "", errors.New("a passphrase is needed: set ATTUNE_PASSPHRASE or ATTUNE_PASSPHRASE_FILE, or run on a terminal")
+	}
+	ask := func(prompt string) (string, error) {
 		fmt.Fprint(c.stderr, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(c.stderr)
-		if err != nil {
-			return "", err
+		return string(b), err
+	}
+	p, err := ask(prompt)
+	if err != nil || !newKey {
+		return p, err
+	}
+	again, err := ask("the same passphrase again: ")
+	if err != nil {
+		return "", err
+	}
+	if again != p {
+		return "", errors.New("the two passphrases differ; nothing was made, try again")
+	}
+	return p, nil
+}
+
+// keyFlags adds the case key flags of pair and case new; the returned
+// function gives the key part of the new case's options.
+func (c *cli) keyFlags(fs *flag.FlagSet) func() (laptop.CaseOptions, error) {
+	x25519 := fs.Bool("x25519", false, "classic X25519 case key instead of post-quantum hybrid")
+	noPass := fs.Bool("no-passphrase", false, "keep the case key unprotected, in plain text in the home directory (scripts, tests)")
+	fs.Bool("protect", true, "protect the case key with a passphrase (the default; kept for old scripts)")
+	return func() (laptop.CaseOptions, error) {
+		o := laptop.CaseOptions{X25519: *x25519, NoPassphrase: *noPass}
+		if *noPass {
+			return o, nil
 		}
-		return string(b), nil
+		p, err := c.readPassphrase("passphrase for the new case key: ", true)
+		o.Passphrase = p
+		return o, err
 	}
 }
 
@@ -249,8 +313,7 @@ func (c *cli) pair(args []string) error {
 	device := fs.String("device", "", "device address HOST:PORT (default: discover it)")
 	code := fs.String("code", "", "the 6-digit code on the device's display (asked for if not given)")
 	label := fs.String("case", "", "a label for the new case (stays on this laptop)")
-	x25519 := fs.Bool("x25519", false, "classic X25519 case key instead of post-quantum hybrid")
-	protect := fs.Bool("protect", false, "protect the case key with a passphrase (age scrypt)")
+	keyOpts := c.keyFlags(fs)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -274,16 +337,15 @@ func (c *cli) pair(args []string) error {
 	if err != nil {
 		return fmt.Errorf("pair: %v", err)
 	}
-	pass := ""
-	if *protect {
-		if pass, err = c.passphrase("passphrase for the new case key: ")(); err != nil {
-			return fmt.Errorf("pair: %v", err)
-		}
+	opts, err := keyOpts()
+	if err != nil {
+		return fmt.Errorf("pair: %v", err)
 	}
 	if *label == "" {
 		*label = "case " + time.Now().Format("2006-01-02 15:04")
 	}
-	dev, cs, err := home.Pair(c.ctx, c.dial, addr, norm, laptop.CaseOptions{Label: *label, X25519: *x25519, Passphrase: pass})
+	opts.Label = *label
+	dev, cs, err := home.Pair(c.ctx, c.dial, addr, norm, opts)
 	if err != nil {
 		return err
 	}

@@ -43,13 +43,28 @@ func newPaired(t *testing.T) *env {
 	if out, err := e.attune("pair", "--device", e.d.Link, "--code", wrong, "--case", "Family A"); err == nil || !strings.Contains(out, "wrong code") {
 		t.Fatalf("pairing with a wrong code: %v %s", err, out)
 	}
+	// The case key is protected by default: without a passphrase (and not
+	// on a terminal) nothing is paired, and the error says what to do.
+	if out, err := e.attuneEnv([]string{"ATTUNE_PASSPHRASE="}, "pair", "--device", e.d.Link, "--code", code, "--case", "Family A"); err == nil || !strings.Contains(out, "--no-passphrase") {
+		t.Fatalf("pairing without a passphrase: %v %s", err, out)
+	}
 	out, err := e.attune("pair", "--device", e.d.Link, "--code", code, "--case", "Family A")
 	if err != nil || !strings.Contains(out, "paired with device") {
 		t.Fatalf("pair: %v\n%s", err, out)
 	}
+	ids, _ := filepath.Glob(filepath.Join(e.home, "cases", "*", "identity"))
+	for _, p := range ids {
+		if raw, _ := os.ReadFile(p); len(ids) != 1 || bytes.Contains(raw, []byte("AGE-SECRET-KEY")) {
+			t.Fatalf("case key %s (of %d) in plain text by default", p, len(ids))
+		}
+	}
 	e.d.WaitState(t, "ready")
 	return e
 }
+
+// testPassphrase protects the case keys the tests make, as a script gives
+// it.
+const testPassphrase = "correct horse battery staple"
 
 func atoiOr(s string) int {
 	n := 0
@@ -60,8 +75,14 @@ func atoiOr(s string) int {
 // attune runs the CLI as a user would and returns stdout+stderr.
 func (e *env) attune(args ...string) (string, error) {
 	e.t.Helper()
+	return e.attuneEnv(nil, args...)
+}
+
+// attuneEnv runs attune with env added to the test's environment.
+func (e *env) attuneEnv(env []string, args ...string) (string, error) {
+	e.t.Helper()
 	cmd := exec.Command(testutil.Binary(e.t, "attune"), append(args, "--home", e.home)...)
-	cmd.Env = append(os.Environ(), "ATTUNE_HOME=")
+	cmd.Env = append(append(os.Environ(), "ATTUNE_HOME=", "ATTUNE_PASSPHRASE="+testPassphrase, "ATTUNE_PASSPHRASE_FILE="), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -100,13 +100,6 @@ func TestPanelAPI(t *testing.T) {
 		t.Fatalf("bad requests changed the state: %+v", p)
 	}
 
-	pressAPI(t, url, `{"button":"rec","ms":120}`)
-	waitPanel(t, url, func(p panelJSON) bool { return p.State == "recording" && p.Display == "00:01" }, "recording 00:01")
-	pressAPI(t, url, `{"button":"mark","ms":80}`)
-	waitPanel(t, url, func(p panelJSON) bool { return p.Display == "nArK" }, "the mark flash")
-	pressAPI(t, url, `{"button":"rec","ms":120}`)
-	waitPanel(t, url, func(p panelJSON) bool { return p.State == "ready" }, "ready after stop")
-
 	// PAIR held 3 s opens pairing; the code is on the display in halves.
 	code, body := pressAPI(t, url, `{"button":"pair","ms":3200}`)
 	if code != http.StatusOK {
@@ -121,6 +114,19 @@ func TestPanelAPI(t *testing.T) {
 	}
 	pressAPI(t, url, `{"button":"mark","ms":80}`) // any other press cancels
 	waitPanel(t, url, func(p panelJSON) bool { return p.State == "ready" && p.Code == "" }, "pairing cancelled")
+
+	pressAPI(t, url, `{"button":"rec","ms":120}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "recording" && p.Display == "00:01" }, "recording 00:01")
+	pressAPI(t, url, `{"button":"mark","ms":80}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.Display == "nArK" }, "the mark flash")
+	pressAPI(t, url, `{"button":"rec","ms":120}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "ready" }, "ready after stop")
+
+	// With that recording unsynced, PAIR opens no window: SynC says why.
+	pressAPI(t, url, `{"button":"pair","ms":3200}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "pair_refused" && p.Display == "SynC" && p.Code == "" }, "SynC")
+	pressAPI(t, url, `{"button":"mark","ms":80}`)
+	waitPanel(t, url, func(p panelJSON) bool { return p.State == "ready" }, "the notice dismissed")
 
 	// A chord held 10.5 s asks for a reset; silence cancels it.
 	pressAPI(t, url, `{"buttons":["rec","pair"],"ms":10500}`)
@@ -201,6 +207,17 @@ func TestPanelBrowser(t *testing.T) {
 	waitDisplay := func(text string) chromedp.Action {
 		return chromedp.WaitVisible(fmt.Sprintf(`body[data-display=%q]`, text), chromedp.ByQuery)
 	}
+	if shots != "" {
+		// Before the recording: with unsynced footage PAIR opens no window.
+		if err := chromedp.Run(ctx, chromedp.Navigate(url), chromedp.WaitVisible(`body[data-state="ready"]`, chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		pressAPI(t, url, `{"button":"pair","ms":3100}`)
+		if err := chromedp.Run(ctx, chromedp.WaitVisible(`body[data-state="pairing"]`, chromedp.ByQuery), shot("pairing")); err != nil {
+			t.Fatal(err)
+		}
+		pressAPI(t, url, `{"button":"mark","ms":80}`)
+	}
 	var litRecording, litReady string
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(url),
@@ -224,13 +241,6 @@ func TestPanelBrowser(t *testing.T) {
 	}
 	if litReady != "g" || litRecording != "r" {
 		t.Errorf("LED drawn %q when ready and %q when recording, want g and r", litReady, litRecording)
-	}
-	if shots != "" {
-		pressAPI(t, url, `{"button":"pair","ms":3100}`)
-		if err := chromedp.Run(ctx, chromedp.WaitVisible(`body[data-state="pairing"]`, chromedp.ByQuery), shot("pairing")); err != nil {
-			t.Fatal(err)
-		}
-		pressAPI(t, url, `{"button":"mark","ms":80}`)
 	}
 	recs := recordings(t, data)
 	if len(recs) != 1 || recs[0].State != storage.Complete || len(recs[0].Segments) < 4 {
