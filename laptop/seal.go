@@ -1,14 +1,18 @@
 package laptop
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -150,4 +154,171 @@ func readSeal(path string, id age.Identity) (storage.Seal, error) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil || !errors.Is(err, os.ErrNotExist)
+}
+
+// ErrGaps is wrapped by the error of ExportRecording for a recording with
+// segments missing from the vault.
+var ErrGaps = errors.New("segments missing")
+
+// A Gap is a run of segments missing from a vault recording, First to Last,
+// and the part of the film they held: From and To are offsets from the
+// start, about right to a segment (From is estimated from the segments
+// around the gap); To is -1 when the gap runs to the end and the length
+// of the recording is not known.
+type Gap struct {
+	First, Last int
+	From, To    time.Duration
+}
+
+func (g Gap) String() string {
+	segs := fmt.Sprintf("segment %d", g.First)
+	if g.Last > g.First {
+		segs = fmt.Sprintf("segments %d to %d", g.First, g.Last)
+	}
+	to := "the end"
+	if g.To >= 0 {
+		to = clock(g.To)
+	}
+	return fmt.Sprintf("%s missing (about %s to %s)", segs, clock(g.From), to)
+}
+
+func describeGaps(gaps []Gap) string {
+	s := make([]string, len(gaps))
+	for i, g := range gaps {
+		s[i] = g.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// clock formats an offset as m:ss.
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%d:%02d", int(d/time.Minute), int(d%time.Minute/time.Second))
+}
+
+// Gaps lists the runs of segments of the recording missing from the
+// vault: of as many segments as its finished manifest m seals, or, for a
+// recording that did not finish, as its index lists.
+func (vr VaultRecording) Gaps(id age.Identity, m *storage.Manifest) ([]Gap, error) {
+	count := 0
+	if vr.Index != nil {
+		count = len(vr.Index.Segments)
+	}
+	if m.ChainHead != "" {
+		count = m.Segments
+	}
+	held := func(n int) bool { return fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) }
+	var gaps []Gap
+	for n := 0; n < count; n++ {
+		if held(n) {
+			continue
+		}
+		g := Gap{First: n, Last: n}
+		for g.Last+1 < count && !held(g.Last+1) {
+			g.Last++
+		}
+		n = g.Last
+		gaps = append(gaps, g)
+	}
+	for i := range gaps {
+		g := &gaps[i]
+		g.To = -1
+		if g.Last+1 < count {
+			t, err := vr.startOf(g.Last+1, id)
+			if err != nil {
+				return nil, err
+			}
+			g.To = t
+		} else if m.Duration > 0 {
+			g.To = time.Duration(m.Duration * float64(time.Second))
+		}
+		if g.First == 0 {
+			continue
+		}
+		before, err := vr.startOf(g.First-1, id)
+		if err != nil {
+			return nil, err
+		}
+		// The segments of a recording are about equally long.
+		seg := time.Second
+		if g.To >= 0 {
+			seg = (g.To - before) / time.Duration(g.Last-g.First+2)
+		} else if g.First > 1 {
+			seg = before / time.Duration(g.First-1)
+		}
+		g.From = before + seg
+	}
+	return gaps, nil
+}
+
+// startOf is the offset at which segment n starts: the Timecode of the
+// Cluster its plaintext starts with (segment 0 starts at 0).
+func (vr VaultRecording) startOf(n int, id age.Identity) (time.Duration, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	f, err := os.Open(filepath.Join(vr.Dir, storage.SegmentName(n)))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, id)
+	if err != nil {
+		return 0, fmt.Errorf("decrypt %s: %w", storage.SegmentName(n), err)
+	}
+	head := make([]byte, 64)
+	k, _ := io.ReadFull(r, head)
+	ms, ok := clusterTimecode(head[:k])
+	if !ok {
+		return 0, fmt.Errorf("segment %d does not start with a Cluster", n)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// clusterTimecode reads the Timecode of the Cluster at the start of b.
+func clusterTimecode(b []byte) (uint64, bool) {
+	vint := func(b []byte) (val uint64, n int) {
+		if len(b) == 0 || b[0] == 0 {
+			return 0, 0
+		}
+		n = bits.LeadingZeros8(b[0]) + 1
+		if len(b) < n {
+			return 0, 0
+		}
+		val = uint64(b[0]) & (0xFF >> n)
+		for _, c := range b[1:n] {
+			val = val<<8 | uint64(c)
+		}
+		return val, n
+	}
+	if len(b) < 4 || !bytes.Equal(b[:4], []byte{0x1F, 0x43, 0xB6, 0x75}) {
+		return 0, false
+	}
+	b = b[4:]
+	if _, n := vint(b); n == 0 {
+		return 0, false
+	} else {
+		b = b[n:]
+	}
+	for len(b) > 0 {
+		idLen := bits.LeadingZeros8(b[0]) + 1
+		if idLen > 4 || len(b) < idLen {
+			return 0, false
+		}
+		eid := b[:idLen]
+		size, n := vint(b[idLen:])
+		if n == 0 || uint64(len(b)) < uint64(idLen+n)+size {
+			return 0, false
+		}
+		body := b[idLen+n : idLen+n+int(size)]
+		if idLen == 1 && eid[0] == 0xE7 {
+			var v uint64
+			for _, c := range body {
+				v = v<<8 | uint64(c)
+			}
+			return v, true
+		}
+		b = b[idLen+n+int(size):]
+	}
+	return 0, false
 }
