@@ -94,10 +94,14 @@ func (h *Home) recordingDir(caseID, recID string) string {
 }
 
 // Sync fetches from the device everything the vault does not hold yet,
-// verifies each segment (SHA-256 against the device's index, then a full
-// decryption with the case identity), stores it still encrypted in the
-// vault, and acknowledges it so the device deletes it. A segment that fails
-// verification is reported, never acknowledged, and stays on the device.
+// verifies each segment (SHA-256 against the device's index, a full
+// decryption with the case identity, then its seal: its number, its
+// recording and its predecessor, docs/FORMAT.md), stores it still encrypted
+// in the vault, and acknowledges it so the device deletes it. A segment that
+// fails verification is reported, never acknowledged, and stays on the
+// device; so does the manifest of a recording with any problem (a gap, a
+// reordering, a count that differs from the manifest's), and with it the
+// recording.
 // An interrupted sync resumes where it stopped: partial downloads continue
 // with HTTP Range requests.
 func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOptions) (*SyncResult, error) {
