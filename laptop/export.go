@@ -43,6 +43,7 @@ type ExportInfo struct {
 	Chapters     int   // marks written as chapters (marks past the end are not)
 	Dropped      int   // blocks too far out of order to place (normally 0)
 	Bytes        int64 // bytes written to out
+	Gaps         []Gap // segments missing from the vault (ExportRecording)
 }
 
 // ErrDamaged is wrapped by the error Export returns when the stream holds

@@ -94,10 +94,14 @@ func (h *Home) recordingDir(caseID, recID string) string {
 }
 
 // Sync fetches from the device everything the vault does not hold yet,
-// verifies each segment (SHA-256 against the device's index, then a full
-// decryption with the case identity), stores it still encrypted in the
-// vault, and acknowledges it so the device deletes it. A segment that fails
-// verification is reported, never acknowledged, and stays on the device.
+// verifies each segment (SHA-256 against the device's index, a full
+// decryption with the case identity, then its seal: its number, its
+// recording and its predecessor, docs/FORMAT.md), stores it still encrypted
+// in the vault, and acknowledges it so the device deletes it. A segment that
+// fails verification is reported, never acknowledged, and stays on the
+// device; so does the manifest of a recording with any problem (a gap, a
+// reordering, a count that differs from the manifest's), and with it the
+// recording.
 // An interrupted sync resumes where it stopped: partial downloads continue
 // with HTTP Range requests.
 func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOptions) (*SyncResult, error) {
@@ -232,6 +236,8 @@ type download struct {
 	seg     storage.FileInfo
 	checked bool   // hashed and decrypted as it arrived (a fresh download)
 	problem string // what those checks found wrong
+	seal    storage.Seal
+	sealErr error // the plaintext does not end with a seal
 }
 
 // pipeDepth bounds the segments downloaded but not yet checked, and so
@@ -289,15 +295,42 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 	// fsynced). The first failure of any stage stops them all.
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
+	problem := func(n int, msg string) {
+		rs.Problems = append(rs.Problems, msg)
+		st.report(st.event("problem", n, msg))
+	}
+	// The seal chain's key comes from the manifest, fetched first (it is
+	// re-sealed while a recording runs: fetch it whole each time, and
+	// acknowledge it only once the recording has ended and checked out),
+	// or else from segment 0.
+	manifestOK := false
+	if ix.Manifest != nil && !ix.Manifest.Acked {
+		msg, err := st.fetchManifest(ctx, dir, ix, id)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			problem(0, msg)
+		} else {
+			manifestOK = true
+		}
+	}
+	ck, pre, err := st.chainKey(ctx, dir, ix, id)
+	if err != nil {
+		return err
+	}
+	if ck.problem != "" {
+		problem(0, ck.problem)
+	}
 	checkQ := make(chan *download, pipeDepth)
 	ackQ := make(chan *batch, 2)
 	var (
-		mu       sync.Mutex // guards rs.Problems, rs.Acked, held
-		held     int
-		wg       sync.WaitGroup
-		manifest bool // set before checkQ closes: acknowledge the manifest last
+		mu    sync.Mutex // guards rs.Problems, rs.Acked, held
+		held  int
+		wg    sync.WaitGroup
+		seals = map[int]*storage.Seal{} // the check stage's
 	)
-	problem := func(n int, msg string) {
+	problem = func(n int, msg string) {
 		mu.Lock()
 		rs.Problems = append(rs.Problems, msg)
 		mu.Unlock()
@@ -313,7 +346,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 				d.discard()
 				continue
 			}
-			msg, err := check(dir, d, id, b)
+			msg, err := check(dir, d, id, ck, ix.ID, b)
 			if err != nil {
 				fail(err)
 				continue
@@ -321,6 +354,9 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			if msg != "" {
 				problem(d.n, msg)
 				continue
+			}
+			if d.checked {
+				seals[d.n] = &d.seal
 			}
 			mu.Lock()
 			held++
@@ -338,7 +374,18 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			}
 		}
 		if ctx.Err() == nil {
-			b.manifest = manifest
+			// The order, membership and count of the whole recording:
+			// each segment verified follows the one before it, and a
+			// finished recording has as many segments as its manifest
+			// says, the last one its chain head. Only then is the manifest
+			// acknowledged, and with it the recording may leave the device.
+			for _, msg := range ck.chain(ix, seals) {
+				problem(0, msg)
+			}
+			mu.Lock()
+			clean := len(rs.Problems) == 0
+			mu.Unlock()
+			b.manifest = manifestOK && ix.State != storage.Recording && clean
 			ackQ <- b
 		} else {
 			b.wait()
@@ -374,17 +421,7 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 		}
 	}()
 
-	err := st.downloads(ctx, fail, dir, ix, id, rs, checkQ, problem)
-	// The manifest is re-sealed while a recording runs: fetch it whole each
-	// time, acknowledge it only once the recording has ended.
-	if err == nil && ix.Manifest != nil && !ix.Manifest.Acked {
-		var msg string
-		if msg, err = st.fetchManifest(ctx, dir, ix, id); msg != "" {
-			problem(0, msg)
-		} else if err == nil {
-			manifest = ix.State != storage.Recording
-		}
-	}
+	err = st.downloads(ctx, fail, dir, ix, id, rs, checkQ, problem, pre)
 	close(checkQ)
 	wg.Wait() // no fsync or acknowledgement outlives its recording
 	if cause := context.Cause(ctx); cause != nil && err == nil {
@@ -412,7 +449,7 @@ const DownloadStreams = 4
 
 // downloads fetches every segment the vault lacks and queues each, with
 // those already held, for checking.
-func (st *syncState) downloads(ctx context.Context, fail func(error), dir string, ix *storage.Index, id age.Identity, rs *RecordingSync, checkQ chan<- *download, problem func(int, string)) error {
+func (st *syncState) downloads(ctx context.Context, fail func(error), dir string, ix *storage.Index, id age.Identity, rs *RecordingSync, checkQ chan<- *download, problem func(int, string), pre *download) error {
 	work := make(chan int)
 	var (
 		fetched atomic.Int64
@@ -438,9 +475,16 @@ func (st *syncState) downloads(ctx context.Context, fail func(error), dir string
 			}
 		})
 	}
+	if pre != nil { // segment 0, fetched first for its key
+		fetched.Add(1)
+		checkQ <- pre
+	}
 	for n, seg := range ix.Segments {
 		if ctx.Err() != nil {
 			break
+		}
+		if pre != nil && n == pre.n {
+			continue
 		}
 		final := filepath.Join(dir, storage.SegmentName(n))
 		switch {
@@ -538,9 +582,13 @@ func (st *syncState) receive(d *download, body io.Reader, check bool, id age.Ide
 	in.h = h
 	buf := copyPool.Get().(*[]byte)
 	defer copyPool.Put(buf)
+	sr := storage.NewSealReader()
 	r, derr := age.Decrypt(in, id)
 	if derr == nil {
-		_, derr = io.CopyBuffer(discard{}, r, *buf)
+		_, derr = io.CopyBuffer(sr, r, *buf)
+	}
+	if derr == nil {
+		d.seal, d.sealErr = sr.Seal()
 	}
 	// After a failure, or trailing bytes age did not ask for: the rest still
 	// goes to the file and the hash, and the connection stays usable.
@@ -612,10 +660,13 @@ func (st *syncState) receiveHeld(d *download, in *tee, id age.Identity) error {
 		if derr == nil {
 			pbuf := getBuf(int(psize))
 			_, derr = r.ReadAt(*pbuf, 0)
-			putBuf(pbuf)
 			if derr == io.EOF {
 				derr = nil
 			}
+			if derr == nil {
+				d.seal, d.sealErr = storage.ReadSeal(*pbuf)
+			}
+			putBuf(pbuf)
 		}
 	}
 	d.judge(in.n, h.Sum(nil), derr)
@@ -702,7 +753,7 @@ func (d *download) discard() {
 
 // check verifies a download (or re-syncs a segment held from before), moves
 // it into place and starts making it durable as part of b.
-func check(dir string, d *download, id age.Identity, b *batch) (problem string, err error) {
+func check(dir string, d *download, id age.Identity, ck *chainKey, recID string, b *batch) (problem string, err error) {
 	final := filepath.Join(dir, storage.SegmentName(d.n))
 	if d.f == nil {
 		if d.seg.Acked {
@@ -718,7 +769,15 @@ func check(dir string, d *download, id age.Identity, b *batch) (problem string, 
 	part := d.f.Name()
 	problem = d.problem
 	if !d.checked {
-		problem = verify(part, d.seg, id) // resumed: check the whole file
+		// Resumed: check the whole file.
+		var sr *storage.SealReader
+		if problem, sr = verify(part, d.seg, id); problem == "" {
+			d.checked = true
+			d.seal, d.sealErr = sr.Seal()
+		}
+	}
+	if problem == "" {
+		problem = ck.verify(&d.seal, d.sealErr, recID, d.n)
 	}
 	if problem != "" {
 		d.f.Close()
@@ -753,7 +812,7 @@ func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.
 	}
 	// The manifest may have been re-sealed since the listing: check it
 	// decrypts; the hash is checked when it matches the listing's.
-	if problem := verify(part, storage.FileInfo{}, id); problem != "" {
+	if problem, _ := verify(part, storage.FileInfo{}, id); problem != "" {
 		os.Remove(part)
 		return "manifest: " + problem, nil
 	}
@@ -765,29 +824,31 @@ func (st *syncState) fetchManifest(ctx context.Context, dir string, ix *storage.
 
 // verify checks size and SHA-256 against the index (when given) and that
 // the whole file decrypts with id. It returns a problem, or "".
-func verify(path string, want storage.FileInfo, id age.Identity) string {
+// The SealReader has read the whole plaintext.
+func verify(path string, want storage.FileInfo, id age.Identity) (string, *storage.SealReader) {
 	if want.SHA256 != "" {
 		ok, err := fileMatches(path, want)
 		if err != nil {
-			return err.Error()
+			return err.Error(), nil
 		}
 		if !ok {
-			return "its hash does not match the device's index (damaged or tampered with)"
+			return "its hash does not match the device's index (damaged or tampered with)", nil
 		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return err.Error()
+		return err.Error(), nil
 	}
 	defer f.Close()
+	sr := storage.NewSealReader()
 	r, err := age.Decrypt(f, id)
 	if err == nil {
-		_, err = io.Copy(io.Discard, r)
+		_, err = io.Copy(sr, r)
 	}
 	if err != nil {
-		return fmt.Sprintf("does not decrypt with the case key (%v)", err)
+		return fmt.Sprintf("does not decrypt with the case key (%v)", err), nil
 	}
-	return ""
+	return "", sr
 }
 
 // fileMatches reports whether the file at path has want's size and hash.

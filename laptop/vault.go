@@ -1,6 +1,7 @@
 package laptop
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,66 +17,95 @@ import (
 	"attune.dev/attune/storage"
 )
 
-// segmentStream decrypts a recording's segments one after another, opening
-// each only when the previous one is used up: the plaintext is never on disk
-// and only one age chunk of it is in memory at a time.
+// segmentStream decrypts a recording's segments one after another, each
+// whole into memory (one segment, about a second of footage), and hands
+// out its plaintext only once its seal checks out (docs/FORMAT.md, "The
+// seal chain"): its number, its recording and its link to the segment
+// before it. A segment that fails is an error, before any of its bytes.
 type segmentStream struct {
-	paths []string
+	segs  []int // segment numbers, in order
+	dir   string
+	recID string
 	id    age.Identity
-	f     *os.File
-	r     io.Reader
+	ck    *chainKey
+	prev  *storage.Seal // the seal of the segment before segs[0], if held
+	pn    int
+	buf   []byte
+	off   int
 }
 
 func (s *segmentStream) Read(p []byte) (int, error) {
-	for {
-		if s.r == nil {
-			if len(s.paths) == 0 {
-				return 0, io.EOF
-			}
-			f, err := os.Open(s.paths[0])
-			if err != nil {
-				return 0, err
-			}
-			r, err := age.Decrypt(f, s.id)
-			if err != nil {
-				f.Close()
-				return 0, fmt.Errorf("decrypt %s: %w", filepath.Base(s.paths[0]), err)
-			}
-			s.paths, s.f, s.r = s.paths[1:], f, r
+	for s.off == len(s.buf) {
+		if len(s.segs) == 0 {
+			return 0, io.EOF
 		}
-		n, err := s.r.Read(p)
-		if err == io.EOF {
-			s.f.Close()
-			s.f, s.r = nil, nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
+		n := s.segs[0]
+		s.segs = s.segs[1:]
+		if err := s.load(n); err != nil {
+			return 0, err
 		}
-		return n, err
 	}
+	c := copy(p, s.buf[s.off:])
+	s.off += c
+	return c, nil
 }
 
-func (s *segmentStream) Close() error {
-	if s.f != nil {
-		return s.f.Close()
+// load decrypts and checks segment n into the buffer, its seal left out.
+func (s *segmentStream) load(n int) error {
+	name := storage.SegmentName(n)
+	f, err := os.Open(filepath.Join(s.dir, name))
+	if err != nil {
+		return err
 	}
+	defer f.Close()
+	r, err := age.Decrypt(f, s.id)
+	if err != nil {
+		return fmt.Errorf("decrypt %s: %w", name, err)
+	}
+	b := bytes.NewBuffer(s.buf[:0])
+	if _, err := b.ReadFrom(r); err != nil {
+		return fmt.Errorf("decrypt %s: %w", name, err)
+	}
+	s.buf, s.off = b.Bytes(), 0
+	seal, serr := storage.ReadSeal(s.buf)
+	if msg := s.ck.verify(&seal, serr, s.recID, n); msg != "" {
+		s.buf = s.buf[:0]
+		return fmt.Errorf("segment %d in the vault: %s", n, msg)
+	}
+	if s.prev != nil && s.pn == n-1 {
+		if err := seal.Link(s.prev); err != nil {
+			s.buf = s.buf[:0]
+			return fmt.Errorf("segment %d in the vault: %v", n, err)
+		}
+	}
+	s.prev, s.pn = &seal, n
+	s.buf = s.buf[:len(s.buf)-storage.SealSize]
 	return nil
 }
 
-// Stream returns the decrypted stream of a vault recording: its segments
-// in order, as held (a gap where a segment is missing).
-func (vr VaultRecording) Stream(id age.Identity) io.ReadCloser {
-	var paths []string
+func (s *segmentStream) Close() error { return nil }
+
+// Stream returns the decrypted stream of a vault recording: the segments
+// it holds, in order, each checked against the recording's seal chain (a
+// gap where a segment is missing; Gaps lists them).
+func (vr VaultRecording) Stream(id age.Identity) (io.ReadCloser, error) {
+	m, err := vr.Manifest(id)
+	if err != nil {
+		return nil, err
+	}
+	ck := manifestChain(m, vr.ID)
+	if ck.key == nil {
+		return nil, fmt.Errorf("recording %s: %s", vr.ID, ck.problem)
+	}
+	var segs []int
 	if vr.Index != nil {
 		for n := range vr.Index.Segments {
-			p := filepath.Join(vr.Dir, storage.SegmentName(n))
-			if _, err := os.Stat(p); err == nil {
-				paths = append(paths, p)
+			if fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) {
+				segs = append(segs, n)
 			}
 		}
 	}
-	return &segmentStream{paths: paths, id: id}
+	return &segmentStream{segs: segs, dir: vr.Dir, recID: vr.ID, id: id, ck: ck}, nil
 }
 
 // Held counts the recording's segments the vault holds.
@@ -151,7 +181,11 @@ func ContainerFor(path string) (Container, error) {
 // ExportRecording decrypts a vault recording into a finalized file at path
 // in the container its name asks for (see ContainerFor), written under a
 // temporary name and renamed when complete.
-func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string) (ExportInfo, *storage.Manifest, error) {
+//
+// A recording with segments missing from the vault (see Gaps) is refused
+// with an error wrapping ErrGaps, unless allowGaps: then the film jumps
+// over them and ExportInfo.Gaps names them.
+func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string, allowGaps bool) (ExportInfo, *storage.Manifest, error) {
 	if _, err := ContainerFor(path); err != nil {
 		return ExportInfo{}, nil, err
 	}
@@ -159,18 +193,29 @@ func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Id
 	if err != nil {
 		return ExportInfo{}, nil, err
 	}
+	gaps, err := vr.Gaps(id, m)
+	if err != nil {
+		return ExportInfo{}, m, fmt.Errorf("export %s: %w", vr.ID, err)
+	}
+	if len(gaps) > 0 && !allowGaps {
+		return ExportInfo{Gaps: gaps}, m, fmt.Errorf("export %s: %w: %s; run attune sync to fetch them, or export the rest with --allow-gaps (the film then jumps over them)", vr.ID, ErrGaps, describeGaps(gaps))
+	}
+	stream, err := vr.Stream(id)
+	if err != nil {
+		return ExportInfo{}, m, fmt.Errorf("export %s: %w", vr.ID, err)
+	}
+	defer stream.Close()
 	tmp := path + ".part"
 	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return ExportInfo{}, m, fmt.Errorf("export: %v", err)
 	}
-	stream := vr.Stream(id)
-	defer stream.Close()
 	opts := ExportOptions{}
 	if m.ClockTrusted {
 		opts.Date = m.Started
 	}
 	info, err := Export(ctx, stream, MarksOf(m), out, opts)
+	info.Gaps = gaps
 	if err != nil && !errors.Is(err, ErrDamaged) {
 		out.Close()
 		os.Remove(tmp)

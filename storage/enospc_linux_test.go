@@ -50,7 +50,7 @@ func TestRealENOSPC(t *testing.T) {
 		t.Fatalf("state %s, %d segments in index, %d sealed", ix.State, len(ix.Segments), sealed)
 	}
 	for i := range ix.Segments {
-		if got := decryptFile(t, s.SegmentPath(rec.ID(), i), id); len(got) != len(p) {
+		if got := decryptFile(t, s.SegmentPath(rec.ID(), i), id); len(got) != len(p)+SealSize {
 			t.Errorf("segment %d: %d bytes", i, len(got))
 		}
 	}

@@ -149,6 +149,11 @@ type Manifest struct {
 	Duration  float64    `json:"duration_seconds,omitempty"`
 	EndReason string     `json:"end_reason,omitempty"`
 	Segments  int        `json:"segments,omitempty"`
+	// SealKey is the recording's seal key (hex), sealed here and in
+	// segment 0 only; ChainHead is the MAC of the last segment, set when
+	// the recording ends, with Segments (docs/FORMAT.md, "The seal chain").
+	SealKey   string `json:"seal_key,omitempty"`
+	ChainHead string `json:"chain_head,omitempty"`
 }
 
 // Track describes one stream of the recording.

@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,11 +30,18 @@ type Rec struct {
 	ix       *Index
 	manifest Manifest
 
-	seg    *atomicFile    // current segment's file, nil between segments
-	enc    io.WriteCloser // age writer into seg
-	segMax int64          // largest sealed segment so far
-	err    error          // sticky write error
-	closed bool
+	seg *atomicFile    // current segment's file, nil between segments
+	enc io.WriteCloser // age writer into seg
+	// The seal chain: key lives only in (locked) memory, from Create to
+	// Close; payload hashes the current segment's plaintext; prev is the
+	// last sealed segment's MAC. key is guarded by mu (the manifest is
+	// sealed with it from other goroutines); the rest is the writer's.
+	key     []byte
+	payload hash.Hash
+	prev    [32]byte
+	segMax  int64 // largest sealed segment so far
+	err     error // sticky write error
+	closed  bool
 }
 
 // Create starts a new recording sealed to rcpt. It refuses to start when
@@ -64,8 +73,10 @@ func (s *Store) Create(rcpt Recipients, m Manifest) (*Rec, error) {
 	if m.Marks == nil {
 		m.Marks = []Mark{}
 	}
+	key := make([]byte, SealKeySize)
+	rand.Read(key)
 	r := &Rec{
-		s: s, dir: dir, rcpt: rcpt, manifest: m,
+		s: s, dir: dir, rcpt: rcpt, manifest: m, key: key, payload: sha256.New(),
 		ix: &Index{Version: IndexVersion, ID: id, Seq: seq, State: Recording, RecipientKind: rcpt.Kind, CaseRef: rcpt.CaseRef, Segments: []FileInfo{}},
 	}
 	if err := r.sealManifestLocked(); err != nil {
@@ -122,6 +133,7 @@ func (r *Rec) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := r.enc.Write(p)
+	r.payload.Write(p[:n])
 	if err != nil {
 		r.fail(err)
 		return n, r.err
@@ -149,6 +161,7 @@ func (r *Rec) openSegment() error {
 		return fmt.Errorf("open segment: %v", err)
 	}
 	r.seg, r.enc = seg, enc
+	r.payload.Reset()
 	return nil
 }
 
@@ -179,6 +192,22 @@ func (r *Rec) Flush() error {
 	if r.seg == nil {
 		return nil
 	}
+	// The seal: this segment's number, the previous MAC and the MAC over
+	// them and the payload, as a Void element players skip.
+	n := uint64(r.Segments())
+	var ph [32]byte
+	r.payload.Sum(ph[:0])
+	mac := SegmentMAC(r.key, r.ix.ID, n, r.prev, ph)
+	var key []byte
+	if n == 0 {
+		key = r.key
+	}
+	var trailer [SealSize]byte
+	if _, err := r.enc.Write(appendSeal(trailer[:0], n, r.prev, mac, key)); err != nil {
+		r.fail(err)
+		return r.err
+	}
+	clear(trailer[:])
 	if err := r.enc.Close(); err != nil {
 		r.fail(err)
 		return r.err
@@ -192,6 +221,7 @@ func (r *Rec) Flush() error {
 	if size > r.segMax {
 		r.segMax = size
 	}
+	r.prev = mac
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ix.Segments = append(r.ix.Segments, FileInfo{Name: SegmentName(len(r.ix.Segments)), Size: size, SHA256: sum})
@@ -234,6 +264,9 @@ func (r *Rec) Bytes() int64 {
 func (r *Rec) UpdateManifest(f func(*Manifest)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.key == nil {
+		return errors.New("update manifest: the recording has ended")
+	}
 	f(&r.manifest)
 	if err := r.sealManifestLocked(); err != nil {
 		return err
@@ -245,10 +278,13 @@ func (r *Rec) UpdateManifest(f func(*Manifest)) error {
 }
 
 func (r *Rec) sealManifestLocked() error {
-	b, err := json.MarshalIndent(&r.manifest, "", "  ")
+	m := r.manifest
+	m.SealKey = hex.EncodeToString(r.key)
+	b, err := json.MarshalIndent(&m, "", "  ")
 	if err != nil {
 		return err
 	}
+	defer clear(b)
 	a, err := createAtomic(r.dir, ManifestName)
 	if err != nil {
 		return classify(err)
@@ -302,7 +338,15 @@ func (r *Rec) Close(update func(*Manifest)) error {
 		update(&r.manifest)
 	}
 	r.manifest.Segments = len(r.ix.Segments)
-	if err := r.sealManifestLocked(); err != nil {
+	if len(r.ix.Segments) > 0 {
+		r.manifest.ChainHead = hex.EncodeToString(r.prev[:])
+	}
+	err := r.sealManifestLocked()
+	// The key is forgotten: nothing can be sealed in this recording's name
+	// any more.
+	clear(r.key)
+	r.key = nil
+	if err != nil {
 		// The manifest from the start is still there; the index must still
 		// say the recording is complete.
 		r.s.log.Warn("final manifest not sealed", "recording", r.ix.ID, "err", err)

@@ -529,6 +529,7 @@ func (c *cli) export(args []string) error {
 	fs, homeDir := c.command("export", "RECORDING-ID", true)
 	out := fs.String("out", "", "output Matroska file, FILE.mkv (required)")
 	marks := fs.String("marks", "", "also write the marks as WebVTT (.vtt) or CSV (.csv)")
+	allowGaps := fs.Bool("allow-gaps", false, "export a recording with segments missing from the vault; the film jumps over them")
 	pos, err := c.parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -570,9 +571,12 @@ func (c *cli) export(args []string) error {
 	if err != nil {
 		return fmt.Errorf("export: %v", err)
 	}
-	info, m, err := home.ExportRecording(c.ctx, vr, ident, *out)
+	info, m, err := home.ExportRecording(c.ctx, vr, ident, *out, *allowGaps)
 	if err != nil && !errors.Is(err, laptop.ErrDamaged) {
 		return err
+	}
+	for _, g := range info.Gaps {
+		fmt.Fprintf(c.stderr, "warning: %s: the film jumps over it\n", g)
 	}
 	fmt.Fprintf(c.stdout, "exported %s: %s, %d frames, %d marks as chapters → %s\n", vr.ID, info.Duration.Round(time.Millisecond), info.VideoFrames, len(m.Marks), *out)
 	if format != "" {
