@@ -190,6 +190,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		open = OpenSources
 	}
 	d.idleState()
+	// The first heartbeat before ready: a watchdog check right after
+	// Ready must not find the machine dead.
+	first := d.Clock.Now()
+	d.heartbeat.Store(&first)
 	close(d.ready)
 	var (
 		stop    context.CancelFunc
