@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,8 +130,10 @@ func (g *gpioSim) press(n int, d time.Duration) error {
 }
 
 // panelScenario runs `attuned run --board pi-ref` on the gpio-sim chip and
-// works the buttons: ready is green; REC → red steady; MARK → red flashing;
-// REC → green; PAIR held 3 s → blue blinking slowly.
+// works the buttons: ready is green; PAIR held 3 s → blue blinking slowly;
+// REC cancels it → green; REC → red steady; MARK → red flashing; REC →
+// green; PAIR held 3 s with that footage unsynced → refused, amber
+// blinking.
 func panelScenario(r *Result) error {
 	g, err := newGPIOSim(28)
 	if err != nil {
@@ -180,6 +183,18 @@ log_level = "info"
 	if err := step("ready shows green", g.waitLED("green", 30*time.Second)); err != nil {
 		return err
 	}
+	if err := step("PAIR held 3.5 s", g.press(pinPAIR, 3500*time.Millisecond)); err != nil {
+		return err
+	}
+	if err := step("pairing blinks blue slowly", blinks(g.sample(2500*time.Millisecond), "blue")); err != nil {
+		return err
+	}
+	if err := step("REC press (cancels pairing)", g.press(pinREC, 200*time.Millisecond)); err != nil {
+		return err
+	}
+	if err := step("pairing cancelled shows green", g.waitLED("green", 10*time.Second)); err != nil {
+		return err
+	}
 	recStart := time.Now()
 	if err := step("REC press", g.press(pinREC, 200*time.Millisecond)); err != nil {
 		return err
@@ -207,10 +222,12 @@ log_level = "info"
 	if err := step("stopped shows green", g.waitLED("green", 15*time.Second)); err != nil {
 		return err
 	}
-	if err := step("PAIR held 3.5 s", g.press(pinPAIR, 3500*time.Millisecond)); err != nil {
+	// Footage not yet synced: PAIR must not open a window that would let
+	// another laptop take the device over.
+	if err := step("PAIR held 3.5 s with unsynced footage", g.press(pinPAIR, 3500*time.Millisecond)); err != nil {
 		return err
 	}
-	if err := step("pairing blinks blue slowly", blinks(g.sample(2500*time.Millisecond), "blue")); err != nil {
+	if err := step("pairing refused: amber blinks", blinks(g.sample(1500*time.Millisecond), "amber", "red", "green")); err != nil {
 		return err
 	}
 	if err := step("SIGTERM ends the daemon cleanly", d.stop()); err != nil {
@@ -233,15 +250,18 @@ func only(seen []string, c string) error {
 	return nil
 }
 
-// blinks checks that seen alternates between c and off, at least twice each.
-func blinks(seen []string, c string) error {
+// blinks checks that seen alternates between c and off, at least twice
+// each. parts are colours the LED may show for an instant while it
+// switches to c (amber is red and green, written one line at a time).
+func blinks(seen []string, c string, parts ...string) error {
 	on, off := 0, 0
 	for _, s := range seen {
-		switch s {
-		case c:
+		switch {
+		case s == c:
 			on++
-		case "off":
+		case s == "off":
 			off++
+		case slices.Contains(parts, s):
 		default:
 			return fmt.Errorf("LED showed %v, want %s blinking", seen, c)
 		}
