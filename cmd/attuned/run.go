@@ -182,7 +182,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := system.LoadConfig(*cfgPath)
+	cfg, found, err := system.LoadConfigOrDefaults(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -201,6 +201,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("run: %w", err)
 	}
 	log := newLogger(stderr, cfg.System.LogLevel)
+	if *cfgPath != "" && !found {
+		log.Info("no config file, running on the defaults", "config", *cfgPath)
+	}
 	tuneGC()
 	lockMemory(cfg.System.LockMemory, log)
 
