@@ -42,6 +42,11 @@ type LinkConfig struct {
 	// e.g. ["usb0"] for USB gadget Ethernet; empty: no announcement, the
 	// laptop gives --device HOST:PORT.
 	Interfaces []string `toml:"interfaces"`
+	// USBGadget makes the USB OTG port the link to the laptop: `attuned
+	// gadget` (attune-gadget.service) makes an NCM network gadget, gives
+	// the device 192.168.7.1 and the laptop 192.168.7.2 by DHCP. Off by
+	// default; the Debian package's configuration turns it on.
+	USBGadget bool `toml:"usb_gadget"`
 }
 
 // CaptureConfig chooses the sources.
