@@ -284,7 +284,11 @@ log_level = "info"
 		return fail(fmt.Errorf("lease %+v, want 192.168.7.2/24 from 192.168.7.1, no router, no DNS", lease))
 	}
 
-	// The daemon, on the simulated board (its panel API gives the code).
+	// The daemon, on the simulated board (its panel API gives the code,
+	// on the device's loopback).
+	if lo, err := netlink.LinkByName("lo"); err != nil || netlink.LinkSetUp(lo) != nil {
+		return fmt.Errorf("lo up: %v", err)
+	}
 	d, err := startDaemonWith("sim", gadgetConfig)
 	if err != nil {
 		return fail(err)
