@@ -29,6 +29,7 @@ for g in attune gpio i2c spi video audio; do
 done
 [ "$(in_root stat -c '%U %a' /var/lib/attune)" = "attune 700" ] || fail "/var/lib/attune: $(in_root stat -c '%U %a' /var/lib/attune)"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/attuned.service" ] || fail "service not enabled"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/attune-gadget.service" ] || fail "USB link service not enabled"
 in_root dpkg-query -W -f='${Conffiles}' attuned | grep -q '/etc/attune/attuned.toml' || fail "no conffile"
 in_root attuned version >/dev/null || fail "attuned version"
 
@@ -46,6 +47,7 @@ echo "$out" | grep -q 'kept /var/lib/attune' || { echo "$out"; fail "purge did n
 [ -e "$root/var/lib/attune/recording" ] || fail "purge deleted the recordings unasked"
 [ ! -e "$root/etc/attune/attuned.toml" ] || fail "purge kept the conffile"
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants/attuned.service" ] || fail "purge left the service enabled"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/attune-gadget.service" ] || fail "purge left the USB link service enabled"
 
 in_root apt-get install -y -q /tmp/attuned.deb >/dev/null 2>&1 || fail "install again"
 in_root env ATTUNE_PURGE_RECORDINGS=yes apt-get purge -y -q attuned >/dev/null 2>&1 || fail "purge with ATTUNE_PURGE_RECORDINGS=yes"

@@ -3,6 +3,7 @@ package system
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"regexp"
 	"strconv"
@@ -41,6 +42,11 @@ type LinkConfig struct {
 	// e.g. ["usb0"] for USB gadget Ethernet; empty: no announcement, the
 	// laptop gives --device HOST:PORT.
 	Interfaces []string `toml:"interfaces"`
+	// USBGadget makes the USB OTG port the link to the laptop: `attuned
+	// gadget` (attune-gadget.service) makes an NCM network gadget, gives
+	// the device 192.168.7.1 and the laptop 192.168.7.2 by DHCP. Off by
+	// default; the Debian package's configuration turns it on.
+	USBGadget bool `toml:"usb_gadget"`
 }
 
 // CaptureConfig chooses the sources.
@@ -92,19 +98,24 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads a TOML config file over the defaults and validates it.
-// An empty path means the defaults.
+// An empty path means the defaults; a path where there is no file is an
+// error (wrapping fs.ErrNotExist): LoadConfigOrDefaults is the daemon's
+// reading, for which no file means the defaults.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
 		return cfg, cfg.Validate()
 	}
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, fmt.Errorf("config %s: %w; give the path of attuned's TOML file", path, err)
+	}
 	if err != nil {
-		return cfg, fmt.Errorf("config: %v", err)
+		return cfg, fmt.Errorf("config %s: cannot read it: %w; it must be a file the user attuned runs as can read (sudo chmod 644 %s)", path, err, path)
 	}
 	md, err := toml.Decode(string(b), &cfg)
 	if err != nil {
-		return cfg, fmt.Errorf("config %s: %v", path, err)
+		return cfg, fmt.Errorf("config %s: %v; fix that line (README.md lists every key and its values)", path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -117,6 +128,21 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// LoadConfigOrDefaults is LoadConfig for the daemon: no file at path means
+// the defaults, and found is false (the daemon says so in its log, then
+// runs). The service's unit names a config file the package ships, but an
+// administrator who removed it should get a running device, not a restart
+// loop. Any other problem with the file (unreadable, not TOML, a bad key)
+// is still an error naming the key and the fix.
+func LoadConfigOrDefaults(path string) (cfg Config, found bool, err error) {
+	cfg, err = LoadConfig(path)
+	if path != "" && errors.Is(err, fs.ErrNotExist) {
+		cfg = DefaultConfig()
+		return cfg, false, cfg.Validate()
+	}
+	return cfg, path != "", err
 }
 
 var modeRE = regexp.MustCompile(`^([0-9]{2,5})x([0-9]{2,5})@([0-9]+(?:\.[0-9]+)?)$`)

@@ -89,3 +89,40 @@ func TestClockSet(t *testing.T) {
 		t.Fatalf("after set: %v %v", w, trusted)
 	}
 }
+
+// TestConfigMissingMeansDefaults: the daemon's config path with no file
+// there runs on the defaults (found is false so the daemon can say so);
+// an unreadable file, a directory or bad TOML stay errors that say what
+// to do.
+func TestConfigMissingMeansDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cfg, found, err := LoadConfigOrDefaults(filepath.Join(dir, "attuned.toml"))
+	if err != nil || found {
+		t.Fatalf("missing file: found %v, err %v; want the defaults", found, err)
+	}
+	if want := DefaultConfig(); cfg.Board != want.Board || cfg.Data != want.Data || cfg.Listen != want.Listen {
+		t.Errorf("missing file: cfg = %+v, want the defaults", cfg)
+	}
+	// LoadConfig itself still says the file is not there.
+	if _, err := LoadConfig(filepath.Join(dir, "attuned.toml")); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("LoadConfig of a missing file: err = %v", err)
+	}
+	cfg, found, err = LoadConfigOrDefaults(writeConfig(t, "board = \"sim\"\n"))
+	if err != nil || !found || cfg.Board != "sim" {
+		t.Errorf("present file: board %q, found %v, err %v", cfg.Board, found, err)
+	}
+	bad := writeConfig(t, "data = \n")
+	if _, _, err := LoadConfigOrDefaults(bad); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "fix that line") {
+		t.Errorf("bad TOML: err = %v, want the line and the fix", err)
+	}
+	if _, _, err := LoadConfigOrDefaults(dir); err == nil || !strings.Contains(err.Error(), "cannot read it") {
+		t.Errorf("a directory: err = %v, want cannot read it", err)
+	}
+	if os.Geteuid() != 0 { // root reads anything
+		unreadable := writeConfig(t, "board = \"sim\"\n")
+		os.Chmod(unreadable, 0)
+		if _, _, err := LoadConfigOrDefaults(unreadable); err == nil || !strings.Contains(err.Error(), "chmod 644") {
+			t.Errorf("unreadable: err = %v, want the fix", err)
+		}
+	}
+}

@@ -286,7 +286,7 @@ func (c *cli) keyFlags(fs *flag.FlagSet) func() (laptop.CaseOptions, error) {
 func (c *cli) findDevice(addr string) (string, error) {
 	if addr != "" {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return "", fmt.Errorf("--device %q: want HOST:PORT, e.g. 192.168.7.2:8443", addr)
+			return "", fmt.Errorf("--device %q: want HOST:PORT, e.g. 192.168.7.1:8443 (the device on the USB link)", addr)
 		}
 		return addr, nil
 	}

@@ -27,6 +27,7 @@ const usage = `usage:
               [--source SOURCE] [--ready-file PATH]
   attuned record --data DIR --recipients FILE [--source testsrc|file:PATH|v4l2:/dev/videoN]
                  [--audio auto|testsrc|none|alsa:NAME] [--duration 10s] [--pace realtime|none]
+  attuned gadget [--config FILE]
   attuned version
 `
 
@@ -41,6 +42,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDaemon(ctx, args[1:], stdout, stderr)
 	case "record":
 		return runRecord(ctx, args[1:], stdout, stderr)
+	case "gadget":
+		return runGadget(ctx, args[1:], stderr)
 	case "version":
 		fmt.Fprintln(stdout, "attuned", version)
 		return nil
@@ -182,7 +185,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
 	}
-	cfg, err := system.LoadConfig(*cfgPath)
+	cfg, found, err := system.LoadConfigOrDefaults(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -201,6 +204,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("run: %w", err)
 	}
 	log := newLogger(stderr, cfg.System.LogLevel)
+	if *cfgPath != "" && !found {
+		log.Info("no config file, running on the defaults", "config", *cfgPath)
+	}
 	tuneGC()
 	lockMemory(cfg.System.LockMemory, log)
 
@@ -218,4 +224,26 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Hardware:  hw,
 		ReadyFile: *readyFile,
 	})
+}
+
+// runGadget is the USB link (system.USBLink), run as root by
+// attune-gadget.service before the daemon starts.
+func runGadget(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("gadget", stderr)
+	cfgPath := fs.String("config", "", "TOML config file (link.usb_gadget turns the USB link on)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("gadget: unexpected argument %q", fs.Arg(0))
+	}
+	cfg, found, err := system.LoadConfigOrDefaults(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.System.LogLevel)
+	if *cfgPath != "" && !found {
+		log.Info("no config file, running on the defaults", "config", *cfgPath)
+	}
+	return system.USBLink(ctx, cfg, version, system.MachineIDPath, log)
 }

@@ -19,10 +19,10 @@ import (
 // ffmpeg (no errors allowed) and counts them with ffprobe; for MJPEG it
 // also compares each recorded frame with the frames fed in.
 func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
-	if r.Extra == nil {
+	id, _ := r.Extra["id"].(string)
+	if id == "" {
 		return nil // not a recording scenario
 	}
-	id, _ := r.Extra["id"].(string)
 	data, _ := r.Extra["data"].(string)
 	secs, _ := r.Extra["seconds"].(float64)
 	segs, _ := filepath.Glob(filepath.Join(out, data, "recordings", id, "[0-9]*.age"))

@@ -44,7 +44,7 @@ type result struct {
 func main() {
 	cache := flag.String("cache", ".hil", "cache directory (setup.sh's modules, the initramfs, results)")
 	timeout := flag.Duration("timeout", defaultBootTimeout, "longest the VM may run")
-	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,gadget); empty: all")
 	smp := flag.Int("smp", 2, "virtual CPUs")
 	flag.Parse()
 	if err := run(*cache, *timeout, *only, *smp); err != nil {
@@ -157,6 +157,7 @@ func kernelVersion() (string, error) {
 func buildBinaries(root string) error {
 	for _, b := range []struct{ pkg, out string }{
 		{"./cmd/attuned", "hil/attuned"},
+		{"./cmd/attune", "hil/attune"},
 		{"./internal/hil/guest", "init"},
 	} {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, b.out), b.pkg)
@@ -251,6 +252,11 @@ var vmModules = []struct{ name, params string }{
 	{"vivid", "n_devs=1 node_types=0x1"},
 	{"v4l2loopback", "devices=1 video_nr=10 card_label=hil-loop exclusive_caps=1 max_buffers=8"},
 	{"snd-aloop", ""},
+	// The USB link: both ends in one kernel (gadget scenario).
+	{"dummy_hcd", ""},
+	{"libcomposite", ""},
+	{"usb_f_ncm", ""},
+	{"cdc_ncm", ""},
 }
 
 // modules copies the VM's modules and their dependencies (modules.dep)

@@ -25,6 +25,10 @@ func TestConffile(t *testing.T) {
 	if cfg.Board != "pi-ref" || cfg.Capture.Source != "v4l2:/dev/video0" || cfg.Capture.Audio != "auto" {
 		t.Errorf("board %q, source %q, audio %q; want pi-ref, v4l2:/dev/video0, auto", cfg.Board, cfg.Capture.Source, cfg.Capture.Audio)
 	}
+	// The USB link is on, and the device is found on it by DNS-SD.
+	if !cfg.Link.USBGadget || !slices.Equal(cfg.Link.Interfaces, []string{"usb0"}) {
+		t.Errorf("link.usb_gadget %v, link.interfaces %q; want true, [usb0]", cfg.Link.USBGadget, cfg.Link.Interfaces)
+	}
 
 	b, err := os.ReadFile(conffilePath)
 	if err != nil {

@@ -48,14 +48,18 @@ func TestDeb(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]string{
-		"/usr/bin/attuned":                     "-rwxr-xr-x root/root",
-		"/lib/systemd/system/attuned.service":  "-rw-r--r-- root/root",
-		"/lib/udev/rules.d/60-attune.rules":    "-rw-r--r-- root/root",
-		"/etc/attune/attuned.toml":             "-rw-r--r-- root/root",
-		"/usr/share/doc/attuned/copyright":     "-rw-r--r-- root/root",
-		"/usr/share/doc/attuned/changelog.gz":  "-rw-r--r-- root/root",
-		"/usr/share/lintian/overrides/attuned": "-rw-r--r-- root/root",
-		"/usr/share/doc/attuned/README.md":     "-rw-r--r-- root/root",
+		"/usr/bin/attuned":                                 "-rwxr-xr-x root/root",
+		"/lib/systemd/system/attuned.service":              "-rw-r--r-- root/root",
+		"/lib/systemd/system/attune-gadget.service":        "-rw-r--r-- root/root",
+		"/usr/lib/modules-load.d/attuned.conf":             "-rw-r--r-- root/root",
+		"/usr/lib/NetworkManager/conf.d/attuned-usb0.conf": "-rw-r--r-- root/root",
+		"/usr/share/doc/attuned/INSTALL.md":                "-rw-r--r-- root/root",
+		"/lib/udev/rules.d/60-attune.rules":                "-rw-r--r-- root/root",
+		"/etc/attune/attuned.toml":                         "-rw-r--r-- root/root",
+		"/usr/share/doc/attuned/copyright":                 "-rw-r--r-- root/root",
+		"/usr/share/doc/attuned/changelog.gz":              "-rw-r--r-- root/root",
+		"/usr/share/lintian/overrides/attuned":             "-rw-r--r-- root/root",
+		"/usr/share/doc/attuned/README.md":                 "-rw-r--r-- root/root",
 	} {
 		if got := files[path]; got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)

@@ -167,6 +167,10 @@ func Info(root, arch, bin, changelog string, src Source) *nfpm.Info {
 			Contents: files.Contents{
 				file(bin, "/usr/bin/attuned", 0o755),
 				file(pkg("attuned.service"), "/lib/systemd/system/attuned.service", 0o644),
+				file(pkg("attune-gadget.service"), "/lib/systemd/system/attune-gadget.service", 0o644),
+				file(pkg("modules-load.conf"), "/usr/lib/modules-load.d/attuned.conf", 0o644),
+				file(pkg("NetworkManager.conf"), "/usr/lib/NetworkManager/conf.d/attuned-usb0.conf", 0o644),
+				file(filepath.Join(root, "docs", "INSTALL.md"), "/usr/share/doc/attuned/INSTALL.md", 0o644),
 				file(pkg("60-attune.rules"), "/lib/udev/rules.d/60-attune.rules", 0o644),
 				conf,
 				file(pkg("copyright"), "/usr/share/doc/attuned/copyright", 0o644),

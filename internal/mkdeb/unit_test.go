@@ -30,9 +30,9 @@ func needAnalyze(t *testing.T) string {
 
 // unitCopy writes the unit with ExecStart pointing at an executable that
 // exists, as systemd-analyze verify wants, and returns its path.
-func unitCopy(t *testing.T) string {
+func unitCopy(t *testing.T, path string) string {
 	t.Helper()
-	b, err := os.ReadFile(unitPath)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func unitCopy(t *testing.T) string {
 	if s == string(b) {
 		t.Fatal("unit has no ExecStart=/usr/bin/attuned")
 	}
-	p := filepath.Join(dir, "attuned.service")
+	p := filepath.Join(dir, filepath.Base(path))
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func unitCopy(t *testing.T) string {
 // exits 0 on unknown keys, so any output is a failure).
 func TestUnitVerify(t *testing.T) {
 	analyze := needAnalyze(t)
-	out, err := exec.Command(analyze, "verify", unitCopy(t)).CombinedOutput()
+	out, err := exec.Command(analyze, "verify", unitCopy(t, unitPath)).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
@@ -70,7 +70,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+) (
 // the two capabilities attuned needs (CAP_SYS_TIME, CAP_IPC_LOCK).
 func TestUnitSecurity(t *testing.T) {
 	analyze := needAnalyze(t)
-	out, err := exec.Command(analyze, "security", "--no-pager", "--offline=true", unitCopy(t)).CombinedOutput()
+	out, err := exec.Command(analyze, "security", "--no-pager", "--offline=true", unitCopy(t, unitPath)).CombinedOutput()
 	m := exposureRE.FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("systemd-analyze security: %v, no exposure level in:\n%s", err, out)
@@ -95,9 +95,9 @@ func crosses(out []byte) string {
 }
 
 // unitKeys reads the unit's Key=value lines (a key may repeat).
-func unitKeys(t *testing.T) map[string][]string {
+func unitKeys(t *testing.T, path string) map[string][]string {
 	t.Helper()
-	f, err := os.Open(unitPath)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func unitKeys(t *testing.T) map[string][]string {
 // the capabilities and nothing more, the devices, the state directory, and
 // that a device without usb0 still boots (After= only, no Wants=/Requires=).
 func TestUnitContract(t *testing.T) {
-	k := unitKeys(t)
+	k := unitKeys(t, unitPath)
 	want := map[string]string{
 		"Type":                    "notify",
 		"User":                    "attune",
@@ -161,5 +161,39 @@ func TestUnitContract(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(k["SystemCallFilter"], " "), "@clock") {
 		t.Errorf("SystemCallFilter = %q lacks @clock (clock_settime, adjtimex)", k["SystemCallFilter"])
+	}
+}
+
+const gadgetUnitPath = "../../packaging/attune-gadget.service"
+
+// TestGadgetUnit: the USB link's unit verifies, rates "OK", runs `attuned
+// gadget` before the daemon, and holds only the two capabilities the link
+// needs (the daemon's own are pinned by TestUnitContract).
+func TestGadgetUnit(t *testing.T) {
+	analyze := needAnalyze(t)
+	u := unitCopy(t, gadgetUnitPath)
+	if out, err := exec.Command(analyze, "verify", u).CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, err := exec.Command(analyze, "security", "--no-pager", "--offline=true", u).CombinedOutput()
+	m := exposureRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security: %v, no exposure level in:\n%s", err, out)
+	}
+	t.Logf("systemd-analyze security: exposure %s %s", m[1], m[2])
+	if score, _ := strconv.ParseFloat(string(m[1]), 64); score > 3.0 {
+		t.Errorf("exposure %s %s, want at most 3.0; the ✗ lines:\n%s", m[1], m[2], crosses(out))
+	}
+	k := unitKeys(t, gadgetUnitPath)
+	for key, want := range map[string]string{
+		"ExecStart":             "/usr/bin/attuned gadget --config /etc/attune/attuned.toml",
+		"Before":                "attuned.service",
+		"Type":                  "notify",
+		"CapabilityBoundingSet": "CAP_NET_ADMIN CAP_NET_BIND_SERVICE",
+		"WantedBy":              "multi-user.target",
+	} {
+		if !slices.Equal(k[key], []string{want}) {
+			t.Errorf("%s = %q, want %q", key, k[key], want)
+		}
 	}
 }

@@ -35,6 +35,9 @@ func logf(format string, args ...any) {
 }
 
 func main() {
+	if helper() {
+		return
+	}
 	defer powerOff()
 	defer func() {
 		if r := recover(); r != nil {
@@ -65,6 +68,7 @@ var scenarios = []struct {
 	{"panel", panelScenario},
 	{"mjpeg", mjpegScenario},
 	{"yuyv", yuyvScenario},
+	{"gadget", gadgetScenario},
 }
 
 func run(name string, fn func(*Result) error) (r Result) {

@@ -281,8 +281,13 @@ type daemon struct {
 // startDaemon starts attuned run with board and waits briefly to see that
 // it did not exit at once.
 func startDaemon(board string) (*daemon, error) {
+	return startDaemonWith(board, "/tmp/attuned.toml")
+}
+
+// startDaemonWith is startDaemon with the config file config.
+func startDaemonWith(board, config string) (*daemon, error) {
 	d := &daemon{log: new(syncBuffer), done: make(chan error, 1)}
-	d.cmd = exec.Command("/hil/attuned", "run", "--config", "/tmp/attuned.toml", "--board", board)
+	d.cmd = exec.Command("/hil/attuned", "run", "--config", config, "--board", board)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
