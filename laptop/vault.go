@@ -152,6 +152,11 @@ func ContainerFor(path string) (Container, error) {
 // in the container its name asks for (see ContainerFor), written under a
 // temporary name and renamed when complete.
 func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string) (ExportInfo, *storage.Manifest, error) {
+	return h.exportRecording(ctx, vr, id, path, "")
+}
+
+// exportRecording is ExportRecording with a Matroska title.
+func (h *Home) exportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path, title string) (ExportInfo, *storage.Manifest, error) {
 	if _, err := ContainerFor(path); err != nil {
 		return ExportInfo{}, nil, err
 	}
@@ -166,7 +171,7 @@ func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Id
 	}
 	stream := vr.Stream(id)
 	defer stream.Close()
-	opts := ExportOptions{}
+	opts := ExportOptions{Title: title}
 	if m.ClockTrusted {
 		opts.Date = m.Started
 	}
