@@ -406,6 +406,19 @@ func (h *Home) newCaseID() string {
 	}
 }
 
+// EraseBlocked says why c cannot be erased now: a paired device records
+// to it (close it first, so the device stops recording to it).
+func (h *Home) EraseBlocked(c *Case) error {
+	devs, err := h.devicesOf(c)
+	if err != nil {
+		return err
+	}
+	if len(devs) > 0 {
+		return fmt.Errorf("erase case %s: device %s records to it: close the case first (attune case close %q), so that the device stops recording to it", c.Label, devs[0].ID, c.Label)
+	}
+	return nil
+}
+
 // devicesOf are the paired devices that record to c.
 func (h *Home) devicesOf(c *Case) ([]*Device, error) {
 	devs, err := h.Devices()

@@ -204,12 +204,8 @@ func (h *Home) erase(c *Case, now time.Time, by string) (int, error) {
 	if c.Erased != nil {
 		return 0, nil
 	}
-	devs, err := h.devicesOf(c)
-	if err != nil {
+	if err := h.EraseBlocked(c); err != nil {
 		return 0, err
-	}
-	if len(devs) > 0 {
-		return 0, fmt.Errorf("erase case %s: device %s records to it: close the case first (attune case close %q), so that the device stops recording to it", c.Label, devs[0].ID, c.Label)
 	}
 	idPath := filepath.Join(h.caseDir(c.ID), identityName)
 	if err := os.Remove(idPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
