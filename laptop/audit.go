@@ -686,6 +686,9 @@ func reportEventText(r custody.Record) string {
 	case custody.EventBoot:
 		s = "device started"
 	case custody.EventPaired:
+		if r.Detail == "new_case" {
+			return "the paired laptop set the case recorded to: " + r.CaseRef
+		}
 		s = "paired with a laptop"
 		if r.CaseRef != "" {
 			s += " for case " + r.CaseRef

@@ -357,6 +357,10 @@ func (h *Home) clearDevice(ctx context.Context, api ResetAPI, c *Case, dev *Devi
 		return err
 	}
 	res.Cleared = true
+	// The device's record of the clear, into the case's copy.
+	if _, err := h.PullCustody(ctx, api, dev); err != nil && res.CustodyErr == nil {
+		res.CustodyErr = err
+	}
 	return nil
 }
 
