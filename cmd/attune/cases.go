@@ -280,11 +280,11 @@ func (c *cli) caseConsent(args []string) error {
 	if err := home.GiveConsent(cs, cn, time.Now()); err != nil {
 		return fmt.Errorf("case %v", err)
 	}
+	what := ""
 	if amend {
-		fmt.Fprintf(c.stdout, "consent amended for case %s (%q): in force now: %s\n", cs.Number(), cs.Label, consentSummary(cs))
-	} else {
-		fmt.Fprintf(c.stdout, "consent recorded for case %s (%q): %s\n", cs.Number(), cs.Label, consentSummary(cs))
+		what = " (an amendment: it replaces the consent recorded before)"
 	}
+	fmt.Fprintf(c.stdout, "consent recorded for case %s (%s, %q)%s; in force: %s\n", cs.ID, cs.Number(), cs.Label, what, consentSummary(cs))
 	return nil
 }
 
