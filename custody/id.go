@@ -1,5 +1,7 @@
 package custody
 
+import "fmt"
+
 // ValidID reports whether id has the form of an opaque id: 16 lowercase
 // hex digits. Recording ids, the laptop's case ids (which the device keeps
 // as case references) and the laptop's device ids all have this form.
@@ -20,4 +22,24 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// CaseNumber is the short number by which a device shows the case it
+// records to and the laptop lists it: "c" and three decimal digits taken
+// from the case id ("c042"). It is "" for anything but a case id. It is not
+// unique by itself: the laptop gives open cases ids whose numbers differ.
+func CaseNumber(ref string) string {
+	if !ValidID(ref) {
+		return ""
+	}
+	var n uint32
+	for i := 0; i < 8; i++ {
+		c := ref[i]
+		d := c - '0'
+		if c >= 'a' {
+			d = c - 'a' + 10
+		}
+		n = n<<4 | uint32(d)
+	}
+	return fmt.Sprintf("c%03d", n%1000)
 }

@@ -56,6 +56,41 @@ const (
 	// log after a power cut. detail "torn_tail", bytes, sha256 of the cut
 	// bytes.
 	EventRecovered Event = "recovered"
+	// EventCaseCleared: the paired laptop closed the case the device
+	// recorded to; it records nothing until a case is set. case_ref = the
+	// case that was cleared.
+	EventCaseCleared Event = "case_cleared"
+)
+
+// Laptop events: the laptop keeps a chain of its own per case (the same
+// line format), for what happens to the case on the laptop. Their fields
+// besides seq, time and the chain hashes:
+const (
+	// EventConsentGiven: consent recorded or amended. count = the consent
+	// entry's number in the case (from 1), sha256 = SHA-256 of the entry's
+	// JSON as the case keeps it.
+	EventConsentGiven Event = "consent_given"
+	// EventConsentWithdrawn: consent withdrawn for one scope. detail = the
+	// scope, count = the withdrawal's number in the case (from 1), sha256 =
+	// SHA-256 of the withdrawal's JSON.
+	EventConsentWithdrawn Event = "consent_withdrawn"
+	// EventExported: a recording decrypted into a plaintext file.
+	// recording, detail = the purpose (a consent scope), bytes, sha256 =
+	// SHA-256 of the file; the laptop keeps where it was written.
+	EventExported Event = "exported"
+	// EventCaseUsed: a device was set to record to the case. sha256 = the
+	// device's key pin.
+	EventCaseUsed Event = "case_used"
+	// EventDeviceChain: the device's audit chain was pulled. count = its
+	// last seq, sha256 = the line hash of that record: the link between
+	// the laptop's chain and the device's.
+	EventDeviceChain Event = "device_chain"
+	// EventCaseClosed: the case was closed. count = retention days.
+	EventCaseClosed Event = "case_closed"
+	// EventCaseErased: the case key was destroyed. count = vault files
+	// removed; detail "retention" when the retention run erased it,
+	// "practitioner" when erased by hand.
+	EventCaseErased Event = "case_erased"
 )
 
 var events = map[Event]bool{
@@ -63,6 +98,9 @@ var events = map[Event]bool{
 	EventRecordingStarted: true, EventRecordingStopped: true, EventRecordingSealed: true,
 	EventRecordingInterrupted: true, EventSegmentTransferred: true, EventAcknowledged: true,
 	EventDeleted: true, EventClockSet: true, EventReset: true, EventRecovered: true,
+	EventCaseCleared:  true,
+	EventConsentGiven: true, EventConsentWithdrawn: true, EventExported: true, EventCaseUsed: true,
+	EventDeviceChain: true, EventCaseClosed: true, EventCaseErased: true,
 }
 
 // Record is one record of the audit chain. Its fields are the whole of

@@ -6,8 +6,11 @@ import "time"
 type State string
 
 const (
-	StateBooting      State = "booting"
-	StateNotPaired    State = "not_paired"
+	StateBooting   State = "booting"
+	StateNotPaired State = "not_paired"
+	// StateNoCase: paired, but the laptop closed the case the device
+	// recorded to; REC is refused until the laptop sets a case.
+	StateNoCase       State = "no_case"
 	StatePairing      State = "pairing"
 	StateReady        State = "ready"
 	StateRecording    State = "recording"
@@ -87,6 +90,7 @@ type Status struct {
 	Battery     int           // percent, -1 without a gauge
 	LastID      string        // the last finished recording
 	LastReason  string        // why it ended
+	Case        string        // the case recordings are sealed to, as its number shows it (custody.CaseNumber); "" without one
 }
 
 // BatteryStop is the charge (percent) at which a recording is sealed and

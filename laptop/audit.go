@@ -150,10 +150,38 @@ var reportTmpl = template.Must(template.New("report").Parse(reportHTML))
 // the laptop supplies, the report holds only what the chain and the
 // certificates hold: opaque ids, counts, sizes, hashes and times.
 func Report(w io.Writer, records []custody.Record, certs []KeptCertificate, caseLabel string, format string) error {
+	return ReportCase(w, records, certs, caseLabel, format, nil)
+}
+
+// CaseView narrows a report to one case of a device that several cases
+// use, and adds what the laptop knows of it.
+type CaseView struct {
+	// CaseID is the case: of the device's records, the report shows those
+	// of its recordings (started for it, or in Vault), those naming it
+	// (pairing, case changes) and factory resets; the whole chain is
+	// verified nonetheless.
+	CaseID string
+	// Vault are the case's recordings in the vault.
+	Vault map[string]bool
+	// Labels name cases by id: the report shows labels, not ids.
+	Labels map[string]string
+	// Loc is the zone times are shown in; nil means UTC.
+	Loc *time.Location
+	// Erased is when the case was erased, as shown; "" if it was not.
+	Erased string
+	// Laptop is the case's laptop chain (verified), LaptopErr why it
+	// does not verify, LaptopText what each record says.
+	Laptop     []custody.Record
+	LaptopErr  error
+	LaptopText func(custody.Record) string
+}
+
+// ReportCase is Report narrowed to a case by view (nil: the whole chain).
+func ReportCase(w io.Writer, records []custody.Record, certs []KeptCertificate, caseLabel string, format string, view *CaseView) error {
 	if format != "text" && format != "html" {
 		return fmt.Errorf("report: unknown format %q: use text or html", format)
 	}
-	rep := buildReport(records, certs, caseLabel)
+	rep := buildReport(records, certs, caseLabel, view)
 	if format == "html" {
 		if err := reportTmpl.Execute(w, rep); err != nil {
 			return fmt.Errorf("report: %v", err)
@@ -172,6 +200,10 @@ type auditReport struct {
 	ChainOK    bool
 	Head       string
 	Period     string
+	Laptop     bool // a case view: the laptop's chain is shown
+	LapChain   string
+	LapChainOK bool
+	LapEvents  []reportEvent
 	Recordings []reportRecording
 	Events     []reportEvent
 	Certs      []reportCert
@@ -216,10 +248,18 @@ type reportErased struct {
 	Lost                                                      bool
 }
 
-// reportWhen is a record's time as the report prints it.
-func reportWhen(r custody.Record) string {
+// reportTime prints times in a zone.
+type reportTime struct{ loc *time.Location }
+
+// format is t as the report prints it, with its zone.
+func (rt reportTime) format(t time.Time) string {
+	return t.In(rt.loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// when is a record's time as the report prints it.
+func (rt reportTime) when(r custody.Record) string {
 	if t, ok := r.WallTime(); ok {
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		return rt.format(t)
 	}
 	return "clock not set, " + reportDuration(time.Duration(r.MonoMS)*time.Millisecond) + " after start-up"
 }
@@ -255,9 +295,9 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// reportSpan is "T" or "T1 to T2" for a run of records.
-func reportSpan(rs []custody.Record) string {
-	first, last := reportWhen(rs[0]), reportWhen(rs[len(rs)-1])
+// span is "T" or "T1 to T2" for a run of records.
+func (rt reportTime) span(rs []custody.Record) string {
+	first, last := rt.when(rs[0]), rt.when(rs[len(rs)-1])
 	if first == last {
 		return first
 	}
@@ -289,10 +329,16 @@ type recCustody struct {
 	erased                       *custody.ErasedRecording
 	certN                        int // the certificate that lists it
 	certIssued                   string
+	rt                           reportTime
+	view                         *CaseView
 }
 
-func buildReport(records []custody.Record, certs []KeptCertificate, label string) *auditReport {
+func buildReport(records []custody.Record, certs []KeptCertificate, label string, view *CaseView) *auditReport {
 	rep := &auditReport{Label: label}
+	rt := reportTime{loc: time.UTC}
+	if view != nil && view.Loc != nil {
+		rt.loc = view.Loc
+	}
 
 	// The chain itself.
 	lines, encOK := reportRecLines(records)
@@ -317,12 +363,39 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 		}
 		ls := chainLines(lines)
 		rep.Head = custody.LineHash(ls[len(ls)-1])
-		rep.Period = reportWhen(first) + " to " + reportWhen(last)
+		rep.Period = rt.when(first) + " to " + rt.when(last)
 	}
 	lineHashBySeq := map[uint64]string{}
 	if rep.ChainOK {
 		for i, l := range chainLines(lines) {
 			lineHashBySeq[records[i].Seq] = custody.LineHash(l)
+		}
+	}
+	all := records
+	if view != nil {
+		records = view.filter(records)
+		if rep.ChainOK && len(all) > 0 {
+			rep.Chain += fmt.Sprintf("; %d of them concern this case", len(records))
+			rep.Period = ""
+			if len(records) > 0 {
+				rep.Period = rt.when(records[0]) + " to " + rt.when(records[len(records)-1])
+			}
+		}
+		rep.Laptop = true
+		switch {
+		case view.LaptopErr != nil:
+			rep.LapChain = "BROKEN: " + view.LaptopErr.Error()
+		case len(view.Laptop) == 0:
+			rep.LapChain, rep.LapChainOK = "no laptop records for this case", true
+		default:
+			rep.LapChain, rep.LapChainOK = fmt.Sprintf("%s, seq 1 to %d: hash chain intact", plural(len(view.Laptop), "record", "records"), len(view.Laptop)), true
+		}
+		for _, r := range view.Laptop {
+			what := string(r.Event)
+			if view.LaptopText != nil {
+				what = view.LaptopText(r)
+			}
+			rep.LapEvents = append(rep.LapEvents, reportEvent{Seq: fmt.Sprint(r.Seq), When: rt.when(r), What: what})
 		}
 	}
 
@@ -332,7 +405,7 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 	get := func(id string) *recCustody {
 		c := byID[id]
 		if c == nil {
-			c = &recCustody{id: id, transferredSegs: map[int]bool{}, ackedSegs: map[int]bool{}}
+			c = &recCustody{id: id, transferredSegs: map[int]bool{}, ackedSegs: map[int]bool{}, rt: rt, view: view}
 			byID[id] = c
 			order = append(order, c)
 		}
@@ -348,7 +421,7 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 			}
 		}
 		if r.Recording == "" {
-			rep.Events = append(rep.Events, reportEvent{Seq: fmt.Sprint(r.Seq), When: reportWhen(r), What: reportEventText(r)})
+			rep.Events = append(rep.Events, reportEvent{Seq: fmt.Sprint(r.Seq), When: rt.when(r), What: view.eventText(r)})
 			continue
 		}
 		c := get(r.Recording)
@@ -373,7 +446,7 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 		case custody.EventDeleted:
 			c.deleted = append(c.deleted, r)
 		default:
-			rep.Events = append(rep.Events, reportEvent{Seq: fmt.Sprint(r.Seq), When: reportWhen(r), What: reportEventText(r)})
+			rep.Events = append(rep.Events, reportEvent{Seq: fmt.Sprint(r.Seq), When: rt.when(r), What: view.eventText(r)})
 		}
 	}
 
@@ -395,7 +468,7 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 			continue
 		}
 		rc.Device = c.Device
-		rc.Issued = c.Issued.UTC().Format("2006-01-02 15:04:05 UTC")
+		rc.Issued = rt.format(c.Issued)
 		if !c.WallTrusted {
 			rc.Issued += " (device clock not set by the laptop: may be wrong)"
 		}
@@ -411,15 +484,19 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 		}
 		digest := custody.CertificateDigest(cert.Signed)
 		rc.Reset = "no reset record in the audit records held refers to this certificate"
-		for _, r := range records {
+		for _, r := range all {
 			if r.Event == custody.EventReset && r.SHA256 == digest {
-				rc.Reset, rc.ResetOK = fmt.Sprintf("seq %d, %s: the device recorded the reset with this certificate", r.Seq, reportWhen(r)), true
+				rc.Reset, rc.ResetOK = fmt.Sprintf("seq %d, %s: the device recorded the reset with this certificate", r.Seq, rt.when(r)), true
 				break
 			}
 		}
-		lost := 0
+		lost, shown := 0, 0
 		for j := range c.Recordings {
 			er := c.Recordings[j]
+			if view != nil && !view.ours(er.ID, all) {
+				continue
+			}
+			shown++
 			synced := 0
 			for _, s := range er.Segments {
 				if s.Synced {
@@ -449,15 +526,18 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 			rcd := get(er.ID)
 			rcd.erased, rcd.certN, rcd.certIssued = &c.Recordings[j], rc.N, rc.Issued
 		}
-		rc.Summary = fmt.Sprintf("%s still on the device were erased", plural(len(c.Recordings), "recording", "recordings"))
-		if len(c.Recordings) == 0 {
+		rc.Summary = fmt.Sprintf("%s still on the device were erased", plural(shown, "recording", "recordings"))
+		if view != nil {
+			rc.Summary = fmt.Sprintf("%s of this case still on the device were erased", plural(shown, "recording", "recordings"))
+		}
+		if shown == 0 {
 			rc.Summary = "no recordings were left on the device: nothing else to erase"
 		} else if lost > 0 {
 			rc.Summary += fmt.Sprintf("; %d of them had not been fully synced", lost)
 		} else {
 			rc.Summary += "; all had been fully synced first"
 		}
-		if c.OtherEntries > 0 {
+		if c.OtherEntries > 0 && view == nil {
 			rc.Summary += fmt.Sprintf("; %s removed", plural(c.OtherEntries, "temporary file", "temporary files"))
 		}
 		rep.Certs = append(rep.Certs, rc)
@@ -471,8 +551,8 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 func (c *recCustody) row() reportRecording {
 	row := reportRecording{ID: c.id}
 	if c.started != nil {
-		row.Recorded = reportWhen(*c.started)
-		row.Case = c.started.CaseRef
+		row.Recorded = c.rt.when(*c.started)
+		row.Case = c.view.label(c.started.CaseRef)
 	}
 	total := -1
 	if c.sealed != nil {
@@ -494,28 +574,28 @@ func (c *recCustody) row() reportRecording {
 	}
 	switch {
 	case c.sealed != nil && c.sealed.Event == custody.EventRecordingInterrupted:
-		row.Ended = "interrupted (power loss or crash), found at " + reportWhen(*c.sealed) + "; every sealed segment kept"
+		row.Ended = "interrupted (power loss or crash), found at " + c.rt.when(*c.sealed) + "; every sealed segment kept"
 		if row.Length == "" {
 			row.Length = "unknown (interrupted)"
 		}
 	case endRec != nil:
-		row.Ended = reportWhen(*endRec)
+		row.Ended = c.rt.when(*endRec)
 		if endRec.Detail != "" {
 			row.Ended += " (" + endRec.Detail + ")"
 		}
 	}
 	if len(c.transferred) > 0 {
-		row.Transferred = reportSpan(c.transferred) + "; " + plural(len(c.transferredSegs), "segment", "segments")
+		row.Transferred = c.rt.span(c.transferred) + "; " + plural(len(c.transferredSegs), "segment", "segments")
 	}
 	if len(c.acked) > 0 {
-		row.Acknowledged = reportSpan(c.acked) + "; " + plural(len(c.ackedSegs), "segment", "segments")
+		row.Acknowledged = c.rt.span(c.acked) + "; " + plural(len(c.ackedSegs), "segment", "segments")
 		if c.manifestAcked {
 			row.Acknowledged += " and the manifest"
 		}
 		row.Acknowledged += ", verified by decryption on the laptop, then deleted on the device"
 	}
 	if len(c.deleted) > 0 {
-		row.Deleted = reportSpan(c.deleted) + ": the recording's last files removed from the device"
+		row.Deleted = c.rt.span(c.deleted) + ": the recording's last files removed from the device"
 	}
 	if c.erased != nil {
 		e := c.erased
@@ -530,6 +610,8 @@ func (c *recCustody) row() reportRecording {
 	}
 	acked := len(c.ackedSegs)
 	switch {
+	case c.view != nil && c.view.Erased != "" && (len(c.ackedSegs) > 0 || c.erased != nil):
+		row.Status, row.StatusOK = "erased "+c.view.Erased+" with the case: its key was destroyed, no copy can be decrypted", true
 	case c.erased != nil && c.erased.Complete:
 		row.Status, row.StatusOK = "on this laptop; the device's copy was erased at the reset", true
 	case c.erased != nil:
@@ -548,12 +630,65 @@ func (c *recCustody) row() reportRecording {
 	return row
 }
 
+// filter keeps the records of view's case.
+func (v *CaseView) filter(records []custody.Record) []custody.Record {
+	var out []custody.Record
+	for _, r := range records {
+		switch {
+		case r.Recording != "":
+			if v.ours(r.Recording, records) {
+				out = append(out, r)
+			}
+		case r.CaseRef != "":
+			if r.CaseRef == v.CaseID {
+				out = append(out, r)
+			}
+		case r.Event == custody.EventReset:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// ours reports whether recording id belongs to the view's case: it was
+// started for it, or is in its vault.
+func (v *CaseView) ours(id string, records []custody.Record) bool {
+	if v.Vault[id] {
+		return true
+	}
+	for _, r := range records {
+		if r.Event == custody.EventRecordingStarted && r.Recording == id {
+			return r.CaseRef == v.CaseID
+		}
+	}
+	return false
+}
+
+// label names a case reference: its label in a case view, else the id.
+func (v *CaseView) label(ref string) string {
+	if v != nil && v.Labels[ref] != "" {
+		return v.Labels[ref]
+	}
+	return ref
+}
+
+// eventText is reportEventText with case labels.
+func (v *CaseView) eventText(r custody.Record) string {
+	if v != nil && r.CaseRef != "" {
+		r.CaseRef = v.label(r.CaseRef)
+	}
+	return reportEventText(r)
+}
+
 func reportEventText(r custody.Record) string {
 	var s string
 	switch r.Event {
 	case custody.EventBoot:
 		s = "device started"
 	case custody.EventPaired:
+		if r.Detail == "new_case" {
+			return "the paired laptop set the case recorded to: " + r.CaseRef
+		}
 		s = "paired with a laptop"
 		if r.CaseRef != "" {
 			s += " for case " + r.CaseRef
@@ -566,6 +701,12 @@ func reportEventText(r custody.Record) string {
 		s = "pairing attempt failed"
 	case custody.EventClockSet:
 		s = "clock set by the paired laptop"
+	case custody.EventCaseCleared:
+		s = "the paired laptop closed the case"
+		if r.CaseRef != "" {
+			s += " " + r.CaseRef
+		}
+		return s + ": no case until one is chosen"
 	case custody.EventReset:
 		s = fmt.Sprintf("factory reset: %s erased", plural(r.Count, "recording", "recordings"))
 		if r.SHA256 != "" {
@@ -634,6 +775,21 @@ func (rep *auditReport) writeText(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Seq, e.When, e.What)
 		}
 		tw.Flush()
+	}
+
+	if rep.Laptop {
+		fmt.Fprintf(&b, "\nLAPTOP EVENTS (%d)\n", len(rep.LapEvents))
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		kv(tw, "  ", "Laptop chain", rep.LapChain)
+		tw.Flush()
+		if len(rep.LapEvents) > 0 {
+			tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  Seq\tTime\tEvent")
+			for _, e := range rep.LapEvents {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Seq, e.When, e.What)
+			}
+			tw.Flush()
+		}
 	}
 
 	fmt.Fprintf(&b, "\nERASURE CERTIFICATES (%d)\n", len(rep.Certs))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ type CaseOptions struct {
 	// next to the vault (scripts, tests).
 	Passphrase   string
 	NoPassphrase bool
+	Type         string // TypeFamily ("") or TypeSupervision
 }
 
 // ErrNoPassphrase refuses a new case with neither a passphrase nor the
@@ -43,7 +45,22 @@ func (h *Home) newCase(opts CaseOptions) (*Case, error) {
 	if opts.Passphrase != "" && opts.NoPassphrase {
 		return nil, errors.New("new case: a passphrase and no passphrase at once; choose one")
 	}
-	return h.NewCase(opts.Label, opts.X25519, opts.Passphrase)
+	switch opts.Type {
+	case "", TypeFamily, TypeSupervision:
+	default:
+		return nil, fmt.Errorf("new case: no case type %q: use %s or %s", opts.Type, TypeFamily, TypeSupervision)
+	}
+	cs, err := h.NewCase(opts.Label, opts.X25519, opts.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Type == TypeSupervision {
+		cs.Type = opts.Type
+		if err := h.SaveCase(cs); err != nil {
+			return nil, err
+		}
+	}
+	return cs, nil
 }
 
 // Pair pairs with the device at addr by the code it displays and opens a
@@ -64,12 +81,9 @@ func (h *Home) Pair(ctx context.Context, dial link.Dialer, addr, code string, op
 		os.RemoveAll(h.caseDir(cs.ID))
 		return nil, nil, err
 	}
-	dev := &Device{ID: dp.DeviceID, Pin: dp.DevicePin, Addr: addr, Case: cs.ID, Paired: time.Now().UTC()}
-	if err := h.SaveDevice(dev); err != nil {
-		return nil, nil, err
-	}
-	cs.Device = dev.ID
-	if err := h.SaveCase(cs); err != nil {
+	now := time.Now()
+	dev := &Device{ID: dp.DeviceID, Pin: dp.DevicePin, Addr: addr, Case: cs.ID, Paired: now.UTC()}
+	if err := h.linkCase(cs, dev, now); err != nil {
 		return nil, nil, err
 	}
 	return dev, cs, nil
@@ -92,19 +106,16 @@ func (h *Home) StartCase(ctx context.Context, api RecipientsAPI, dev *Device, op
 		return nil, err
 	}
 	if err := api.SetRecipients(ctx, cs.Recipients, cs.ID); err != nil {
-		return nil, fmt.Errorf("case new: the device did not take the new case (%w); case %s exists on this laptop only", err, cs.ID)
+		return nil, fmt.Errorf("case new: the device did not take the new case (%w); case %s exists on this laptop only (attune case use %q records to it)", err, cs.ID, cs.Label)
 	}
-	cs.Device, dev.Case = dev.ID, cs.ID
-	if err := h.SaveCase(cs); err != nil {
-		return nil, err
-	}
-	if err := h.SaveDevice(dev); err != nil {
+	if err := h.linkCase(cs, dev, time.Now()); err != nil {
 		return nil, err
 	}
 	return cs, nil
 }
 
-// FindCase resolves a reference to a case: its id, its label, or a unique
+// FindCase resolves a reference to a case: its id, its label (in any
+// letter case), its number as the device shows it ("c042"), or a unique
 // prefix of its id of at least MinPrefix characters.
 func (h *Home) FindCase(ref string) (*Case, error) {
 	if ref == "" {
@@ -119,7 +130,7 @@ func (h *Home) FindCase(ref string) (*Case, error) {
 		if cs.ID == ref {
 			return cs, nil
 		}
-		if cs.Label == ref {
+		if strings.EqualFold(cs.Label, strings.TrimSpace(ref)) || cs.Number() == strings.ToLower(ref) {
 			labelled = append(labelled, cs)
 		}
 	}
@@ -128,7 +139,7 @@ func (h *Home) FindCase(ref string) (*Case, error) {
 	case 1:
 		return labelled[0], nil
 	default:
-		return nil, fmt.Errorf("several cases are labelled %q: use the case id", ref)
+		return nil, fmt.Errorf("several cases are labelled or numbered %q: use the case id", ref)
 	}
 	ids := make([]string, len(cases))
 	for i, cs := range cases {
@@ -200,6 +211,7 @@ func isHex(s string) bool {
 // ResetAPI is what closing a case needs of its device (link.Client).
 type ResetAPI interface {
 	LifecycleAPI
+	ClearAPI
 	Recordings(ctx context.Context) ([]*storage.Index, error)
 	Reset(ctx context.Context, force bool) ([]byte, error)
 	Close()
@@ -225,9 +237,13 @@ type CloseOptions struct {
 
 // CloseResult is what closing a case did.
 type CloseResult struct {
-	// Device is the device that was reset; nil if no paired device records
-	// to the case.
+	// Device is the device that was reset, or told that the case is
+	// closed; nil if no paired device records to the case.
 	Device *Device
+	// Cleared says the device was not reset, because other open cases
+	// record to it: it was told that this case is closed, and shows "no
+	// case" until one is chosen (attune case use).
+	Cleared bool
 	// CertificateFile is the name the device's erasure certificate is kept
 	// under with the case.
 	CertificateFile string
@@ -243,11 +259,17 @@ type CloseResult struct {
 }
 
 // CloseCase closes a case. If a paired device records to it, connect
-// reaches that device: its chain of custody is pulled, it is factory-reset
-// (refused while it holds footage never synced, unless opts.Force), its
-// erasure certificate is verified against the pin learnt at pairing and
-// kept with the case, and the device is forgotten. Then the case is marked
-// closed, to be crypto-erased opts.RetentionDays later.
+// reaches that device and its chain of custody is pulled. If no other open
+// case has used the device, it is factory-reset (refused while it holds
+// footage never synced, unless opts.Force), its erasure certificate is
+// verified against the pin learnt at pairing and kept with the case, and
+// the device is forgotten. If other open cases use it, the device is not
+// reset but told that the case is closed (refused while it holds footage of
+// this case never synced, unless opts.Force, which leaves that footage to
+// a later sync): it stays paired, shows "no case" and records nothing
+// until a case is chosen. Then the case is marked closed, to be
+// crypto-erased opts.RetentionDays later, in the case and its laptop
+// chain.
 func (h *Home) CloseCase(ctx context.Context, c *Case, connect func(*Device) (ResetAPI, error), opts CloseOptions) (CloseResult, error) {
 	var res CloseResult
 	if opts.RetentionDays < 0 || opts.RetentionDays > MaxRetentionDays {
@@ -273,7 +295,11 @@ func (h *Home) CloseCase(ctx context.Context, c *Case, connect func(*Device) (Re
 		if err != nil {
 			return res, err
 		}
-		err = h.resetDevice(ctx, api, c, res.Device, opts.Force, &res)
+		if h.sharedDevice(c, res.Device) {
+			err = h.clearDevice(ctx, api, c, res.Device, opts.Force, &res)
+		} else {
+			err = h.resetDevice(ctx, api, c, res.Device, opts.Force, &res)
+		}
 		api.Close()
 		if err != nil {
 			return res, err
@@ -289,8 +315,67 @@ func (h *Home) CloseCase(ctx context.Context, c *Case, connect func(*Device) (Re
 	if err := h.SaveCase(c); err != nil {
 		return res, err
 	}
+	if err := h.noteCase(c, custody.Record{Event: custody.EventCaseClosed, Count: days}, now); err != nil {
+		return res, err
+	}
 	res.EraseDue, _ = c.EraseDue()
 	return res, nil
+}
+
+// sharedDevice reports whether an open case other than c has recorded
+// with dev.
+func (h *Home) sharedDevice(c *Case, dev *Device) bool {
+	cases, err := h.Cases()
+	if err != nil {
+		return false
+	}
+	for _, o := range cases {
+		if o.ID != c.ID && o.Closed == nil && o.Erased == nil && (o.Device == dev.ID || slices.Contains(o.DevicePins, dev.Pin)) {
+			return true
+		}
+	}
+	return false
+}
+
+// clearDevice tells a device other cases use that c is closed.
+func (h *Home) clearDevice(ctx context.Context, api ResetAPI, c *Case, dev *Device, force bool, res *CloseResult) error {
+	if _, err := h.PullCustody(ctx, api, dev); err != nil {
+		res.CustodyErr = err
+	}
+	if !force {
+		recs, err := api.Recordings(ctx)
+		if err != nil {
+			return fmt.Errorf("case close: %w", err)
+		}
+		var ids []string
+		for _, ix := range recs {
+			if h.caseOf(ix, dev) != c.ID {
+				continue
+			}
+			for _, s := range ix.Segments {
+				if !s.Acked {
+					ids = append(ids, ix.ID)
+					break
+				}
+			}
+		}
+		if len(ids) > 0 {
+			return fmt.Errorf("case close: the device still holds footage of this case that was never synced (%s): run attune sync first, or close with --force (the footage stays on the device for a later sync)", strings.Join(ids, ", "))
+		}
+	}
+	if err := api.ClearRecipients(ctx); err != nil {
+		return fmt.Errorf("case close: the device was not told that the case is closed: %w", err)
+	}
+	dev.Case = ""
+	if err := h.SaveDevice(dev); err != nil {
+		return err
+	}
+	res.Cleared = true
+	// The device's record of the clear, into the case's copy.
+	if _, err := h.PullCustody(ctx, api, dev); err != nil && res.CustodyErr == nil {
+		res.CustodyErr = err
+	}
+	return nil
 }
 
 // resetDevice factory-resets the case's device, verifies the erasure
@@ -317,6 +402,9 @@ func (h *Home) resetDevice(ctx context.Context, api ResetAPI, c *Case, dev *Devi
 	}
 	if err != nil {
 		return fmt.Errorf("case close: %w", err)
+	}
+	if !slices.Contains(c.DevicePins, dev.Pin) {
+		c.DevicePins = append(c.DevicePins, dev.Pin)
 	}
 	cert, verr := custody.VerifyCertificatePin(signed, dev.Pin)
 	pin := dev.Pin

@@ -169,6 +169,7 @@ type fakeResetDevice struct {
 	key      ed25519.PrivateKey
 	unsynced []*storage.Index // what Reset without force refuses for
 	resets   int
+	cleared  int
 	closed   bool
 }
 
@@ -182,6 +183,10 @@ func (d *fakeResetDevice) Recordings(context.Context) ([]*storage.Index, error) 
 	return d.unsynced, nil
 }
 func (d *fakeResetDevice) Close() { d.closed = true }
+func (d *fakeResetDevice) ClearRecipients(context.Context) error {
+	d.cleared++
+	return nil
+}
 
 func (d *fakeResetDevice) Reset(_ context.Context, force bool) ([]byte, error) {
 	if len(d.unsynced) > 0 && !force {

@@ -138,7 +138,17 @@ type Case struct {
 	Recipients []string  `json:"recipients"`
 	Protected  bool      `json:"protected"` // identity encrypted with a passphrase
 	Device     string    `json:"device,omitempty"`
-	Consent    []Consent `json:"consent,omitempty"`
+	// Type is TypeFamily ("" in older files) or TypeSupervision.
+	Type string `json:"type,omitempty"`
+	// DevicePins are the key pins of the devices that recorded to the
+	// case, kept to verify their erasure certificates even after the
+	// laptop forgot the device.
+	DevicePins []string `json:"device_pins,omitempty"`
+	// Consent are the consent entries, oldest first; the latest is in
+	// force (an amendment is a new entry).
+	Consent []Consent `json:"consent,omitempty"`
+	// Withdrawals are consent withdrawn, per scope, oldest first.
+	Withdrawals []Withdrawal `json:"withdrawals,omitempty"`
 	// Closed is when the case was closed; its footage is crypto-erased
 	// RetentionDays after that (0: at the next run of attune; unset:
 	// DefaultRetentionDays).
@@ -154,10 +164,15 @@ type Consent struct {
 	Recorded      time.Time `json:"recorded"`
 	Date          string    `json:"date"` // when consent was given, YYYY-MM-DD
 	Who           string    `json:"who"`
+	Filming       bool      `json:"filming"`
 	SharedReview  bool      `json:"shared_review"`
 	Supervision   bool      `json:"supervision"`
-	ClipsToFamily bool      `json:"clips_to_family"`
-	Note          string    `json:"note,omitempty"`
+	ClipsToFamily bool      `json:"clips_to_family"` // the family_copy scope
+	Training      bool      `json:"training"`        // training and research
+	// RetentionDays is the retention after close the family agreed to;
+	// nil: the service's.
+	RetentionDays *int   `json:"retention_days,omitempty"`
+	Note          string `json:"note,omitempty"`
 }
 
 // DefaultRetentionDays is how long a closed case's footage is kept (VIG
@@ -179,14 +194,24 @@ func (c *Case) EraseDue() (time.Time, bool) {
 }
 
 // Erase crypto-erases a case: it destroys the case identity here (and in
-// this process's memory), which makes every copy of its footage sealed to
-// it undecryptable unless a copy of the identity survives elsewhere (a
-// backup of the home: passphrase-protected unless the case was made
-// without), then deletes the vault's ciphertext too. It returns how
-// many vault files it removed.
+// this process's memory), which makes every encrypted copy of its footage
+// — on the device, in the vault, in backups of the vault — undecryptable
+// unless a copy of the identity survives elsewhere (a backup of the home:
+// passphrase-protected unless the case was made without), then deletes
+// the vault's ciphertext too. It does not reach plaintext exports (Exports
+// lists those attune made). It refuses an open case a paired device
+// records to: close it first, so the device never records to a destroyed
+// key. It returns how many vault files it removed.
 func (h *Home) Erase(c *Case, now time.Time) (int, error) {
+	return h.erase(c, now, "practitioner")
+}
+
+func (h *Home) erase(c *Case, now time.Time, by string) (int, error) {
 	if c.Erased != nil {
 		return 0, nil
+	}
+	if err := h.EraseBlocked(c); err != nil {
+		return 0, err
 	}
 	h.mu.Lock()
 	delete(h.ids, c.ID) // not even this process can decrypt from now on
@@ -211,7 +236,10 @@ func (h *Home) Erase(c *Case, now time.Time) (int, error) {
 	}
 	t := now.UTC()
 	c.Erased = &t
-	return n, h.SaveCase(c)
+	if err := h.SaveCase(c); err != nil {
+		return n, err
+	}
+	return n, h.noteCase(c, custody.Record{Event: custody.EventCaseErased, Count: n, Detail: by}, now)
 }
 
 // EraseExpired erases every closed case past its retention period.
@@ -223,7 +251,7 @@ func (h *Home) EraseExpired(now time.Time) ([]*Case, error) {
 	var done []*Case
 	for _, c := range cases {
 		if due, ok := c.EraseDue(); ok && !now.Before(due) {
-			if _, err := h.Erase(c, now); err != nil {
+			if _, err := h.erase(c, now, "retention"); err != nil {
 				return done, err
 			}
 			done = append(done, c)
@@ -249,6 +277,9 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 	if label == "" {
 		return nil, errors.New("new case: give the case a label (it stays on this laptop)")
 	}
+	if err := h.checkLabel(label); err != nil {
+		return nil, err
+	}
 	var idStr, rcpt, kind string
 	if x25519 {
 		id, err := age.GenerateX25519Identity()
@@ -263,7 +294,7 @@ func (h *Home) NewCase(label string, x25519 bool, passphrase string) (*Case, err
 		}
 		idStr, rcpt, kind = id.String(), id.Recipient().String(), "mlkem768x25519"
 	}
-	c := &Case{ID: newID(), Label: label, Created: time.Now().UTC(), Kind: kind, Recipients: []string{rcpt}, Protected: passphrase != ""}
+	c := &Case{ID: h.newCaseID(), Label: label, Created: time.Now().UTC(), Kind: kind, Recipients: []string{rcpt}, Protected: passphrase != ""}
 	dir := h.caseDir(c.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("new case: %v", err)

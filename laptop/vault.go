@@ -186,6 +186,11 @@ func ContainerFor(path string) (Container, error) {
 // with an error wrapping ErrGaps, unless allowGaps: then the film jumps
 // over them and ExportInfo.Gaps names them.
 func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path string, allowGaps bool) (ExportInfo, *storage.Manifest, error) {
+	return h.exportRecording(ctx, vr, id, path, "", allowGaps)
+}
+
+// exportRecording is ExportRecording with a Matroska title.
+func (h *Home) exportRecording(ctx context.Context, vr VaultRecording, id age.Identity, path, title string, allowGaps bool) (ExportInfo, *storage.Manifest, error) {
 	if _, err := ContainerFor(path); err != nil {
 		return ExportInfo{}, nil, err
 	}
@@ -210,7 +215,7 @@ func (h *Home) ExportRecording(ctx context.Context, vr VaultRecording, id age.Id
 	if err != nil {
 		return ExportInfo{}, m, fmt.Errorf("export: %v", err)
 	}
-	opts := ExportOptions{}
+	opts := ExportOptions{Title: title}
 	if m.ClockTrusted {
 		opts.Date = m.Started
 	}

@@ -200,6 +200,12 @@ func (c *Client) SetRecipients(ctx context.Context, recipients []string, caseRef
 	return c.call(ctx, "set recipients", http.MethodPut, "/api/v1/recipients", recipientsRequest{Recipients: recipients, CaseRef: caseRef}, nil)
 }
 
+// ClearRecipients tells the device that the case it records to was
+// closed: it stays paired but records nothing until a case is set.
+func (c *Client) ClearRecipients(ctx context.Context) error {
+	return c.call(ctx, "clear recipients", http.MethodDelete, "/api/v1/recipients", nil, nil)
+}
+
 // maxResponse bounds a JSON answer (a long recording's index is ~150 bytes
 // a segment).
 const maxResponse = 64 << 20

@@ -59,7 +59,9 @@ type Backend interface {
 	SetClock(t time.Time) error
 	// SetRecipients makes c the case new recordings are sealed to, durably
 	// (PUT /api/v1/recipients). The server has validated c. An error must
-	// leave the previous recipients in force.
+	// leave the previous recipients in force. A zero Case (no recipients,
+	// DELETE /api/v1/recipients) means the laptop closed the case: the
+	// device stays paired but records nothing until a case is set.
 	SetRecipients(c Case) error
 	// Store is the segment store the API lists, serves and acknowledges.
 	Store() Store
@@ -102,11 +104,14 @@ var _ Store = (*storage.Store)(nil)
 // Status is the answer to GET /api/v1/status.
 type Status struct {
 	// State is the daemon's state (device.State): "ready", "recording", …
-	State    string        `json:"state"`
-	DeviceID string        `json:"device_id"`
-	Version  string        `json:"version"`
-	Storage  StorageStatus `json:"storage"`
-	Clock    ClockStatus   `json:"clock"`
+	State    string `json:"state"`
+	DeviceID string `json:"device_id"`
+	// Case is the number of the case new recordings are sealed to
+	// (custody.CaseNumber), "" with no case.
+	Case    string        `json:"case,omitempty"`
+	Version string        `json:"version"`
+	Storage StorageStatus `json:"storage"`
+	Clock   ClockStatus   `json:"clock"`
 }
 
 // StorageStatus is the device's free space.
@@ -263,6 +268,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/v1/recordings/{id}/ack", s.handleAck)
 	api.HandleFunc("PUT /api/v1/clock", s.handleClock)
 	api.HandleFunc("PUT /api/v1/recipients", s.handleRecipients)
+	api.HandleFunc("DELETE /api/v1/recipients", s.handleClearRecipients)
 	s.lifecycleRoutes(api)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint or method")
@@ -558,4 +564,15 @@ func (s *Server) handleRecipients(w http.ResponseWriter, r *http.Request) {
 		RecipientKind string `json:"recipient_kind"`
 		Count         int    `json:"count"`
 	}{c.Parsed.Kind, len(c.Recipients)})
+}
+
+func (s *Server) handleClearRecipients(w http.ResponseWriter, r *http.Request) {
+	if err := s.Backend.SetRecipients(Case{}); err != nil {
+		s.internal(w, "clear recipients", err)
+		return
+	}
+	s.Log.Info("recipients cleared: no case")
+	writeJSON(w, http.StatusOK, struct {
+		Count int `json:"count"`
+	}{0})
 }

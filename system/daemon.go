@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"attune.dev/attune/capture"
+	"attune.dev/attune/custody"
 	"attune.dev/attune/device"
 	"attune.dev/attune/storage"
 )
@@ -50,6 +51,7 @@ type Daemon struct {
 	status    device.Status
 	rcpt      storage.Recipients
 	paired    bool
+	noCase    bool      // paired, but the laptop closed the case
 	started   time.Time // start of the open recording
 	rec       *storage.Rec
 	bitrate   float64 // ciphertext bytes per second, measured
@@ -76,7 +78,16 @@ func NewDaemon(r *Recorder, spec SourceSpec, log *slog.Logger) *Daemon {
 // to (from a file, or from pairing).
 func (d *Daemon) SetRecipients(r storage.Recipients) {
 	d.mu.Lock()
-	d.rcpt, d.paired = r, len(r.List) > 0
+	d.rcpt, d.paired, d.noCase = r, len(r.List) > 0, false
+	d.mu.Unlock()
+	d.Send(device.EventRefresh)
+}
+
+// SetNoCase forgets the recipients because the paired laptop closed the
+// case: the device shows "no case" and refuses REC until SetRecipients.
+func (d *Daemon) SetNoCase() {
+	d.mu.Lock()
+	d.rcpt, d.paired, d.noCase = storage.Recipients{}, false, true
 	d.mu.Unlock()
 	d.Send(device.EventRefresh)
 }
@@ -152,12 +163,17 @@ func (d *Daemon) SetBattery(percent int) {
 // idleState computes the resting state: ready, full or not paired.
 func (d *Daemon) idleState() {
 	free, err := d.Rec.Store.Free()
-	_, paired := d.recipients()
+	d.mu.Lock()
+	paired, noCase, ref := d.paired, d.noCase, d.rcpt.CaseRef
+	d.mu.Unlock()
 	d.update(func(s *device.Status) {
 		s.Code = ""
+		s.Case = custody.CaseNumber(ref)
 		switch {
 		case err != nil:
 			s.State, s.Fault = device.StateFault, "disk"
+		case !paired && noCase:
+			s.State = device.StateNoCase
 		case !paired:
 			s.State = device.StateNotPaired
 		case free == 0:
@@ -359,7 +375,11 @@ func (d *Daemon) reset(ctx context.Context) {
 func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) ([]capture.Source, error)) (context.CancelFunc, chan recDone) {
 	rcpt, ok := d.recipients()
 	if !ok {
-		d.Log.Warn("recording refused: no recipients (pair first)")
+		if d.Status().State == device.StateNoCase {
+			d.Log.Warn("recording refused: no case (the laptop closed it; choose a case with attune case use)")
+		} else {
+			d.Log.Warn("recording refused: no recipients (pair first)")
+		}
 		d.idleState()
 		return nil, nil
 	}

@@ -106,6 +106,14 @@ func (b *linkBackend) loadPairing() error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return fmt.Errorf("load pairing: %s is damaged (%v); pair again after removing it", pairingFile, err)
 	}
+	if st.LaptopPin != "" && len(st.Recipients) == 0 {
+		// The laptop closed the case: paired, no case.
+		b.mu.Lock()
+		b.state = st
+		b.mu.Unlock()
+		b.d.SetNoCase()
+		return nil
+	}
 	c, err := link.NewCase(st.Recipients, st.CaseRef)
 	if err != nil {
 		return fmt.Errorf("load pairing: %v", err)
@@ -184,7 +192,7 @@ func (b *linkBackend) Status() link.Status {
 	device := b.deviceID
 	b.mu.Unlock()
 	return link.Status{
-		State: string(st.State), DeviceID: device, Version: b.version,
+		State: string(st.State), DeviceID: device, Version: b.version, Case: st.Case,
 		Storage: link.StorageStatus{FreeBytes: free, MinutesLeft: st.MinutesLeft},
 		Clock:   link.ClockStatus{Now: now.UTC(), Trusted: trusted},
 	}
@@ -200,11 +208,24 @@ func (b *linkBackend) SetClock(t time.Time) error {
 	return nil
 }
 
-// SetRecipients starts a new case.
+// SetRecipients starts a new case, or with a zero c forgets the closed one.
 func (b *linkBackend) SetRecipients(c link.Case) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := b.state.withCase(c.Recipients, c.Ref)
+	st := b.state
+	if len(c.Recipients) == 0 {
+		old := st.CaseRef
+		st.Recipients, st.CaseRef = nil, ""
+		if err := b.save(st); err != nil {
+			return fmt.Errorf("recipients not cleared: %v", err)
+		}
+		b.state = st
+		b.d.SetNoCase()
+		b.d.Log.Info("case closed by the paired laptop: no case")
+		note(b.chain, b.d.Log, custody.Record{Event: custody.EventCaseCleared, CaseRef: custody.CaseRef(old)})
+		return nil
+	}
+	st = st.withCase(c.Recipients, c.Ref)
 	if err := b.save(st); err != nil {
 		return fmt.Errorf("recipients not saved: %v", err)
 	}

@@ -23,9 +23,12 @@ type Input struct {
 //	state          LED                        display
 //	booting        amber, blinking slowly     "----"
 //	not_paired     amber                      "PAIr"
+//	no_case        amber, blinking slowly     "noCA": paired, but the laptop closed the case; REC is refused
 //	pairing        blue, blinking slowly      Status.Code in halves, PairHalf each: "123-", "-456", "123-", …
 //	                                           ("PAIr" if the code is not six digits)
-//	ready          green                      free recording minutes, right-aligned, at most 9999: "  42"
+//	ready          green                      free recording minutes, right-aligned, at most 9999: "  42";
+//	                                           with a case, its number (Status.Case, "c042") for the last
+//	                                           CaseShow of every CaseCycle from when ready began
 //	recording      red                        elapsed mm:ss with the colon lit, at most "99:59"
 //	  after a mark red, flashing (BlinkFast)  "nArK" for MarkFlash
 //	syncing        blue                       Status.SyncPercent, right-aligned, 0–100: "  42"
@@ -49,7 +52,12 @@ func Indicate(in Input) Indication {
 		return Indication{State: string(st.State), LED: Amber, Text: "PAIr"}
 	case device.StatePairing:
 		return Indication{State: string(st.State), LED: Blue, Blink: BlinkSlow, Text: pairText(in)}
+	case device.StateNoCase:
+		return Indication{State: string(st.State), LED: Amber, Blink: BlinkSlow, Text: "noCA"}
 	case device.StateReady:
+		if showCase(in) {
+			return Indication{State: string(st.State), LED: Green, Text: st.Case}
+		}
 		return Indication{State: string(st.State), LED: Green, Text: number(st.MinutesLeft, 9999)}
 	case device.StateRecording:
 		if !in.MarkedAt.IsZero() && !in.Now.Before(in.MarkedAt) && in.Now.Sub(in.MarkedAt) < MarkFlash {
@@ -97,6 +105,22 @@ func clockText(d time.Duration) string {
 		s = 99*60 + 59
 	}
 	return fmt.Sprintf("%02d:%02d", s/60, s%60)
+}
+
+// showCase reports whether the ready display shows the case number at
+// in.Now instead of the free minutes.
+func showCase(in Input) bool {
+	c := in.Status.Case
+	if len(c) != 4 || c[0] != 'c' || in.Since.IsZero() {
+		return false
+	}
+	for _, r := range c[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	el := in.Now.Sub(in.Since)
+	return el >= 0 && el%CaseCycle >= CaseCycle-CaseShow
 }
 
 // pairText is the half of the pairing code due at in.Now: "123-" then

@@ -55,6 +55,8 @@ const (
 	BlinkFast = 125 * time.Millisecond  // half-period: fault, resetting, the mark flash
 	MarkFlash = time.Second             // how long "nArK" shows after a mark
 	PairHalf  = 1500 * time.Millisecond // each half of the pairing code
+	CaseCycle = 6 * time.Second         // ready: free minutes, then the case number, in turn
+	CaseShow  = 1500 * time.Millisecond // of each CaseCycle, the case number's share (at its end)
 	Refresh   = 250 * time.Millisecond  // how often Follow re-reads the status
 )
 

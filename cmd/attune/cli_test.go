@@ -60,7 +60,7 @@ func TestCommandLine(t *testing.T) {
 		{"extra argument", []string{"list", "extra", "--home", homeDir}, false, []string{`unexpected argument "extra"`}, nil},
 		{"label in two words", []string{"case", "consent", "Family", "A", "--who", "parent", "--home", homeDir}, false, []string{`unexpected argument "A"`}, nil},
 
-		{"case id prefix", []string{"case", "consent", a.ID[:6], "--who", "parent", "--home", homeDir}, true, []string{"consent recorded for case " + a.ID}, nil},
+		{"case id prefix", []string{"case", "consent", a.ID[:6], "--who", "parent", "--shared-review", "--home", homeDir}, true, []string{"consent recorded for case " + a.ID}, nil},
 		{"case id prefix too short", []string{"audit", a.ID[:3], "--home", homeDir}, false, []string{"at least 4 characters"}, nil},
 		{"recording id prefix", []string{"export", "3f9c0", "--out", filepath.Join(dir, "visit.mkv"), "--home", homeDir}, false, []string{"manifest of " + recA}, []string{"not in the vault"}},
 		{"ambiguous recording prefix", []string{"export", "3f9c", "--out", filepath.Join(dir, "visit.mkv"), "--home", homeDir}, false, []string{"ambiguous", recA + ", " + recB}, nil},

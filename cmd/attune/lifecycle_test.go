@@ -99,7 +99,7 @@ func TestCaseClose(t *testing.T) {
 	}
 
 	// Erase now: the vault can no longer be decrypted, list says erased.
-	out, err = e.attune("case", "erase", "Family A")
+	out, err = e.attune("case", "erase", "Family A", "--yes")
 	if err != nil || !strings.Contains(out, "can no longer be decrypted") {
 		t.Fatalf("erase: %v\n%s", err, out)
 	}

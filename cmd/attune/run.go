@@ -23,11 +23,11 @@ import (
 )
 
 const usage = `usage:
-  attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--x25519] [--no-passphrase] [--home DIR]
+  attune pair   [--device HOST:PORT] [--code NNNNNN] [--case LABEL] [--supervision] [--x25519] [--no-passphrase] [--home DIR]
   attune sync   [--device HOST:PORT] [--json] [--home DIR]
   attune list   [--json] [--home DIR]
-  attune export RECORDING-ID --out FILE.mkv [--marks FILE.vtt|FILE.csv] [--home DIR]
-  attune case new|list|consent|close|erase …   (attune case for details)
+  attune export RECORDING-ID --out FILE.mkv [--for PURPOSE] [--marks FILE.vtt|FILE.csv] [--home DIR]
+  attune case new|use|list|consent|close|erase|retention …   (attune case for details)
   attune audit CASE [--html FILE]              the chain of custody, as text and a printable page
   attune version
 
@@ -312,7 +312,8 @@ func (c *cli) pair(args []string) error {
 	fs, homeDir := c.command("pair", "", true)
 	device := fs.String("device", "", "device address HOST:PORT (default: discover it)")
 	code := fs.String("code", "", "the 6-digit code on the device's display (asked for if not given)")
-	label := fs.String("case", "", "a label for the new case (stays on this laptop)")
+	label := fs.String("case", "", "a label for the new case (stays on this laptop; unique: to record to an existing case, pair then attune case use)")
+	supervision := fs.Bool("supervision", false, "the new case is a supervision case (the practitioner's own shared reviews)")
 	keyOpts := c.keyFlags(fs)
 	if _, err := c.parse(fs, args, 0); err != nil {
 		return err
@@ -345,11 +346,12 @@ func (c *cli) pair(args []string) error {
 		*label = "case " + time.Now().Format("2006-01-02 15:04")
 	}
 	opts.Label = *label
+	opts.Type = caseType(*supervision)
 	dev, cs, err := home.Pair(c.ctx, c.dial, addr, norm, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "paired with device %s at %s\ncase %s (%q, %s key) — recordings from now on are sealed to it\n", dev.ID, addr, cs.ID, cs.Label, cs.Kind)
+	fmt.Fprintf(c.stdout, "paired with device %s at %s\ncase %s %s (%q, %s key) — recordings from now on are sealed to it; the device shows %s\n", dev.ID, addr, cs.Number(), cs.ID, cs.Label, cs.Kind, cs.Number())
 	return nil
 }
 
@@ -462,6 +464,9 @@ func (c *cli) list(args []string) error {
 		Kind    string    `json:"recipient_kind"`
 		Device  string    `json:"device,omitempty"`
 		State   string    `json:"state"` // open, closed, erased
+		Number  string    `json:"number"`
+		Type    string    `json:"type"`
+		Due     time.Time `json:"erase_due,omitzero"` // closed: when its footage is crypto-erased
 	}
 	out := struct {
 		Cases      []caseJSON `json:"cases"`
@@ -477,7 +482,12 @@ func (c *cli) list(args []string) error {
 		case cs.Closed != nil:
 			state = "closed"
 		}
-		out.Cases = append(out.Cases, caseJSON{cs.ID, cs.Label, cs.Created, cs.Kind, cs.Device, state})
+		typ := cs.Type
+		if typ == "" {
+			typ = laptop.TypeFamily
+		}
+		due, _ := cs.EraseDue()
+		out.Cases = append(out.Cases, caseJSON{cs.ID, cs.Label, cs.Created, cs.Kind, cs.Device, state, cs.Number(), typ, due})
 	}
 	for _, vr := range recs {
 		r := recJSON{ID: vr.ID, Case: vr.Case, Marks: []float64{}}
@@ -522,7 +532,21 @@ func (c *cli) list(args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, r.Label, date, (time.Duration(r.Seconds) * time.Second).String(), r.State, synced, len(r.Marks))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	due, err := home.Due(time.Now(), 14*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	if len(due) > 0 {
+		fmt.Fprintf(c.stdout, "\ncases due for crypto-erasure within 14 days (retention after close):\n")
+		for _, cs := range due {
+			at, _ := cs.EraseDue()
+			fmt.Fprintf(c.stdout, "  %s  %s  closed %s, erased on %s\n", cs.Number(), cs.Label, cs.Closed.Local().Format("2006-01-02"), at.Local().Format("2006-01-02"))
+		}
+	}
+	return nil
 }
 
 func (c *cli) export(args []string) error {
@@ -530,6 +554,7 @@ func (c *cli) export(args []string) error {
 	out := fs.String("out", "", "output Matroska file, FILE.mkv (required)")
 	marks := fs.String("marks", "", "also write the marks as WebVTT (.vtt) or CSV (.csv)")
 	allowGaps := fs.Bool("allow-gaps", false, "export a recording with segments missing from the vault; the film jumps over them")
+	purpose := fs.String("for", "", "what the export is for, a consent scope: shared_review (default), family_copy, supervision (a supervision case's only purpose), training")
 	pos, err := c.parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -571,10 +596,14 @@ func (c *cli) export(args []string) error {
 	if err != nil {
 		return fmt.Errorf("export: %v", err)
 	}
-	info, m, err := home.ExportRecording(c.ctx, vr, ident, *out, *allowGaps)
+	if len(cs.Consent) == 0 {
+		fmt.Fprintf(c.stderr, "attune: no consent recorded for case %q (attune case consent): the export is recorded with the case\n", cs.Label)
+	}
+	written, info, m, err := home.ExportFor(c.ctx, cs, vr, ident, *out, strings.ReplaceAll(*purpose, "-", "_"), time.Now(), *allowGaps)
 	if err != nil && !errors.Is(err, laptop.ErrDamaged) {
 		return err
 	}
+	*out = written
 	for _, g := range info.Gaps {
 		fmt.Fprintf(c.stderr, "warning: %s: the film jumps over it\n", g)
 	}
