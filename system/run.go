@@ -296,7 +296,7 @@ func loadDeviceKey(path string) (ed25519.PrivateKey, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return key, pin[:16], nil
+	return key, custody.DeviceID(pin), nil
 }
 
 // serveLink serves the paired link on ln, announced on ifaces, until ctx

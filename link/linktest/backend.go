@@ -28,6 +28,7 @@ type Backend struct {
 	store    *storage.Store
 	pairErr  error
 	deviceID string
+	rewrite  func(*storage.Index)
 	audit    []byte
 	certs    [][]byte
 }
@@ -40,7 +41,15 @@ func NewBackend(dataDir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{store: st, deviceID: "dev-0123456789abcdef"}, nil
+	return &Backend{store: st, deviceID: "0123456789abcdef"}, nil
+}
+
+// SetDeviceID sets the id the fake device gives in its status and its
+// pairing answer (a test may make it anything a rogue device might send).
+func (b *Backend) SetDeviceID(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deviceID = id
 }
 
 // OpenWindow opens a pairing window showing code.
@@ -169,7 +178,37 @@ func (b *Backend) SetRecipients(c link.Case) error {
 	return nil
 }
 
-func (b *Backend) Store() link.Store { return b.store }
+func (b *Backend) Store() link.Store {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rewrite != nil {
+		return rewriteStore{Store: b.store, rewrite: b.rewrite}
+	}
+	return b.store
+}
+
+// RewriteListing makes the fake device pass every index it lists (GET
+// /api/v1/recordings) through f first, as a rogue device might; nil lists
+// them as they are.
+func (b *Backend) RewriteListing(f func(*storage.Index)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rewrite = f
+}
+
+// rewriteStore lists its store's indexes rewritten.
+type rewriteStore struct {
+	link.Store
+	rewrite func(*storage.Index)
+}
+
+func (s rewriteStore) List() ([]*storage.Index, error) {
+	list, err := s.Store.List()
+	for _, ix := range list {
+		s.rewrite(ix)
+	}
+	return list, err
+}
 
 // SetAudit sets the audit chain Audit serves: JSON lines, one record each,
 // with their "seq" numbers.
