@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -124,6 +125,13 @@ type Server struct {
 	Name string
 	// Log receives pairing events and internal errors; nil discards.
 	Log *slog.Logger
+	// MaxPending caps the connections not yet known to be the paired
+	// laptop's (handshaking, pairing, or refused with 403): one more is
+	// closed as soon as it is accepted. 0 means DefaultMaxPending.
+	MaxPending int
+	// HandshakeTimeout bounds the TLS handshake and the wait for a
+	// request's headers. 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 
 	once    sync.Once
 	initErr error
@@ -215,19 +223,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	handshake := cmp.Or(s.HandshakeTimeout, DefaultHandshakeTimeout)
 	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.handler,
+		// net/http bounds the TLS handshake by the shortest of these
+		// timeouts: ReadHeaderTimeout.
+		ReadHeaderTimeout: handshake,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      10 * time.Minute, // a slow link may take a while per segment
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ConnContext:       withCork,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return withGate(withCork(ctx, c), c)
+		},
 	}
+	gate := newGate(ln, cmp.Or(s.MaxPending, DefaultMaxPending))
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(corkListener{ln}, cfg)) }()
+	go func() { errc <- hs.Serve(tls.NewListener(corkListener{gate}, cfg)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("link server: %v", err)
@@ -239,6 +253,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 	}
 	<-errc
+	if n := gate.refused.Load(); n > 0 {
+		s.Log.Info("link server: connections refused over the cap of unauthenticated ones", "count", n)
+	}
 	return nil
 }
 
@@ -278,11 +295,14 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if !s.authorized(r) {
-			// Not even an error message: an unpaired peer learns nothing.
+			// Not even an error message: an unpaired peer learns nothing,
+			// and its connection closes (it holds a slot of the gate).
 			s.Log.Debug("api: refused a client without the paired laptop's key")
+			h.Set("Connection", "close")
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
+		passGate(r.Context())
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		api.ServeHTTP(w, r)
 	})
