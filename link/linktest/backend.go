@@ -29,11 +29,15 @@ type Backend struct {
 	pairErr  error
 	deviceID string
 	rewrite  func(*storage.Index)
+	sent     []string
 	audit    []byte
 	certs    [][]byte
 }
 
-var _ link.Backend = (*Backend)(nil)
+var (
+	_ link.Backend         = (*Backend)(nil)
+	_ link.SegmentObserver = (*Backend)(nil)
+)
 
 // NewBackend returns an unpaired backend whose store lives in dataDir.
 func NewBackend(dataDir string) (*Backend, error) {
@@ -271,6 +275,21 @@ func (b *Backend) Certificates() ([][]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([][]byte(nil), b.certs...), nil
+}
+
+// SegmentSent notes a segment the server sent whole
+// (link.SegmentObserver), as "id/n".
+func (b *Backend) SegmentSent(id string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, fmt.Sprintf("%s/%d", id, n))
+}
+
+// Sent is what SegmentSent heard, in order.
+func (b *Backend) Sent() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.sent...)
 }
 
 // Storage is the real store behind Store.
