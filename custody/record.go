@@ -37,7 +37,8 @@ const (
 	// EventRecordingInterrupted: found cut off by a power loss at start-up.
 	// recording, count, bytes, sha256 as for recording_sealed.
 	EventRecordingInterrupted Event = "recording_interrupted"
-	// EventSegmentTransferred: segments served to the paired laptop.
+	// EventSegmentTransferred: segments sent whole to the paired laptop
+	// (a refused or partial download is no transfer).
 	// recording, segments = their numbers, bytes.
 	EventSegmentTransferred Event = "segment_transferred"
 	// EventAcknowledged: the laptop acknowledged segments, which the device

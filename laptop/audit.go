@@ -442,7 +442,9 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 			for _, s := range r.Segments {
 				c.ackedSegs[s] = true
 			}
-			c.manifestAcked = c.manifestAcked || r.Detail == "manifest"
+			// "with_manifest": what devices wrote before the format's
+			// "manifest" was kept to.
+			c.manifestAcked = c.manifestAcked || r.Detail == "manifest" || r.Detail == "with_manifest"
 		case custody.EventDeleted:
 			c.deleted = append(c.deleted, r)
 		default:
@@ -594,7 +596,15 @@ func (c *recCustody) row() reportRecording {
 		}
 		row.Acknowledged += ", verified by decryption on the laptop, then deleted on the device"
 	}
-	if len(c.deleted) > 0 {
+	// deleted means the whole recording left the device; an older device
+	// wrote it at every acknowledgement, so it counts only when every
+	// segment was acknowledged.
+	if total < 0 && len(c.deleted) > 0 {
+		total = c.deleted[len(c.deleted)-1].Count
+	}
+	acked := len(c.ackedSegs)
+	gone := len(c.deleted) > 0 && total >= 0 && acked >= total
+	if gone {
 		row.Deleted = c.rt.span(c.deleted) + ": the recording's last files removed from the device"
 	}
 	if c.erased != nil {
@@ -608,7 +618,6 @@ func (c *recCustody) row() reportRecording {
 		row.Erased = fmt.Sprintf("at the factory reset (certificate %d, %s): %s left on the device, %d synced before, %d never synced",
 			c.certN, c.certIssued, plural(len(e.Segments), "segment", "segments"), synced, len(e.Segments)-synced)
 	}
-	acked := len(c.ackedSegs)
 	switch {
 	case c.view != nil && c.view.Erased != "" && (len(c.ackedSegs) > 0 || c.erased != nil):
 		row.Status, row.StatusOK = "erased "+c.view.Erased+" with the case: its key was destroyed, no copy can be decrypted", true
@@ -616,12 +625,14 @@ func (c *recCustody) row() reportRecording {
 		row.Status, row.StatusOK = "on this laptop; the device's copy was erased at the reset", true
 	case c.erased != nil:
 		row.Status = "erased at the reset before it was fully synced: parts are lost"
-	case len(c.deleted) > 0:
+	case gone:
 		row.Status, row.StatusOK = "on this laptop; deleted from the device", true
 	case total >= 0 && acked >= total && total > 0:
 		row.Status, row.StatusOK = "on this laptop; the device holds only its index", true
+	case acked > 0 && total > 0:
+		row.Status = fmt.Sprintf("partly synced: %d of %d segments acknowledged and deleted from the device; the other %d are still on it", acked, total, total-acked)
 	case acked > 0:
-		row.Status = fmt.Sprintf("partly synced (%d segments acknowledged); the rest is on the device", acked)
+		row.Status = fmt.Sprintf("partly synced (%s acknowledged and deleted from the device); the rest is on the device", plural(acked, "segment", "segments"))
 	case c.started != nil && c.ended == nil && c.sealed == nil:
 		row.Status = "still recording, or cut off (no end recorded)"
 	default:

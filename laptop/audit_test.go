@@ -366,3 +366,48 @@ func TestReportSealedWithoutStop(t *testing.T) {
 		}
 	}
 }
+
+// TestReportPartialStates: a recording with some segments acknowledged is
+// reported as partly synced — also when the chain holds a deleted record
+// per acknowledgement, as older devices wrote — and only a recording whose
+// every segment was acknowledged as deleted from the device.
+func TestReportPartialStates(t *testing.T) {
+	const part, whole = "00000000000000d1", "00000000000000d2"
+	dev := newChainTestDevice(t, true)
+	h := strings.Repeat
+	dev.add(
+		custody.Record{Event: custody.EventRecordingStarted, Recording: part, CaseRef: caseRef},
+		custody.Record{Event: custody.EventRecordingSealed, Recording: part, Count: 3, Bytes: 3_000_000, SHA256: h("2b", 32)},
+		custody.Record{Event: custody.EventSegmentTransferred, Recording: part, Segments: []int{0}},
+		custody.Record{Event: custody.EventAcknowledged, Recording: part, Segments: []int{0}},
+		custody.Record{Event: custody.EventDeleted, Recording: part, Segments: []int{0}, Count: 1},
+		custody.Record{Event: custody.EventRecordingStarted, Recording: whole, CaseRef: caseRef},
+		custody.Record{Event: custody.EventRecordingSealed, Recording: whole, Count: 2, Bytes: 2_000_000, SHA256: h("3c", 32)},
+		custody.Record{Event: custody.EventAcknowledged, Recording: whole, Segments: []int{0, 1}, Detail: "with_manifest"},
+		custody.Record{Event: custody.EventDeleted, Recording: whole, Count: 2},
+	)
+	recs, _, err := dev.a.Records(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := report(t, recs, nil, "partial", "text")
+	blocks := strings.Split(out, "Recording ")
+	var partBlock, wholeBlock string
+	for _, b := range blocks {
+		switch {
+		case strings.HasPrefix(b, part):
+			partBlock = b
+		case strings.HasPrefix(b, whole):
+			wholeBlock = b
+		}
+	}
+	if !strings.Contains(partBlock, "partly synced: 1 of 3 segments acknowledged and deleted from the device; the other 2 are still on it") {
+		t.Errorf("partly synced recording:\n%s", partBlock)
+	}
+	if strings.Contains(partBlock, "on this laptop; deleted from the device") || strings.Contains(partBlock, "last files removed") {
+		t.Errorf("partly synced recording reported deleted:\n%s", partBlock)
+	}
+	if !strings.Contains(wholeBlock, "on this laptop; deleted from the device") || !strings.Contains(wholeBlock, "2 segments and the manifest") {
+		t.Errorf("fully synced recording:\n%s", wholeBlock)
+	}
+}

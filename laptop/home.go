@@ -443,6 +443,11 @@ type Device struct {
 
 // SaveDevice writes devices/<id>.json.
 func (h *Home) SaveDevice(d *Device) error {
+	// The id came from the device: it names a file only if it has the form
+	// a device gives its ids.
+	if !custody.ValidID(d.ID) {
+		return fmt.Errorf("save device: its id %q is not 16 lowercase hex digits; the device is not behaving as an Attune device: nothing was saved", d.ID)
+	}
 	b, _ := json.MarshalIndent(d, "", "  ")
 	if err := storage.WriteFileAtomic(filepath.Join(h.Dir, devicesDir, d.ID+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("save device: %v", err)
@@ -496,6 +501,9 @@ func (h *Home) CaseFiles(c *Case, prefix string) ([]string, error) {
 
 // RemoveDevice forgets a device (after it was reset).
 func (h *Home) RemoveDevice(id string) error {
+	if !custody.ValidID(id) {
+		return fmt.Errorf("remove device: bad id %q", id)
+	}
 	err := os.Remove(filepath.Join(h.Dir, devicesDir, id+".json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -122,6 +122,16 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 	if err != nil {
 		return res, fmt.Errorf("sync: list recordings: %w", err)
 	}
+	// The vault names directories after what the device listed: refuse
+	// the whole listing if any index breaks the device's own rules.
+	for _, ix := range recs {
+		if ix == nil {
+			return res, errors.New("sync: the device listed an empty recording; it is not behaving as an Attune device: nothing was fetched")
+		}
+		if err := ix.Check(); err != nil {
+			return res, fmt.Errorf("sync: the device listed a malformed recording (%v); it is not behaving as an Attune device: nothing was fetched", err)
+		}
+	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
 
 	// Plan: the bytes still to fetch.

@@ -119,8 +119,28 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Recordings lists the recordings on the device, oldest first.
 func (c *Client) Recordings(ctx context.Context) ([]*storage.Index, error) {
 	var list []*storage.Index
-	err := c.call(ctx, "list recordings", http.MethodGet, "/api/v1/recordings", nil, &list)
-	return list, err
+	if err := c.call(ctx, "list recordings", http.MethodGet, "/api/v1/recordings", nil, &list); err != nil {
+		return nil, err
+	}
+	for _, ix := range list {
+		if err := checkIndex("list recordings", ix); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
+// checkIndex refuses an index a device sent that breaks the rules the
+// device writes indexes by (storage.Index.Check): the laptop names
+// directories and files after what is in it.
+func checkIndex(op string, ix *storage.Index) error {
+	if ix == nil {
+		return fmt.Errorf("%s: the device sent an empty index; it is not behaving as an Attune device: nothing was fetched", op)
+	}
+	if err := ix.Check(); err != nil {
+		return fmt.Errorf("%s: the device sent a malformed index (%v); it is not behaving as an Attune device: nothing was fetched", op, err)
+	}
+	return nil
 }
 
 // Recording returns the index of one recording.
@@ -130,6 +150,9 @@ func (c *Client) Recording(ctx context.Context, id string) (*storage.Index, erro
 	}
 	var ix storage.Index
 	if err := c.call(ctx, "recording "+id, http.MethodGet, "/api/v1/recordings/"+id, nil, &ix); err != nil {
+		return nil, err
+	}
+	if err := checkIndex("recording "+id, &ix); err != nil {
 		return nil, err
 	}
 	return &ix, nil
@@ -180,6 +203,12 @@ func (c *Client) Ack(ctx context.Context, id string, segments []int, manifest bo
 	var ix storage.Index
 	if err := c.call(ctx, "ack "+id, http.MethodPost, "/api/v1/recordings/"+id+"/ack", ackRequest{Segments: segments, Manifest: manifest}, &ix); err != nil {
 		return nil, err
+	}
+	if err := checkIndex("ack "+id, &ix); err != nil {
+		return nil, err
+	}
+	if ix.ID != id {
+		return nil, fmt.Errorf("ack %s: the device answered with the index of %s", id, ix.ID)
 	}
 	return &ix, nil
 }
@@ -244,7 +273,7 @@ func (c *Client) call(ctx context.Context, op, method, path string, in, out any)
 		if ctx.Err() != nil {
 			return c.netErr(ctx, op, err)
 		}
-		return fmt.Errorf("%s: the device sent a malformed answer: %v", op, err)
+		return fmt.Errorf("%s: the device sent a malformed answer: %s", op, sanitize(err.Error(), 300))
 	}
 	return nil
 }
@@ -421,9 +450,9 @@ func statusErr(op string, resp *http.Response) error {
 	case resp.StatusCode == http.StatusConflict && strings.HasPrefix(op, "ack "):
 		return fmt.Errorf("%s: %w", op, ErrOtherCase)
 	case resp.StatusCode >= 500:
-		return fmt.Errorf("%s: the device failed (%s): %s; see its log", op, resp.Status, orDefault(msg, "no reason given"))
+		return fmt.Errorf("%s: the device failed (%s): %s; see its log", op, sanitize(resp.Status, 64), orDefault(msg, "no reason given"))
 	}
-	return fmt.Errorf("%s: the device refused the request (%s): %s", op, resp.Status, orDefault(msg, "no reason given"))
+	return fmt.Errorf("%s: the device refused the request (%s): %s", op, sanitize(resp.Status, 64), orDefault(msg, "no reason given"))
 }
 
 func (c *Client) netErr(ctx context.Context, op string, err error) error {

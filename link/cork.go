@@ -96,14 +96,15 @@ const sendPiece = 256 << 10
 var piecePool = sync.Pool{New: func() any { b := make([]byte, sendPiece); return &b }}
 
 // sendWhole answers a plain GET (or HEAD) for a whole file: the common case
-// of a sync, sent a piece at a time, each piece one socket write.
-func sendWhole(w http.ResponseWriter, r *http.Request, f *os.File, size int64) {
+// of a sync, sent a piece at a time, each piece one socket write. It
+// returns the bytes of the body written.
+func sendWhole(w http.ResponseWriter, r *http.Request, f *os.File, size int64) (sent int64) {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
-		return
+		return 0
 	}
 	cc, _ := r.Context().Value(corkKey{}).(*corkConn)
 	buf := piecePool.Get().(*[]byte)
@@ -114,18 +115,19 @@ func sendWhole(w http.ResponseWriter, r *http.Request, f *os.File, size int64) {
 			if cc != nil {
 				cc.cork()
 			}
-			_, werr := w.Write((*buf)[:n])
+			m, werr := w.Write((*buf)[:n])
 			if cc != nil {
 				if err := cc.uncork(); werr == nil {
 					werr = err
 				}
 			}
 			if werr != nil {
-				return // the laptop went away; it resumes with a Range request
+				return sent // the laptop went away; it resumes with a Range request
 			}
+			sent += int64(m)
 		}
 		if rerr != nil {
-			return // io.EOF or io.ErrUnexpectedEOF at the end; a read error cuts the body short, which the laptop sees
+			return sent // io.EOF or io.ErrUnexpectedEOF at the end; a read error cuts the body short, which the laptop sees
 		}
 	}
 }

@@ -107,7 +107,8 @@ func Browse(ctx context.Context, timeout time.Duration) ([]Found, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		found[e.Name+"\x00"+e.IfaceName] = Found{
-			Name:  e.Name,
+			// Anyone on the network may announce: never print it raw.
+			Name:  sanitize(e.Name, 64),
 			Host:  e.Host,
 			Port:  e.Port,
 			IPs:   append([]net.IP(nil), e.IPs...),

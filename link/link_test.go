@@ -204,7 +204,7 @@ func TestPairRightCode(t *testing.T) {
 	if got := e.b.LaptopPin(); got != e.laptopPin {
 		t.Errorf("device holds laptop pin %q, want %s", got, e.laptopPin)
 	}
-	if dp.DeviceID != "dev-0123456789abcdef" {
+	if dp.DeviceID != "0123456789abcdef" {
 		t.Errorf("device id %q", dp.DeviceID)
 	}
 	// The recipients arrived, parsed, with the case reference.

@@ -277,8 +277,10 @@ func parseDevicePayload(b []byte) (deviceWire, error) {
 	if !custody.ValidPin(w.DeviceCertPin) {
 		return w, errors.New("device_cert_pin must be 64 lowercase hex digits")
 	}
-	if !validText(w.DeviceID, 128) {
-		return w, errors.New("bad device_id")
+	// The laptop names a file after it: the device's own rule, nothing
+	// looser.
+	if !custody.ValidID(w.DeviceID) {
+		return w, fmt.Errorf("device_id %q is not 16 lowercase hex digits", sanitize(w.DeviceID, 64))
 	}
 	return w, nil
 }

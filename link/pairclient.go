@@ -254,7 +254,7 @@ func (pc *pairConn) post(ctx context.Context, path string, body any, parse func(
 	case http.StatusTooManyRequests:
 		return fmt.Errorf("pair: %s", orDefault(msg, "too many attempts: hold PAIR on the device to get a new code"))
 	}
-	return fmt.Errorf("pair: the device refused (%s): %s", resp.Status, orDefault(msg, "no reason given"))
+	return fmt.Errorf("pair: the device refused (%s): %s", sanitize(resp.Status, 64), orDefault(msg, "no reason given"))
 }
 
 func (pc *pairConn) netErr(ctx context.Context, err error) error {

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -79,6 +80,12 @@ type Backend interface {
 	// device's buttons, waiting for the next paired laptop
 	// (GET /api/v1/certificates).
 	Certificates() ([][]byte, error)
+	// SegmentSent is called once a segment has been sent to the paired
+	// laptop in full: the bytes 0 to the end, in one answer or in ranges
+	// that join up (a resumed download). A refused request, a 404 or a
+	// range that leaves a gap is not a transfer. The server calls it once
+	// per segment it finishes sending, from the request's goroutine.
+	SegmentSent(id string, n int)
 }
 
 // ErrOtherCase is the refusal of an acknowledgement for a recording sealed
@@ -138,6 +145,13 @@ type Server struct {
 	Name string
 	// Log receives pairing events and internal errors; nil discards.
 	Log *slog.Logger
+	// MaxPending caps the connections not yet known to be the paired
+	// laptop's (handshaking, pairing, or refused with 403): one more is
+	// closed as soon as it is accepted. 0 means DefaultMaxPending.
+	MaxPending int
+	// HandshakeTimeout bounds the TLS handshake and the wait for a
+	// request's headers. 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 
 	once    sync.Once
 	initErr error
@@ -147,6 +161,7 @@ type Server struct {
 	handler http.Handler
 
 	pair pairState
+	sent sentSegments
 }
 
 func (s *Server) init() error {
@@ -229,19 +244,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	handshake := cmp.Or(s.HandshakeTimeout, DefaultHandshakeTimeout)
 	hs := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: s.handler,
+		// net/http bounds the TLS handshake by the shortest of these
+		// timeouts: ReadHeaderTimeout.
+		ReadHeaderTimeout: handshake,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      10 * time.Minute, // a slow link may take a while per segment
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ConnContext:       withCork,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return withGate(withCork(ctx, c), c)
+		},
 	}
+	gate := newGate(ln, cmp.Or(s.MaxPending, DefaultMaxPending))
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(corkListener{ln}, cfg)) }()
+	go func() { errc <- hs.Serve(tls.NewListener(corkListener{gate}, cfg)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("link server: %v", err)
@@ -253,6 +274,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Close()
 	}
 	<-errc
+	if n := gate.refused.Load(); n > 0 {
+		s.Log.Info("link server: connections refused over the cap of unauthenticated ones", "count", n)
+	}
 	return nil
 }
 
@@ -293,11 +317,14 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if !s.authorized(r) {
-			// Not even an error message: an unpaired peer learns nothing.
+			// Not even an error message: an unpaired peer learns nothing,
+			// and its connection closes (it holds a slot of the gate).
 			s.Log.Debug("api: refused a client without the paired laptop's key")
+			h.Set("Connection", "close")
 			w.WriteHeader(http.StatusForbidden)
 			return
 		}
+		passGate(r.Context())
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		api.ServeHTTP(w, r)
 	})
@@ -423,7 +450,10 @@ func (s *Server) handleSegment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such segment")
 		return
 	}
-	s.serveFile(w, r, s.Backend.Store().SegmentPath(ix.ID, n), ix.Segments[n])
+	sent := s.serveFile(w, r, s.Backend.Store().SegmentPath(ix.ID, n), ix.Segments[n])
+	if sent.n > 0 && s.sent.add(ix.ID, n, sent.first, sent.n, ix.Segments[n].Size) {
+		s.Backend.SegmentSent(ix.ID, n)
+	}
 }
 
 func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
@@ -438,21 +468,26 @@ func (s *Server) handleManifest(w http.ResponseWriter, r *http.Request) {
 	s.serveFile(w, r, s.Backend.Store().ManifestPath(ix.ID), *ix.Manifest)
 }
 
+// sentSpan is what an answer carried of a file: n bytes from first.
+type sentSpan struct{ first, n int64 }
+
 // serveFile serves a sealed file with Range support; its ETag is the
-// SHA-256 of its ciphertext from the index.
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string, fi storage.FileInfo) {
+// SHA-256 of its ciphertext from the index. It returns the bytes of the
+// file the answer carried (none for an error, a HEAD, a 304 or several
+// ranges at once).
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string, fi storage.FileInfo) sentSpan {
 	if fi.Acked {
 		writeError(w, http.StatusNotFound, "already acknowledged and deleted")
-		return
+		return sentSpan{}
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		writeError(w, http.StatusNotFound, "file gone (acknowledged or erased)")
-		return
+		return sentSpan{}
 	}
 	if err != nil {
 		s.internal(w, "open file", err)
-		return
+		return sentSpan{}
 	}
 	defer f.Close()
 	h := w.Header()
@@ -462,12 +497,81 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, path string, 
 		st, err := f.Stat()
 		if err != nil {
 			s.internal(w, "stat file", err)
-			return
+			return sentSpan{}
 		}
-		sendWhole(w, r, f, st.Size())
-		return
+		return sentSpan{0, sendWhole(w, r, f, st.Size())}
 	}
-	http.ServeContent(w, r, "", time.Time{}, f)
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, f)
+	switch {
+	case r.Method == http.MethodHead:
+		return sentSpan{}
+	case cw.code == http.StatusOK:
+		return sentSpan{0, cw.n}
+	case cw.code == http.StatusPartialContent:
+		first, _, _, err := parseContentRange(h.Get("Content-Range"))
+		if err != nil { // several ranges (multipart): not counted
+			return sentSpan{}
+		}
+		return sentSpan{first, cw.n}
+	}
+	return sentSpan{}
+}
+
+// countingWriter counts the body bytes written and keeps the status.
+type countingWriter struct {
+	http.ResponseWriter
+	code int
+	n    int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// sentSegments tracks, per segment, how much of it has been sent from its
+// first byte on, so that a download resumed with a range counts once it
+// reaches the end.
+type sentSegments struct {
+	mu   sync.Mutex
+	upto map[string]int64
+}
+
+// add notes that n bytes from first of segment (id, n) were sent and
+// reports whether that completed the segment, the first time it does.
+func (t *sentSegments) add(id string, seg int, first, n, size int64) bool {
+	key := id + "/" + strconv.Itoa(seg)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.upto == nil {
+		t.upto = map[string]int64{}
+	}
+	have := t.upto[key]
+	if have < 0 {
+		return false // completed before
+	}
+	if first > have {
+		return false // a gap: not joined up
+	}
+	have = max(have, first+n)
+	if have < size {
+		t.upto[key] = have
+		return false
+	}
+	t.upto[key] = -1
+	return true
 }
 
 // ackRequest is the body of POST /api/v1/recordings/{id}/ack.

@@ -93,23 +93,38 @@ func parseIndex(b []byte) (*Index, error) {
 	if err := json.Unmarshal(b, &ix); err != nil {
 		return nil, fmt.Errorf("parse index: %v", err)
 	}
+	if err := ix.Check(); err != nil {
+		return nil, fmt.Errorf("parse index: %v", err)
+	}
+	return &ix, nil
+}
+
+// Check reports whether the index keeps the rules this package writes it
+// by: its version, a recording id custody.ValidID accepts, a known state,
+// segments named 000000.age, 000001.age, … in order, and the manifest's
+// name. The laptop checks every index a device sends with it before it
+// names a file after anything in it.
+func (ix *Index) Check() error {
 	if ix.Version != IndexVersion {
-		return nil, fmt.Errorf("parse index: unsupported version %d", ix.Version)
+		return fmt.Errorf("unsupported version %d", ix.Version)
 	}
 	if !custody.ValidID(ix.ID) {
-		return nil, errors.New("parse index: bad recording id")
+		return fmt.Errorf("recording id %q is not 16 lowercase hex digits", ix.ID)
 	}
 	switch ix.State {
 	case Recording, Complete, Interrupted:
 	default:
-		return nil, fmt.Errorf("parse index: unknown state %q", ix.State)
+		return fmt.Errorf("unknown state %q", ix.State)
 	}
 	for i, s := range ix.Segments {
 		if s.Name != SegmentName(i) || s.Size < 0 || len(s.SHA256) != 64 {
-			return nil, fmt.Errorf("parse index: bad segment entry %d", i)
+			return fmt.Errorf("bad segment entry %d", i)
 		}
 	}
-	return &ix, nil
+	if m := ix.Manifest; m != nil && (m.Name != ManifestName || m.Size < 0 || len(m.SHA256) != 64) {
+		return errors.New("bad manifest entry")
+	}
+	return nil
 }
 
 func writeIndex(dir string, ix *Index) error {

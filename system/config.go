@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -38,9 +39,12 @@ type Config struct {
 
 // LinkConfig is about the paired link.
 type LinkConfig struct {
-	// Interfaces the device announces itself on with DNS-SD (_attune._tcp),
-	// e.g. ["usb0"] for USB gadget Ethernet; empty: no announcement, the
-	// laptop gives --device HOST:PORT.
+	// Interfaces the paired link is for (default ["usb0"], USB gadget
+	// Ethernet). A listen address without a host (":8443") listens on
+	// their addresses only — not on loopback or any other interface — and
+	// the device announces itself with DNS-SD (_attune._tcp) on those of
+	// them that exist. Empty: no announcement (the laptop gives --device
+	// HOST:PORT), and listen must name a host.
 	Interfaces []string `toml:"interfaces"`
 	// USBGadget makes the USB OTG port the link to the laptop: `attuned
 	// gadget` (attune-gadget.service) makes an NCM network gadget, gives
@@ -93,6 +97,7 @@ func DefaultConfig() Config {
 			Pace:   "realtime",
 		},
 		Storage: StorageConfig{MinFreeMB: 64, MaxMinutes: 30, SegmentSeconds: 1},
+		Link:    LinkConfig{Interfaces: []string{"usb0"}},
 		System:  SystemConfig{LockMemory: true, LogLevel: "info"},
 	}
 }
@@ -197,8 +202,10 @@ func (c *Config) Validate() error {
 	if c.Storage.SegmentSeconds < 0.2 || c.Storage.SegmentSeconds > 10 {
 		bad("storage.segment_seconds", "must be between 0.2 and 10, got %v; 1 is the default (a power cut loses at most this much)", c.Storage.SegmentSeconds)
 	}
-	if c.Listen == "" {
-		bad("listen", `must be an address for the paired link, e.g. ":8443"`)
+	if host, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", `must be an address for the paired link, e.g. ":8443" (the link interfaces' addresses) or "192.168.7.2:8443"`)
+	} else if host == "" && len(c.Link.Interfaces) == 0 {
+		bad("listen", `%q has no host, so it listens on link.interfaces, which is empty: name them (e.g. ["usb0"]) or give a host ("0.0.0.0:8443" for every interface)`, c.Listen)
 	}
 	for _, ifc := range c.Link.Interfaces {
 		if ifc == "" || strings.ContainsAny(ifc, " /") {

@@ -73,12 +73,11 @@ type linkBackend struct {
 	keyPath string
 	rotated chan struct{}
 
-	mu          sync.Mutex
-	key         ed25519.PrivateKey // signs erasure certificates
-	deviceID    string
-	state       pairingState
-	resetMu     sync.Mutex
-	transferred map[string]bool
+	mu       sync.Mutex
+	key      ed25519.PrivateKey // signs erasure certificates
+	deviceID string
+	state    pairingState
+	resetMu  sync.Mutex
 }
 
 var _ link.Backend = (*linkBackend)(nil)
@@ -247,26 +246,20 @@ type auditedStore struct {
 	b *linkBackend
 }
 
-// SegmentPath is asked for each download: the first of each segment is
-// recorded as transferred.
-func (s auditedStore) SegmentPath(id string, n int) string {
-	key := fmt.Sprintf("%s/%d", id, n)
-	s.b.mu.Lock()
-	if s.b.transferred == nil {
-		s.b.transferred = map[string]bool{}
+// SegmentSent: the link server sent the whole of a segment to the paired
+// laptop (link.Backend.SegmentSent). A refused or partial download is no
+// transfer.
+func (b *linkBackend) SegmentSent(id string, n int) {
+	if custody.ValidID(id) {
+		note(b.chain, b.d.Log, custody.Record{Event: custody.EventSegmentTransferred, Recording: id, Segments: []int{n}})
 	}
-	first := !s.b.transferred[key]
-	s.b.transferred[key] = true
-	s.b.mu.Unlock()
-	if first && custody.ValidID(id) {
-		note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventSegmentTransferred, Recording: id, Segments: []int{n}})
-	}
-	return s.Store.SegmentPath(id, n)
 }
 
-// Ack acknowledges and deletes, and says so in the chain. It refuses
-// (link.ErrOtherCase), deleting nothing, a recording sealed for a case the
-// paired laptop did not pair or start.
+// Ack acknowledges and deletes, and says so in the chain: what was
+// acknowledged (and so deleted), and, once the whole recording is gone
+// from the device, that it was. It refuses (link.ErrOtherCase), deleting
+// nothing, a recording sealed for a case the paired laptop did not pair
+// or start.
 func (s auditedStore) Ack(id string, segments []int, manifest bool) (*storage.Index, error) {
 	cur, err := s.Store.Index(id)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -287,10 +280,12 @@ func (s auditedStore) Ack(id string, segments []int, manifest bool) (*storage.In
 	}
 	detail := ""
 	if manifest {
-		detail = "with_manifest"
+		detail = "manifest"
 	}
 	note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventAcknowledged, Recording: id, Segments: segments, Detail: detail})
-	note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventDeleted, Recording: id, Segments: segments, Count: len(segments)})
+	if _, err := s.Store.Index(id); errors.Is(err, fs.ErrNotExist) {
+		note(s.b.chain, s.b.d.Log, custody.Record{Event: custody.EventDeleted, Recording: id, Count: len(ix.Segments)})
+	}
 	return ix, nil
 }
 

@@ -181,15 +181,28 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	linkLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	// Without a host, the link listens only on its interfaces' addresses;
+	// before they have one it waits for them (serveLink).
+	linkLn, err := listenLink(cfg.Listen, cfg.Link.Interfaces, interfaceAddrs)
+	switch {
+	case errors.Is(err, errNoAddress):
+		log.Warn("paired link: waiting for an address on its interfaces", "interfaces", cfg.Link.Interfaces)
+	case err != nil:
 		return fmt.Errorf("run: link: %v (choose another address with --listen)", err)
 	}
-	addrs := Addrs{Link: linkLn.Addr().String()}
+	addrs := Addrs{Link: cfg.Listen}
+	if linkLn != nil {
+		addrs.Link = linkLn.Addr().String()
+	}
+	closeLink := func() {
+		if linkLn != nil {
+			linkLn.Close()
+		}
+	}
 	var panelLn net.Listener
 	if o.Hardware.WebPanel != nil {
 		if panelLn, err = net.Listen("tcp", cfg.Panel); err != nil {
-			linkLn.Close()
+			closeLink()
 			return fmt.Errorf("run: panel: %v (choose another address with --panel)", err)
 		}
 		addrs.Panel = panelLn.Addr().String()
@@ -233,7 +246,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log.Info("paired link", "addr", addrs.Link, "device", devID)
 	goRun("link", ctx, func(c context.Context) error {
-		return serveLink(c, linkLn, backend, keyPath, cfg.Link.Interfaces, log)
+		return serveLink(c, clock, linkLn, cfg.Listen, backend, keyPath, cfg.Link.Interfaces, log)
 	})
 	goRun("watchdog", ctx, func(c context.Context) error {
 		watchdog(c, clock, d.Alive)
@@ -296,14 +309,44 @@ func loadDeviceKey(path string) (ed25519.PrivateKey, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return key, pin[:16], nil
+	return key, custody.DeviceID(pin), nil
 }
 
-// serveLink serves the paired link on ln, announced on ifaces, until ctx
-// is done. After a factory reset it serves again with the new key on the
+// serveLink serves the paired link on ln, announced on those of ifaces
+// that exist, until ctx is done. A nil ln: it listens on listen (see
+// listenLink) once the interfaces have an address, trying every few
+// seconds. After a factory reset it serves again with the new key on the
 // same address.
-func serveLink(ctx context.Context, ln net.Listener, b *linkBackend, keyPath string, ifaces []string, log *slog.Logger) error {
+func serveLink(ctx context.Context, clock clockwork.Clock, ln net.Listener, listen string, b *linkBackend, keyPath string, ifaces []string, log *slog.Logger) error {
+	for ln == nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-clock.After(5 * time.Second):
+		}
+		var err error
+		ln, err = listenLink(listen, ifaces, interfaceAddrs)
+		if err != nil && !errors.Is(err, errNoAddress) {
+			return fmt.Errorf("link: %v", err)
+		}
+		if ln != nil {
+			log.Info("paired link", "addr", ln.Addr().String())
+		}
+	}
+	// After a reset: the same address, or the interfaces' addresses on the
+	// same port.
 	addr := ln.Addr().String()
+	if host, _, _ := net.SplitHostPort(listen); host == "" {
+		_, port, _ := net.SplitHostPort(addr)
+		addr = net.JoinHostPort("", port)
+	}
+	var present []string // announced only where there is such an interface
+	for _, name := range ifaces {
+		if _, err := net.InterfaceByName(name); err == nil {
+			present = append(present, name)
+		}
+	}
+	ifaces = present
 	for rotated := false; ; rotated = true {
 		key, id, err := loadDeviceKey(keyPath)
 		if err != nil {
@@ -346,7 +389,7 @@ func serveLink(ctx context.Context, ln net.Listener, b *linkBackend, keyPath str
 		if serveErr != nil || ctx.Err() != nil {
 			return serveErr
 		}
-		if ln, err = net.Listen("tcp", addr); err != nil {
+		if ln, err = listenLink(addr, ifaces, interfaceAddrs); err != nil {
 			return fmt.Errorf("link: listen again after the reset: %v", err)
 		}
 	}

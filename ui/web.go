@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,8 +100,9 @@ func (w *WebPanel) state() PanelState {
 	return ps
 }
 
-// Handler returns the panel's routes.
-func (w *WebPanel) Handler() http.Handler {
+// Handler returns the panel's routes for a server listening on addr
+// (host:port), guarded against other sites (sameSite).
+func (w *WebPanel) Handler(addr string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) {
 		b, _ := panelFS.ReadFile("panel/index.html")
@@ -114,7 +117,59 @@ func (w *WebPanel) Handler() http.Handler {
 	mux.HandleFunc("POST /api/panel/press", w.press)
 	mux.HandleFunc("POST /api/panel/button", w.button)
 	mux.HandleFunc("POST /api/panel/battery", w.battery)
-	return mux
+	return sameSite(addr, mux)
+}
+
+// sameSite lets through only requests meant for the panel at addr, so that a
+// page on another site cannot drive it (a form POSTs text/plain across
+// sites without asking) and a DNS name rebound to this address cannot read
+// it (the pairing code is in /api/panel):
+//
+//   - Host must name this server: addr itself, or localhost, 127.0.0.1 or
+//     [::1] with addr's port (any IP literal with the port when addr's host
+//     is unspecified, 0.0.0.0 or ::); otherwise 403. A rebound name is not
+//     an IP literal, so it never matches.
+//   - Origin, when the browser sends one, must be http:// and that Host;
+//     otherwise 403.
+//   - A POST must be Content-Type: application/json, which no page on
+//     another site can send without the browser asking this server first
+//     (CORS preflight, which it does not answer); otherwise 415.
+func sameSite(addr string, next http.Handler) http.Handler {
+	lhost, port, err := net.SplitHostPort(addr)
+	allowed := map[string]bool{addr: true}
+	anyIP := false
+	if err == nil {
+		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+			allowed[net.JoinHostPort(h, port)] = true
+		}
+		ip := net.ParseIP(lhost)
+		anyIP = lhost == "" || ip != nil && ip.IsUnspecified()
+	}
+	hostOK := func(host string) bool {
+		if allowed[strings.ToLower(host)] {
+			return true
+		}
+		h, p, err := net.SplitHostPort(host)
+		return anyIP && err == nil && p == port && net.ParseIP(h) != nil
+	}
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !hostOK(r.Host) {
+			writeJSON(rw, http.StatusForbidden, map[string]string{"error": "forbidden: Host must be this panel's address (" + addr + ")"})
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && origin != "http://"+r.Host {
+			writeJSON(rw, http.StatusForbidden, map[string]string{"error": "forbidden: requests from other sites are refused"})
+			return
+		}
+		if r.Method == http.MethodPost {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				writeJSON(rw, http.StatusUnsupportedMediaType, map[string]string{"error": "send the body as Content-Type: application/json"})
+				return
+			}
+		}
+		next.ServeHTTP(rw, r)
+	})
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {
@@ -277,7 +332,7 @@ func (w *WebPanel) Serve(ctx context.Context, ln net.Listener) error {
 			w.Log.Warn("simulated panel reachable from the network: it shows pairing codes; use 127.0.0.1", "addr", ln.Addr().String())
 		}
 	}
-	srv := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: w.Handler(ln.Addr().String()), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

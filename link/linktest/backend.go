@@ -28,11 +28,15 @@ type Backend struct {
 	store    *storage.Store
 	pairErr  error
 	deviceID string
+	rewrite  func(*storage.Index)
+	sent     []string
 	audit    []byte
 	certs    [][]byte
 }
 
-var _ link.Backend = (*Backend)(nil)
+var (
+	_ link.Backend = (*Backend)(nil)
+)
 
 // NewBackend returns an unpaired backend whose store lives in dataDir.
 func NewBackend(dataDir string) (*Backend, error) {
@@ -40,7 +44,15 @@ func NewBackend(dataDir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{store: st, deviceID: "dev-0123456789abcdef"}, nil
+	return &Backend{store: st, deviceID: "0123456789abcdef"}, nil
+}
+
+// SetDeviceID sets the id the fake device gives in its status and its
+// pairing answer (a test may make it anything a rogue device might send).
+func (b *Backend) SetDeviceID(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deviceID = id
 }
 
 // OpenWindow opens a pairing window showing code.
@@ -169,7 +181,37 @@ func (b *Backend) SetRecipients(c link.Case) error {
 	return nil
 }
 
-func (b *Backend) Store() link.Store { return b.store }
+func (b *Backend) Store() link.Store {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rewrite != nil {
+		return rewriteStore{Store: b.store, rewrite: b.rewrite}
+	}
+	return b.store
+}
+
+// RewriteListing makes the fake device pass every index it lists (GET
+// /api/v1/recordings) through f first, as a rogue device might; nil lists
+// them as they are.
+func (b *Backend) RewriteListing(f func(*storage.Index)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rewrite = f
+}
+
+// rewriteStore lists its store's indexes rewritten.
+type rewriteStore struct {
+	link.Store
+	rewrite func(*storage.Index)
+}
+
+func (s rewriteStore) List() ([]*storage.Index, error) {
+	list, err := s.Store.List()
+	for _, ix := range list {
+		s.rewrite(ix)
+	}
+	return list, err
+}
 
 // SetAudit sets the audit chain Audit serves: JSON lines, one record each,
 // with their "seq" numbers.
@@ -232,6 +274,21 @@ func (b *Backend) Certificates() ([][]byte, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([][]byte(nil), b.certs...), nil
+}
+
+// SegmentSent notes a segment the server sent whole
+// (link.Backend.SegmentSent), as "id/n".
+func (b *Backend) SegmentSent(id string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = append(b.sent, fmt.Sprintf("%s/%d", id, n))
+}
+
+// Sent is what SegmentSent heard, in order.
+func (b *Backend) Sent() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.sent...)
 }
 
 // Storage is the real store behind Store.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // Network is an in-memory network: listeners by address, and a Dialer that
@@ -54,6 +55,24 @@ type Listener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
+	open  atomic.Int64
+}
+
+// Open is how many connections Accept handed out that the accepting side
+// has not closed yet.
+func (l *Listener) Open() int { return int(l.open.Load()) }
+
+// countedConn is an accepted connection, counted by its listener until it
+// is closed.
+type countedConn struct {
+	net.Conn
+	l    *Listener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -62,7 +81,8 @@ var _ net.Listener = (*Listener)(nil)
 func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return c, nil
+		l.open.Add(1)
+		return &countedConn{Conn: c, l: l}, nil
 	case <-l.done:
 		return nil, &net.OpError{Op: "accept", Net: "pipe", Addr: l.addr, Err: net.ErrClosed}
 	}

@@ -1,0 +1,104 @@
+package system
+
+import (
+	"errors"
+	"net"
+	"testing"
+)
+
+// TestListenLinkInterfaces: a listen address without a host listens on the
+// link interfaces' addresses only — not on loopback, not on every
+// interface — and waits (errNoAddress) while they have none.
+func TestListenLinkInterfaces(t *testing.T) {
+	// A real interface with an IPv4 address, to stand in for usb0.
+	var name string
+	var ip net.IP
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ifc.Flags&net.FlagUp != 0 {
+				name, ip = ifc.Name, ipn.IP
+			}
+		}
+	}
+	if name == "" {
+		t.Skip("no network interface with an IPv4 address")
+	}
+	ln, err := listenLink(":0", []string{name}, interfaceAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if m, ok := ln.(*multiListener); ok {
+		for _, a := range m.Addrs() {
+			if tcp := a.(*net.TCPAddr); tcp.IP.IsUnspecified() || tcp.IP.IsLoopback() {
+				t.Errorf("listening on %v", a)
+			}
+		}
+	} else {
+		t.Fatalf("listener %T", ln)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	c, err := net.Dial("tcp", net.JoinHostPort(ip.String(), port))
+	if err != nil {
+		t.Fatalf("dial the interface's address: %v", err)
+	}
+	c.Close()
+	(<-accepted).Close()
+	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", port)); err == nil {
+		c.Close()
+		t.Errorf("the link answers on loopback")
+	}
+
+	// Interfaces without an address (usb0 before the cable, or missing),
+	// or with only loopback addresses: nothing to listen on yet.
+	loopOnly := func(string) ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.IPv4(127, 0, 0, 1), Mask: net.CIDRMask(8, 32)}}, nil
+	}
+	for _, tc := range []struct {
+		ifaces []string
+		addrs  func(string) ([]net.Addr, error)
+	}{
+		{[]string{"attune-none0"}, interfaceAddrs},
+		{[]string{"usb0"}, loopOnly},
+	} {
+		if ln, err := listenLink(":0", tc.ifaces, tc.addrs); !errors.Is(err, errNoAddress) {
+			if ln != nil {
+				ln.Close()
+			}
+			t.Errorf("%v: %v, want errNoAddress", tc.ifaces, err)
+		}
+	}
+	// A host listens there, interfaces or not.
+	ln2, err := listenLink("127.0.0.1:0", []string{"attune-none0"}, interfaceAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.Close()
+}
+
+func TestConfigListenNeedsInterfaces(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if c.Listen != ":8443" || len(c.Link.Interfaces) != 1 || c.Link.Interfaces[0] != "usb0" {
+		t.Errorf("defaults: listen %q on %v", c.Listen, c.Link.Interfaces)
+	}
+	c.Link.Interfaces = nil
+	if err := c.Validate(); err == nil {
+		t.Errorf(":8443 without interfaces validated")
+	}
+	c.Listen = "0.0.0.0:8443"
+	if err := c.Validate(); err != nil {
+		t.Errorf("every interface, asked for: %v", err)
+	}
+}
