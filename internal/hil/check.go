@@ -19,8 +19,8 @@ import (
 // ffmpeg (no errors allowed) and counts them with ffprobe; for MJPEG it
 // also compares each recorded frame with the frames fed in.
 func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
-	if r.Extra == nil {
-		return nil // not a recording scenario
+	if r.Extra["id"] == nil {
+		return nil // not a one-recording scenario
 	}
 	id, _ := r.Extra["id"].(string)
 	data, _ := r.Extra["data"].(string)
@@ -77,6 +77,7 @@ func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 		dur = last - first
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("ffprobe: %s %sx%s, %d frames over %.2fs of timestamps, no decode errors", p["codec_name"], p["width"], p["height"], frames, dur))
+	r.Extra["duration"] = dur
 	if p["codec_name"] != "mjpeg" {
 		return fmt.Errorf("codec %q, want mjpeg", p["codec_name"])
 	}

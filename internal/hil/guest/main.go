@@ -65,6 +65,8 @@ var scenarios = []struct {
 	{"panel", panelScenario},
 	{"mjpeg", mjpegScenario},
 	{"yuyv", yuyvScenario},
+	{"unplug", unplugScenario},
+	{"powercut", powercutScenario},
 }
 
 func run(name string, fn func(*Result) error) (r Result) {
