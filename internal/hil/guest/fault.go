@@ -227,9 +227,7 @@ log_level = "info"
 		time.Sleep(2 * time.Second)
 		return step("recording again shows red", err)
 	}
-	rec2 := time.Now()
 	time.Sleep(3 * time.Second)
-	secs := time.Since(rec2).Seconds()
 	if err := step("REC press (stop)", g.press(pinREC, 200*time.Millisecond)); err != nil {
 		return err
 	}
@@ -248,7 +246,7 @@ log_level = "info"
 			second = id
 		}
 	}
-	r.Extra = map[string]any{"id": second, "data": strings.TrimPrefix(data, "/"), "seconds": secs,
+	r.Extra = map[string]any{"id": second, "data": strings.TrimPrefix(data, "/"),
 		"first": first, "first_seconds": firstSeconds}
 	return nil
 }
