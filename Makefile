@@ -148,7 +148,7 @@ bench: deps build
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
+	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ ./system/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md

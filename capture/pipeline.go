@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"time"
 
 	"attune.dev/attune/mkv"
@@ -207,7 +208,7 @@ loop:
 				if r.err != nil {
 					ended[i] = true
 					if !errors.Is(r.err, io.EOF) {
-						recErr = fmt.Errorf("record: %w", r.err)
+						recErr = &SourceError{Kinds: kinds(srcs[i]), Err: r.err}
 						st.Ended = "error"
 						break loop
 					}
@@ -255,6 +256,27 @@ loop:
 	}
 	st.Bytes = mux.Bytes()
 	return st, recErr
+}
+
+// SourceError is a recording ended by a source that failed (a camera
+// unplugged, a microphone gone), as opposed to the sink or the muxer.
+type SourceError struct {
+	Kinds []mkv.Kind // the failed source's tracks
+	Err   error
+}
+
+func (e *SourceError) Error() string { return "record: " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Has reports whether the failed source delivered a track of kind k.
+func (e *SourceError) Has(k mkv.Kind) bool { return slices.Contains(e.Kinds, k) }
+
+func kinds(s Source) []mkv.Kind {
+	var out []mkv.Kind
+	for _, t := range s.Tracks() {
+		out = append(out, t.Kind)
+	}
+	return out
 }
 
 func closeAll(srcs []Source) {

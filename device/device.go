@@ -84,7 +84,7 @@ type Status struct {
 	Elapsed     time.Duration // of the open recording
 	Marks       int           // marks in the open recording
 	MinutesLeft int           // recording time left at the current bitrate
-	Fault       string        // short fault code when State is fault: "cam", "disk", "rec"
+	Fault       string        // short fault code when State is fault: "cam" (no camera, or it failed), "disk", "rec"
 	Code        string        // the pairing code while pairing (shown on the display)
 	SyncPercent int           // while syncing
 	Battery     int           // percent, -1 without a gauge

@@ -21,9 +21,16 @@ type LiveOptions struct {
 	// ClusterDuration is the target length of a Cluster, and so of a sealed
 	// segment. Default 1 s.
 	ClusterDuration time.Duration
+	// FirstCluster is the target length of the first Cluster, shorter so
+	// that the start of a recording is sealed soon after the button is
+	// pressed. Default FirstCluster; never longer than ClusterDuration.
+	FirstCluster time.Duration
 	// WritingApp is recorded in the Info element.
 	WritingApp string
 }
+
+// FirstCluster is the default length of a live stream's first Cluster.
+const FirstCluster = 250 * time.Millisecond
 
 // A LiveWriter writes packets as one live Matroska stream: an unknown-size
 // Segment of unknown-size Clusters, each holding SimpleBlocks in the order
@@ -38,6 +45,7 @@ type LiveWriter struct {
 	started      bool
 	haveVideo    bool
 	clusterStart time.Duration
+	clusterLen   time.Duration // the current Cluster's target length
 	hdr          [24]byte
 }
 
@@ -47,6 +55,10 @@ func NewLiveWriter(w Sink, tracks []Track, opts LiveOptions) (*LiveWriter, error
 	if opts.ClusterDuration <= 0 {
 		opts.ClusterDuration = time.Second
 	}
+	if opts.FirstCluster <= 0 {
+		opts.FirstCluster = FirstCluster
+	}
+	opts.FirstCluster = min(opts.FirstCluster, opts.ClusterDuration)
 	if opts.WritingApp == "" {
 		opts.WritingApp = "attuned"
 	}
@@ -118,7 +130,7 @@ func (m *LiveWriter) startCluster(at time.Duration) error {
 
 // WritePacket appends p, whose PTS counts from the start of the recording.
 // Before a packet that would make the current Cluster longer than the
-// cluster duration it calls the sink's Flush and opens a new Cluster: at a
+// cluster duration (FirstCluster for the first) it calls the sink's Flush and opens a new Cluster: at a
 // video frame when there is video, or at any packet once the cluster is
 // twice as long (video stalled).
 func (m *LiveWriter) WritePacket(p Packet) error {
@@ -136,11 +148,11 @@ func (m *LiveWriter) WritePacket(p Packet) error {
 		if err := m.startCluster(p.PTS); err != nil {
 			return fmt.Errorf("mux: %w", err)
 		}
-		m.started = true
+		m.started, m.clusterLen = true, m.opts.FirstCluster
 	} else {
 		age := p.PTS - m.clusterStart
-		cut := age >= m.opts.ClusterDuration && p.Key && (p.Kind == Video || !m.haveVideo)
-		if age >= 2*m.opts.ClusterDuration {
+		cut := age >= m.clusterLen && p.Key && (p.Kind == Video || !m.haveVideo)
+		if age >= 2*m.clusterLen {
 			cut = true
 		}
 		if cut {
@@ -150,6 +162,7 @@ func (m *LiveWriter) WritePacket(p Packet) error {
 			if err := m.startCluster(p.PTS); err != nil {
 				return fmt.Errorf("mux: %w", err)
 			}
+			m.clusterLen = m.opts.ClusterDuration
 		}
 	}
 	rel := (p.PTS - m.clusterStart) / TimecodeScale

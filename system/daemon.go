@@ -3,9 +3,12 @@ package system
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"attune.dev/attune/capture"
 	"attune.dev/attune/custody"
 	"attune.dev/attune/device"
+	"attune.dev/attune/mkv"
 	"attune.dev/attune/storage"
 )
 
@@ -42,6 +46,10 @@ type Daemon struct {
 	// Reset performs a confirmed factory reset; nil means erase every
 	// recording and forget the recipients.
 	Reset func(context.Context) error
+	// CameraPresent reports whether the camera is there; nil means a
+	// v4l2:PATH source's device node exists (other sources always are).
+	// While it is not, the resting state is fault "cam".
+	CameraPresent func() bool
 
 	events    chan device.Event
 	ready     chan struct{}
@@ -57,6 +65,10 @@ type Daemon struct {
 	bitrate   float64 // ciphertext bytes per second, measured
 	usedCodes map[string]bool
 	listeners []chan struct{}
+	// unacked is a fault the practitioner has not yet acknowledged (a
+	// recording that ended in an error, REC refused without a camera): the
+	// resting state shows it until a short press clears it.
+	unacked string
 }
 
 // NewDaemon returns a daemon in the booting state.
@@ -160,26 +172,32 @@ func (d *Daemon) SetBattery(percent int) {
 	d.update(func(s *device.Status) { s.Battery = percent })
 }
 
-// idleState computes the resting state: ready, full or not paired.
+// idleState computes the resting state: a fault (the disk, one not yet
+// acknowledged, no camera), not paired, full or ready.
 func (d *Daemon) idleState() {
 	free, err := d.Rec.Store.Free()
+	camera := d.cameraPresent()
 	d.mu.Lock()
-	paired, noCase, ref := d.paired, d.noCase, d.rcpt.CaseRef
+	paired, noCase, ref, unacked := d.paired, d.noCase, d.rcpt.CaseRef, d.unacked
 	d.mu.Unlock()
 	d.update(func(s *device.Status) {
-		s.Code = ""
+		s.Code, s.Fault = "", ""
 		s.Case = custody.CaseNumber(ref)
 		switch {
 		case err != nil:
 			s.State, s.Fault = device.StateFault, "disk"
+		case unacked != "":
+			s.State, s.Fault = device.StateFault, unacked
 		case !paired && noCase:
 			s.State = device.StateNoCase
 		case !paired:
 			s.State = device.StateNotPaired
+		case !camera:
+			s.State, s.Fault = device.StateFault, "cam"
 		case free == 0:
 			s.State = device.StateFull
 		default:
-			s.State, s.Fault = device.StateReady, ""
+			s.State = device.StateReady
 		}
 		s.MinutesLeft = int(float64(free) / d.bitrate / 60)
 	})
@@ -188,6 +206,41 @@ func (d *Daemon) idleState() {
 type recDone struct {
 	res Result
 	err error
+}
+
+func (d *Daemon) cameraPresent() bool {
+	if d.CameraPresent != nil {
+		return d.CameraPresent()
+	}
+	path, ok := strings.CutPrefix(d.Spec.Video, "v4l2:")
+	if !ok {
+		return true
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// raise shows fault until it is acknowledged.
+func (d *Daemon) raise(fault string) {
+	d.mu.Lock()
+	d.unacked = fault
+	d.mu.Unlock()
+	d.idleState()
+}
+
+// acknowledge clears a fault not yet acknowledged, and reports whether
+// there was one.
+func (d *Daemon) acknowledge() bool {
+	d.mu.Lock()
+	fault := d.unacked
+	d.unacked = ""
+	d.mu.Unlock()
+	if fault == "" {
+		return false
+	}
+	d.Log.Info("fault acknowledged", "fault", fault)
+	d.idleState()
+	return true
 }
 
 // timerC is a timer's channel, or nil (blocks forever) without one.
@@ -296,6 +349,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 				closeWindow()
 				d.Log.Info("pairing cancelled")
 				d.idleState()
+			case (ev == device.EventRec || ev == device.EventMark || ev == device.EventOther) && d.acknowledge():
+				// A short press acknowledges a fault and does nothing else:
+				// a REC meant to stop a recording that already ended must
+				// not start a new one.
 			case ev == device.EventRec:
 				stop, done = d.start(ctx, open)
 			case ev == device.EventPair:
@@ -354,6 +411,9 @@ func (d *Daemon) openPairing() {
 
 // reset performs a confirmed factory reset.
 func (d *Daemon) reset(ctx context.Context) {
+	d.mu.Lock()
+	d.unacked = "" // the reset is the answer to any fault
+	d.mu.Unlock()
 	d.update(func(s *device.Status) { s.State = device.StateResetting })
 	d.Log.Warn("factory reset confirmed")
 	var err error
@@ -394,8 +454,8 @@ func (d *Daemon) start(ctx context.Context, open func(SourceSpec, *slog.Logger) 
 	}
 	srcs, err := open(d.Spec, d.Log)
 	if err != nil {
-		d.Log.Error("recording refused: source failed", "err", err)
-		d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "cam" })
+		d.Log.Error("recording refused: source failed (is the camera plugged in?)", "err", err)
+		d.raise("cam")
 		return nil, nil
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -423,16 +483,22 @@ func (d *Daemon) finished(r recDone) {
 		d.bitrate = float64(r.res.Bytes) / elapsed
 	}
 	d.mu.Unlock()
-	if r.err != nil {
-		d.Log.Error("recording failed", "recording", r.res.ID, "err", r.err)
-	}
 	d.update(func(s *device.Status) {
 		s.Recording, s.LastID, s.LastReason = "", r.res.ID, r.res.EndReason
 	})
-	d.idleState()
-	if r.err != nil && r.res.ID == "" {
-		d.update(func(s *device.Status) { s.State, s.Fault = device.StateFault, "rec" })
+	if r.err == nil {
+		d.idleState()
+		return
 	}
+	// What was recorded is sealed; the practitioner must be told that the
+	// recording stopped.
+	fault := "rec"
+	var se *capture.SourceError
+	if errors.As(r.err, &se) && se.Has(mkv.Video) {
+		fault = "cam"
+	}
+	d.Log.Error("recording failed", "recording", r.res.ID, "fault", fault, "err", r.err)
+	d.raise(fault)
 }
 
 // mark adds a mark to the open recording, sealed in its manifest at once.

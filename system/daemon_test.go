@@ -1,13 +1,20 @@
 package system
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"image"
+	"image/jpeg"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +24,8 @@ import (
 	"attune.dev/attune/capture"
 	"attune.dev/attune/device"
 	"attune.dev/attune/storage"
+	"attune.dev/attune/v4l2"
+	"attune.dev/attune/v4l2/v4l2test"
 )
 
 type testDaemon struct {
@@ -33,6 +42,12 @@ type testDaemon struct {
 // clock the test advances.
 func newTestDaemon(t *testing.T) *testDaemon {
 	t.Helper()
+	return newTestDaemonWith(t, nil)
+}
+
+// newTestDaemonWith is newTestDaemon with setup applied before Run.
+func newTestDaemonWith(t *testing.T, setup func(*Daemon)) *testDaemon {
+	t.Helper()
 	clock := clockwork.NewFakeClock()
 	id, _ := age.GenerateX25519Identity()
 	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
@@ -47,6 +62,9 @@ func newTestDaemon(t *testing.T) *testDaemon {
 	d := NewDaemon(rec, SourceSpec{Video: "testsrc", Audio: "testsrc", Pace: capture.Realtime}, nil)
 	d.SetRecipients(rcpt)
 	d.Clock = clock
+	if setup != nil {
+		setup(d)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	td := &testDaemon{d: d, clock: clock, store: store, id: id, cancel: cancel, done: make(chan error, 1)}
 	go func() { td.done <- d.Run(ctx) }()
@@ -352,4 +370,136 @@ func TestDaemonResetLossNeedsSecondConfirm(t *testing.T) {
 	if count() != 0 {
 		t.Fatal("reset confirmed twice left recordings")
 	}
+}
+
+// TestDaemonCameraUnplugged unplugs the fake camera mid-recording: what was
+// recorded is sealed (reason error), the fault shows until a short press
+// acknowledges it — even once the camera is back — REC is refused with the
+// camera fault while there is no camera, and a recording starts again once
+// it is back and the fault is acknowledged.
+func TestDaemonCameraUnplugged(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		cam     *v4l2test.Camera
+		present = true
+		opened  int
+	)
+	var frame bytes.Buffer
+	if err := jpeg.Encode(&frame, image.NewGray(image.Rect(0, 0, 32, 32)), nil); err != nil {
+		t.Fatal(err)
+	}
+	td := newTestDaemonWith(t, func(d *Daemon) {
+		d.Spec = SourceSpec{Video: "v4l2:/dev/video-test", Audio: "none"}
+		d.CameraPresent = func() bool { mu.Lock(); defer mu.Unlock(); return present }
+		d.Open = func(SourceSpec, *slog.Logger) ([]capture.Source, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !present {
+				return nil, errors.New("open /dev/video-test: no such file or directory")
+			}
+			opened++
+			cam = v4l2test.NewCamera()
+			cam.Generate = func(int) []byte { time.Sleep(20 * time.Millisecond); return frame.Bytes() }
+			src, err := v4l2.NewSource(cam, v4l2.Options{Clock: capture.Now})
+			if err != nil {
+				return nil, err
+			}
+			return []capture.Source{src}, nil
+		}
+	})
+	unplug := func() {
+		mu.Lock()
+		present = false
+		c := cam
+		mu.Unlock()
+		c.Unplug()
+	}
+	count := func() int { l, _ := td.store.List(); return len(l) }
+	wantFault := func(when string) {
+		t.Helper()
+		if st := td.waitState(t, device.StateFault); st.Fault != "cam" {
+			t.Fatalf("%s: fault %q, want cam", when, st.Fault)
+		}
+	}
+	// Ticks of the resting state's refresh never clear a fault by themselves.
+	refresh := func() {
+		td.clock.Advance(11 * time.Second)
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	td.d.Send(device.EventRec)
+	st := td.waitState(t, device.StateRecording)
+	time.Sleep(500 * time.Millisecond) // real time: frames are recorded
+	unplug()
+	wantFault("camera unplugged mid-recording")
+	after := td.d.Status()
+	if after.LastID != st.Recording || after.LastReason != "error" {
+		t.Errorf("after the unplug: last %s (%s), want %s (error)", after.LastID, after.LastReason, st.Recording)
+	}
+	ix, err := td.store.Index(st.Recording)
+	if err != nil || ix.State != storage.Complete || len(ix.Segments) < 1 {
+		t.Fatalf("unplugged recording: index %+v, %v", ix, err)
+	}
+	if m := td.manifest(t, st.Recording); m.EndReason != "error" || m.Duration <= 0 {
+		t.Errorf("manifest: end %q after %.2fs", m.EndReason, m.Duration)
+	}
+	refresh()
+	wantFault("after a refresh")
+	setPresent := func(p bool) {
+		mu.Lock()
+		present = p
+		mu.Unlock()
+		refresh()
+	}
+
+	// The camera is back: the fault still shows until acknowledged, and REC
+	// only acknowledges it (a press meant to stop the recording that had
+	// already ended must not start one).
+	setPresent(true)
+	wantFault("camera back, fault not acknowledged")
+	td.d.Send(device.EventRec)
+	td.waitState(t, device.StateReady)
+	time.Sleep(50 * time.Millisecond)
+	if n := count(); n != 1 || td.d.Status().State != device.StateReady {
+		t.Fatalf("REC acknowledging the fault: %d recordings, state %s; want 1, ready", n, td.d.Status().State)
+	}
+
+	// No camera: the resting state says so, and REC is refused with the
+	// camera fault, which waits for acknowledgement.
+	setPresent(false)
+	wantFault("no camera at rest")
+	td.d.Send(device.EventRec)
+	time.Sleep(50 * time.Millisecond)
+	wantFault("REC without a camera")
+	if n := count(); n != 1 {
+		t.Fatalf("%d recordings after REC without a camera, want 1", n)
+	}
+	setPresent(true)
+	wantFault("camera back, refusal not acknowledged")
+	td.d.Send(device.EventMark)
+	td.waitState(t, device.StateReady)
+	td.d.Send(device.EventRec)
+	st2 := td.waitState(t, device.StateRecording)
+	time.Sleep(300 * time.Millisecond)
+	td.d.Send(device.EventRec)
+	if after := td.waitState(t, device.StateReady); after.LastID != st2.Recording || after.LastReason != "stopped" {
+		t.Errorf("second recording: %+v", after)
+	}
+	if n := count(); n != 2 || opened != 2 {
+		t.Errorf("%d recordings from %d opens, want 2 and 2", n, opened)
+	}
+}
+
+// TestDaemonCameraMissingAtRest: with no camera the resting state is the
+// camera fault (no acknowledgement needed: it clears when the camera
+// comes).
+func TestDaemonCameraMissingAtRest(t *testing.T) {
+	var present atomic.Bool
+	td := newTestDaemonWith(t, func(d *Daemon) { d.CameraPresent = present.Load })
+	if st := td.waitState(t, device.StateFault); st.Fault != "cam" {
+		t.Fatalf("fault %q, want cam", st.Fault)
+	}
+	present.Store(true)
+	td.clock.Advance(11 * time.Second)
+	td.waitState(t, device.StateReady)
 }

@@ -34,6 +34,7 @@ type Input struct {
 //	syncing        blue                       Status.SyncPercent, right-aligned, 0–100: "  42"
 //	storage_full   red/amber alternating      "FULL"
 //	fault          red, blinking fast         "Err" + code: cam 1, disk 2, rec 3, anything else 9
+//	                                           (system keeps it until a short press acknowledges it)
 //	resetting      white, blinking fast       "rSt "
 //	confirm_reset  white, blinking slowly     "rSt?"
 //	confirm_loss   white, blinking fast       "LoSE" (the reset would erase unsynced footage)

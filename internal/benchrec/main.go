@@ -908,7 +908,7 @@ func (r report) markdown() string {
 	b.WriteString("```\n")
 
 	if strings.TrimSpace(r.gobench) != "" {
-		b.WriteString("\n### In-process Go benchmarks\n\n`go test -bench` output (as `make bench` runs it: `go test -run '^$' -bench . -benchmem ./capture/ ./storage/`):\n\n```text\n")
+		b.WriteString("\n### In-process Go benchmarks\n\n`go test -bench` output (as `make bench` runs it: `go test -run '^$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ ./system/`):\n\n```text\n")
 		b.WriteString(strings.TrimSpace(r.gobench))
 		b.WriteString("\n```\n")
 	}

@@ -44,7 +44,7 @@ type result struct {
 func main() {
 	cache := flag.String("cache", ".hil", "cache directory (setup.sh's modules, the initramfs, results)")
 	timeout := flag.Duration("timeout", defaultBootTimeout, "longest the VM may run")
-	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,gadget); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,gadget,unplug,powercut); empty: all")
 	smp := flag.Int("smp", 2, "virtual CPUs")
 	flag.Parse()
 	if err := run(*cache, *timeout, *only, *smp); err != nil {
@@ -82,9 +82,6 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	if err != nil {
 		return err
 	}
-	if err := piRefWithoutBattery(root); err != nil {
-		return err
-	}
 	if err := modules(ver, cache, root); err != nil {
 		return err
 	}
@@ -105,8 +102,12 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 		return err
 	}
 	fmt.Printf("hil: initramfs ready in %.1fs; booting %s\n", time.Since(t0).Seconds(), ver)
+	cutDisks, err := powerCuts(ver, initrd, cache, only, smp)
+	if err != nil {
+		return err
+	}
 	tBoot := time.Now()
-	if err := boot(ver, initrd, disk, timeout, only, smp); err != nil {
+	if err := boot(ver, initrd, disk, timeout, only, smp, cutDisks...); err != nil {
 		return err
 	}
 	fmt.Printf("hil: VM ran %.1fs\n", time.Since(tBoot).Seconds())
@@ -120,7 +121,11 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	for i := range results {
 		r := &results[i]
 		if r.OK {
-			if err := hostCheck(r, out, identity, frames); err != nil {
+			err := hostCheck(r, out, identity, frames)
+			if err == nil {
+				err = faultCheck(r, out, identity, frames)
+			}
+			if err != nil {
 				r.OK, r.Error = false, "host check: "+err.Error()
 			}
 		}
@@ -220,27 +225,6 @@ func ageKeys(cache, root string) (string, error) {
 	return id, os.WriteFile(filepath.Join(root, "hil/recipients.txt"), rcpt, 0o644)
 }
 
-// piRefWithoutBattery writes board/profiles/pi-ref.toml minus its
-// [battery] section: the fallback while attuned refuses to start without
-// the optional INA219 (the VM has no I2C).
-func piRefWithoutBattery(root string) error {
-	b, err := os.ReadFile("board/profiles/pi-ref.toml")
-	if err != nil {
-		return fmt.Errorf("pi-ref profile (run from the repository root): %w", err)
-	}
-	var out []string
-	skip := false
-	for _, l := range strings.Split(string(b), "\n") {
-		if t := strings.TrimSpace(l); strings.HasPrefix(t, "[") {
-			skip = t == "[battery]"
-		}
-		if !skip {
-			out = append(out, l)
-		}
-	}
-	return os.WriteFile(filepath.Join(root, "hil/pi-ref-nobattery.toml"), []byte(strings.Join(out, "\n")), 0o644)
-}
-
 // vmModules are loaded in this order, each after its dependencies, with
 // these parameters. "hil:" names are built by setup.sh.
 var vmModules = []struct{ name, params string }{
@@ -249,6 +233,8 @@ var vmModules = []struct{ name, params string }{
 	{"hil:gpio-sim", ""},
 	{"virtio_pci", ""},
 	{"virtio_blk", ""},
+	{"crc32c_generic", ""}, // ext4's checksums (loaded on demand, and the VM has no modprobe)
+	{"ext4", ""},           // the power-cut disks
 	{"vivid", "n_devs=1 node_types=0x1"},
 	{"v4l2loopback", "devices=1 video_nr=10 card_label=hil-loop exclusive_caps=1 max_buffers=8"},
 	{"snd-aloop", ""},
@@ -373,19 +359,17 @@ func cpio(root, out string) error {
 	return nil
 }
 
-// boot runs the VM until it powers off, echoing its console.
-func boot(ver, initrd, disk string, timeout time.Duration, only string, smp int) error {
-	appendLine := "console=ttyS0 quiet panic=-1 rdinit=/init"
+// boot runs the VM until it powers off, echoing its console. The extra
+// disks are /dev/vdb, /dev/vdc, … (HIL_DISKS says how many).
+func boot(ver, initrd, disk string, timeout time.Duration, only string, smp int, extra ...string) error {
+	env := ""
 	if only != "" {
-		appendLine += " HIL_ONLY=" + only
+		env = "HIL_ONLY=" + only
 	}
-	args := []string{
-		"-machine", "q35,accel=tcg", "-cpu", "max", "-m", "1G", "-smp", strconv.Itoa(smp),
-		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
-		"-kernel", "/boot/vmlinuz-" + ver, "-initrd", initrd, "-append", appendLine,
-		"-drive", "file=" + disk + ",format=raw,if=virtio",
+	if len(extra) > 0 {
+		env += fmt.Sprintf(" HIL_DISKS=%d", len(extra))
 	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := exec.Command("qemu-system-x86_64", qemuArgs(ver, initrd, env, smp, append([]string{disk}, extra...))...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -404,6 +388,21 @@ func boot(ver, initrd, disk string, timeout time.Duration, only string, smp int)
 		return fmt.Errorf("qemu: %w (timeout %v)", err, timeout)
 	}
 	return nil
+}
+
+// qemuArgs boots the Debian kernel with the initramfs, env on its command
+// line (for the guest's environment), and the disks as /dev/vda, /dev/vdb, ….
+func qemuArgs(ver, initrd, env string, smp int, disks []string) []string {
+	args := []string{
+		"-machine", "q35,accel=tcg", "-cpu", "max", "-m", "1G", "-smp", strconv.Itoa(smp),
+		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+		"-kernel", "/boot/vmlinuz-" + ver, "-initrd", initrd,
+		"-append", strings.TrimSpace("console=ttyS0 quiet panic=-1 rdinit=/init " + env),
+	}
+	for _, d := range disks {
+		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
+	}
+	return args
 }
 
 // readOut reads the guest's tar stream from the disk image into dir and

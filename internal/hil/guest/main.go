@@ -69,6 +69,8 @@ var scenarios = []struct {
 	{"mjpeg", mjpegScenario},
 	{"yuyv", yuyvScenario},
 	{"gadget", gadgetScenario},
+	{"unplug", unplugScenario},
+	{"powercut", powercutScenario},
 }
 
 func run(name string, fn func(*Result) error) (r Result) {
