@@ -11,23 +11,25 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 AGE_VERSION         := v1.3.2
 STATICCHECK_VERSION := v0.7.0
-APT_PACKAGES        := ffmpeg age chromium
+APT_PACKAGES        := ffmpeg age chromium systemd lintian
 
 # Tests find the post-quantum-capable age CLI here; Debian's age (1.1) is
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run record play demo-key screenshots test bench build cross lint deps tools fuzz clean
+.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil clean
 
 all: build
 
-## deps: Debian packages the tests use (ffmpeg/ffprobe, age) and pinned Go tools.
+## deps: Debian packages the tests use (ffmpeg/ffprobe, age, chromium, systemd-analyze) and pinned Go tools.
 deps: tools
 	@missing=""; \
 	command -v ffmpeg >/dev/null  || missing="$$missing ffmpeg"; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	[ -x /usr/bin/age ]           || missing="$$missing age"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v lintian >/dev/null || missing="$$missing lintian"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -60,6 +62,20 @@ cross:
 	CGO_ENABLED=0 GOOS=darwin GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/darwin-amd64/ ./cmd/attune
 	GOOS=windows GOARCH=amd64 $(GO) vet $(LAPTOP_PKGS)
 	GOOS=darwin GOARCH=arm64 $(GO) vet $(LAPTOP_PKGS)
+
+## deb: Debian packages of attuned for arm64, armhf (Pi) and amd64 (to test with) in bin/
+## (packaging/ holds the unit, conffile, udev rules and maintainer scripts).
+deb:
+	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64,arm64,armhf
+
+## deb-install-test: the amd64 package installed, upgraded, removed and purged in a fresh
+## Debian 12 chroot (mmdebstrap; as root, ~20 s with the mirror near).
+deb-install-test:
+	@command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }
+	rm -f $(BIN)/attuned_*_amd64.deb
+	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64
+	$(SUDO) sh packaging/install-test.sh $(BIN)/attuned_*_amd64.deb
 
 ## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
 DEMO  := $(CURDIR)/demo
@@ -101,6 +117,7 @@ test: deps
 	CGO_ENABLED=0 $(GO) build ./...
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory hil
 
 ## fuzz: each fuzz target briefly (make fuzz FUZZTIME=5m for longer).
 FUZZTIME ?= 10s
@@ -136,5 +153,13 @@ bench: deps build
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
 
+## hil: attuned on real kernel drivers (gpio-sim, v4l2loopback, vivid, snd-aloop) in a
+## qemu VM with Debian's kernel (docs/HIL.md). The first run installs packages and
+## builds modules into .hil/; later runs take about a minute.
+HIL := $(CURDIR)/.hil
+hil:
+	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
+	$(GO) run ./internal/hil -cache $(HIL)
+
 clean:
-	rm -rf $(BIN) $(DEMO)
+	rm -rf $(BIN) $(DEMO) $(HIL)
