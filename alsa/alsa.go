@@ -271,12 +271,14 @@ func Negotiate(dev Device) (Config, error) {
 	// A period near 20 ms, a buffer of up to 2 s; each only if the device
 	// allows it. HW_PARAMS then takes the shortest period and the longest
 	// buffer left.
+	us := func(d time.Duration) uint32 { return uint32(d / time.Microsecond) }
 	for _, c := range []struct {
 		n        int
 		min, max uint32
 	}{
-		{ParamBufferTime, 0, uint32(wantBuffer / time.Microsecond)},
-		{ParamPeriodTime, uint32(wantPeriod / 2 / time.Microsecond), uint32(wantPeriod * 2 / time.Microsecond)},
+		{ParamBufferTime, 0, us(wantBuffer)},
+		{ParamPeriodTime, us(wantPeriod), us(2 * wantPeriod)},
+		{ParamPeriodTime, us(wantPeriod / 4), us(4 * wantPeriod)}, // if the first would not do
 	} {
 		q := *p
 		q.Interval(c.n).Set(max(c.min, q.Interval(c.n).Lo()), min(c.max, q.Interval(c.n).Hi()))
