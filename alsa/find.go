@@ -10,8 +10,12 @@ import (
 	"strings"
 )
 
-// ErrNoDevice: the system has no capture device to default to.
-var ErrNoDevice = errors.New("alsa: no capture device found")
+var (
+	// ErrNoDevice: the system has no capture device to default to.
+	ErrNoDevice = errors.New("alsa: no capture device found")
+	// ErrUnsupported: ALSA exists only on Linux.
+	ErrUnsupported = errors.New("alsa: sound capture needs Linux")
+)
 
 // CaptureDevice is a capture PCM as sysfs lists it.
 type CaptureDevice struct {

@@ -2,9 +2,7 @@
 
 package alsa
 
-import "errors"
-
-// Open reports that ALSA exists only on Linux.
+// Open reports that ALSA exists only on Linux (ErrUnsupported).
 func Open(name string, opts Options) (*Source, error) {
-	return nil, errors.New("alsa: sound capture needs Linux")
+	return nil, ErrUnsupported
 }

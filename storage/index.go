@@ -149,6 +149,9 @@ type Manifest struct {
 	Duration  float64    `json:"duration_seconds,omitempty"`
 	EndReason string     `json:"end_reason,omitempty"`
 	Segments  int        `json:"segments,omitempty"`
+	// AudioOverruns counts the times sound was lost because the
+	// microphone's buffer filled before it was read.
+	AudioOverruns int `json:"audio_overruns,omitempty"`
 }
 
 // Track describes one stream of the recording.

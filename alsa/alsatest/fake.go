@@ -59,6 +59,10 @@ type Fake struct {
 
 var _ alsa.Device = (*Fake)(nil)
 
+// errBadState is what a driver's EBADFD means: the stream is not in a
+// state for the call.
+var errBadState = errors.New("fake: file descriptor in bad state")
+
 func (f *Fake) init() {
 	if f.started {
 		return
@@ -213,7 +217,7 @@ func (f *Fake) SetSWParams(p *alsa.SWParams) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state < alsa.StateSetup {
-		return syscall.EBADFD
+		return errBadState
 	}
 	if p.TstampMode != alsa.TstampEnable || p.TstampType != alsa.TstampTypeMonotonic || p.Proto < 2<<16|12 {
 		return fmt.Errorf("fake: sw params without monotonic status timestamps: %+v", *p)
@@ -226,7 +230,7 @@ func (f *Fake) Prepare() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || f.state < alsa.StateSetup {
-		return syscall.EBADFD
+		return errBadState
 	}
 	f.state, f.hw, f.appl = alsa.StatePrepared, 0, 0
 	return nil
@@ -236,7 +240,7 @@ func (f *Fake) Start() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.state != alsa.StatePrepared {
-		return syscall.EBADFD
+		return errBadState
 	}
 	f.state, f.trigger, f.tstamp = alsa.StateRunning, f.mono, f.mono
 	return nil
@@ -312,7 +316,7 @@ func (f *Fake) ReadFrames(buf []byte, frames int) (int, error) {
 	case f.state == alsa.StateXrun:
 		return 0, alsa.ErrOverrun
 	case f.state != alsa.StateRunning:
-		return 0, syscall.EBADFD
+		return 0, errBadState
 	}
 	n := int(min(int64(frames), f.hw-f.appl))
 	size := f.cfg.Format.Bytes() * f.cfg.Channels

@@ -20,6 +20,7 @@ var deviceOnly = []string{
 	mod + "ui",
 	mod + "capture",
 	mod + "v4l2",
+	mod + "alsa",
 	"periph.io/",
 	"github.com/blackjack/webcam",
 	"github.com/pion/mediadevices",
@@ -39,7 +40,7 @@ var rules = []struct {
 	// ui knows the device's states and the panel's hardware interfaces,
 	// not the daemon core, the drivers or the camera.
 	{"ui", []string{"linux"}, []string{
-		mod + "system", mod + "board", mod + "capture", mod + "v4l2",
+		mod + "system", mod + "board", mod + "capture", mod + "v4l2", mod + "alsa",
 		mod + "link", mod + "storage",
 		"periph.io/x/host", "periph.io/x/devices",
 		"github.com/blackjack/webcam", "github.com/pion/mediadevices",
