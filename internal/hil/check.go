@@ -18,7 +18,7 @@ import (
 // decrypts the segments with the stock age CLI, decodes every frame with
 // ffmpeg (no errors allowed) and counts them with ffprobe; for MJPEG it
 // also compares each recorded frame with the frames fed in.
-func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
+func hostCheck(r *result, out, identity string, fed map[[32]byte]int, marker string) error {
 	if r.Extra == nil {
 		return nil // not a recording scenario
 	}
@@ -87,8 +87,11 @@ func hostCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 	if float64(frames) < min || float64(frames) > max {
 		return fmt.Errorf("%d frames in %.1f s, want %.0f–%.0f", frames, secs, min, max)
 	}
-	if r.Name == "mjpeg" {
+	switch r.Name {
+	case "mjpeg":
 		return checkFed(r, mkv, out, fed)
+	case "sync":
+		return checkSync(r, mkv, out, marker)
 	}
 	return nil
 }
@@ -102,6 +105,7 @@ var minFrames = map[string]float64{
 	"panel": 10, // testsrc, paced in real time
 	"mjpeg": 10, // fed at 30 fps; the host may be busy
 	"yuyv":  2,
+	"sync":  10, // fed at 30 fps, plus the marker frames
 }
 
 // checkFed extracts the recorded JPEGs and checks each is byte for byte a

@@ -65,6 +65,7 @@ var scenarios = []struct {
 	{"panel", panelScenario},
 	{"mjpeg", mjpegScenario},
 	{"yuyv", yuyvScenario},
+	{"sync", syncScenario},
 }
 
 func run(name string, fn func(*Result) error) (r Result) {
