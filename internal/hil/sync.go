@@ -3,11 +3,14 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"math"
 	"os"
 	"os/exec"
@@ -24,17 +27,19 @@ const maxAVError = 0.033
 // makeMarker writes the sync scenario's marker frame (white, unlike every
 // fed frame) and returns its SHA-256.
 func makeMarker(path string) (string, error) {
-	out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", fmt.Sprintf("color=white:size=%dx%d", frameW, frameH),
-		"-frames:v", "1", "-c:v", "mjpeg", "-f", "image2", "-y", path).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("marker frame: %v: %s", err, out)
+	img := image.NewYCbCr(image.Rect(0, 0, frameW, frameH), image.YCbCrSubsampleRatio420)
+	for i := range img.Y {
+		img.Y[i] = 235
 	}
-	m, err := os.ReadFile(path)
-	if err != nil {
+	for i := range img.Cb {
+		img.Cb[i], img.Cr[i] = 128, 128
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 70}); err != nil {
 		return "", err
 	}
-	h := sha256.Sum256(m)
-	return hex.EncodeToString(h[:]), nil
+	h := sha256.Sum256(b.Bytes())
+	return hex.EncodeToString(h[:]), os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 type probePacket struct {

@@ -27,7 +27,7 @@ import (
 const (
 	syncSeconds = 5
 	clickLen    = 20 * time.Millisecond
-	playLead    = 100 * time.Millisecond // sound written this far ahead of playing
+	playLead    = 250 * time.Millisecond // sound written this far ahead of playing
 	stallAt     = 2 * time.Second
 	stallFor    = 700 * time.Millisecond
 )
@@ -204,7 +204,7 @@ func (p *player) run(ctx context.Context, clicks chan<- time.Duration) error {
 	rate := int64(p.cfg.Rate)
 	frames := func(d time.Duration) int64 { return int64(d) * rate / int64(time.Second) }
 	length, lead, chunk := frames(clickLen), frames(playLead), int64(p.cfg.PeriodFrames)
-	buf := make([]byte, 2*chunk)
+	buf := make([]byte, 2*max(chunk, lead))
 	var k int64 // frames written
 	j := 0      // the next click
 	write := func(n int64) error {
@@ -222,6 +222,10 @@ func (p *player) run(ctx context.Context, clicks chan<- time.Duration) error {
 			if err == alsa.ErrAgain {
 				p.pcm.Wait(50 * time.Millisecond)
 				continue
+			}
+			if err == alsa.ErrOverrun {
+				k += n
+				return err
 			}
 			if err != nil {
 				return fmt.Errorf("player: write: %w", err)
@@ -277,7 +281,9 @@ func (p *player) run(ctx context.Context, clicks chan<- time.Duration) error {
 			}
 			j++
 		}
-		if err := write(n); err != nil {
+		if err := write(n); err == alsa.ErrOverrun {
+			continue // underrun: the status says so next
+		} else if err != nil {
 			return err
 		}
 	}
@@ -304,10 +310,14 @@ func feed(ctx context.Context, fd int, jpegs [][]byte, marker []byte, clicks <-c
 				more = false
 			}
 		}
+		// Frames at least gap apart: the recording's timestamps are in
+		// milliseconds, and a real camera's are 33 ms apart.
+		const gap = 10 * time.Millisecond
 		frame, at := jpegs[i%len(jpegs)], next
-		isMarker := len(pending) > 0 && pending[0] < next
+		isMarker := len(pending) > 0 && pending[0] < next+gap
 		if isMarker {
 			frame, at = marker, pending[0]
+			next = max(next, at+gap)
 		}
 		if d := at - monoclock.Now(); d > 0 {
 			time.Sleep(d)
