@@ -100,7 +100,7 @@ type Stats struct {
 	Overruns int   // overruns recovered from
 	Resyncs  int   // stamps set from the status timestamp after drifting from the frame count by more than maxDrift
 	Untimed  int   // chunks stamped when read: the driver gave no status timestamp
-	Nudged   int   // stamps moved 1 µs after the previous one
+	Nudged   int   // stamps moved 1 ms after the previous one (monoclock.Step)
 }
 
 const (

@@ -166,7 +166,7 @@ type Stats struct {
 	Mismatch int // delivered MJPEG frames whose size differs from the track's
 	Timeouts int // WaitForFrame timeouts
 	Untimed  int // delivered frames stamped when read: the driver gave no monotonic capture time
-	Nudged   int // delivered frames moved 1 µs after the previous one, whose stamp was not earlier
+	Nudged   int // delivered frames moved 1 ms after the previous one, whose stamp was not that much earlier
 }
 
 const (
@@ -599,7 +599,7 @@ func (s *Source) dequeue() (mkv.Packet, v4l2Got, error) {
 
 // stamp returns a delivered frame's PTS: its capture time on the
 // recording's clock (never later than read, when it was dequeued), or read
-// if the driver gave none; 1 µs after the previous frame's if it would not
+// if the driver gave none; 1 ms after the previous frame's if it would not
 // be later. s.mu is held.
 func (s *Source) stamp(f Frame, read time.Duration) time.Duration {
 	pts := read

@@ -1,6 +1,10 @@
 package monoclock
 
-import "time"
+import (
+	"time"
+
+	"attune.dev/attune/mkv"
+)
 
 // Map maps times on CLOCK_MONOTONIC onto a recording clock.
 type Map struct {
@@ -19,19 +23,24 @@ func (m Map) At(t, read time.Duration) time.Duration {
 	return min(t+m.offset, read)
 }
 
-// Increasing keeps a stream's stamps strictly increasing. The zero value
-// is ready to use.
+// Step is the least distance Increasing keeps between stamps: the
+// recording's timestamp resolution (mkv.TimecodeScale, 1 ms), so that
+// stamps stay strictly increasing in the recording, not only here.
+const Step = mkv.TimecodeScale
+
+// Increasing keeps a stream's stamps strictly increasing, at least Step
+// apart. The zero value is ready to use.
 type Increasing struct {
 	last   time.Duration
 	sent   bool
 	nudged int
 }
 
-// Next returns pts, or 1 µs after the previous stamp if pts is not later
-// than it (counted in Nudged).
+// Next returns pts, or Step after the previous stamp if pts is closer to
+// it or earlier (counted in Nudged).
 func (s *Increasing) Next(pts time.Duration) time.Duration {
-	if s.sent && pts <= s.last {
-		pts = s.last + time.Microsecond
+	if s.sent && pts < s.last+Step {
+		pts = s.last + Step
 		s.nudged++
 	}
 	s.last, s.sent = pts, true

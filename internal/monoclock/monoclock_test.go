@@ -19,16 +19,19 @@ func TestMapAt(t *testing.T) {
 func TestIncreasing(t *testing.T) {
 	var s Increasing
 	var got []time.Duration
-	for _, p := range []time.Duration{5, 3, 8, 8, 9} {
-		got = append(got, s.Next(p*time.Millisecond))
+	const ms = time.Millisecond
+	// Earlier, equal, or less than the recording's 1 ms resolution later:
+	// moved to 1 ms after the last.
+	for _, p := range []time.Duration{5 * ms, 3 * ms, 8 * ms, 8 * ms, 9500 * time.Microsecond, 12 * ms} {
+		got = append(got, s.Next(p))
 	}
-	want := []time.Duration{5 * time.Millisecond, 5*time.Millisecond + time.Microsecond, 8 * time.Millisecond, 8*time.Millisecond + time.Microsecond, 9 * time.Millisecond}
+	want := []time.Duration{5 * ms, 6 * ms, 8 * ms, 9 * ms, 10 * ms, 12 * ms}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("stamps = %v, want %v", got, want)
 		}
 	}
-	if s.Nudged() != 2 {
-		t.Errorf("Nudged = %d, want 2", s.Nudged())
+	if s.Nudged() != 3 {
+		t.Errorf("Nudged = %d, want 3", s.Nudged())
 	}
 }
