@@ -112,7 +112,6 @@ func TestNegotiate(t *testing.T) {
 func TestStallContinuity(t *testing.T) {
 	f := &alsatest.Fake{}
 	s := open(t, f, alsa.Options{})
-	var pts []time.Duration
 	var prevEnd time.Duration
 	var lastSample int16
 	for i := range 60 {
@@ -135,7 +134,6 @@ func TestStallContinuity(t *testing.T) {
 		}
 		lastSample = int16(binary.LittleEndian.Uint16(p.Data[len(p.Data)-2:]))
 		prevEnd = p.PTS + time.Duration(frames)*time.Second/48000
-		pts = append(pts, p.PTS)
 	}
 	// The chunks read right after the stall were captured during it.
 	if read := onClock(f, f.MonotonicNow()); read-prevEnd > 100*time.Millisecond {
