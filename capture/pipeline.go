@@ -35,6 +35,10 @@ type Stats struct {
 	FirstVideo   time.Duration // PTS of the first video frame, -1 if none
 	FirstAudio   time.Duration // PTS of the first audio packet, -1 if none
 	Ended        string        // why it ended: "stopped", "max-duration", "end-of-source", "error"
+	// AudioOverruns is how often the microphone's buffer filled before it
+	// was read (sound lost; the stamps show the gap). Sources that count
+	// them have an Overruns() int method.
+	AudioOverruns int
 }
 
 // Tracks collects the tracks of several sources, refusing two of one kind.
@@ -247,6 +251,11 @@ loop:
 		}
 		if ctx.Err() != nil {
 			break
+		}
+	}
+	for _, s := range srcs {
+		if o, ok := s.(interface{ Overruns() int }); ok {
+			st.AudioOverruns += o.Overruns()
 		}
 	}
 	st.Bytes = mux.Bytes()

@@ -169,6 +169,9 @@ type Manifest struct {
 	// the recording ends, with Segments (docs/FORMAT.md, "The seal chain").
 	SealKey   string `json:"seal_key,omitempty"`
 	ChainHead string `json:"chain_head,omitempty"`
+	// AudioOverruns counts the times sound was lost because the
+	// microphone's buffer filled before it was read.
+	AudioOverruns int `json:"audio_overruns,omitempty"`
 }
 
 // Track describes one stream of the recording.

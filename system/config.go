@@ -239,7 +239,7 @@ func CheckAudio(s string) error {
 	case s == "auto", s == "none", s == "testsrc", strings.HasPrefix(s, "alsa:"):
 		return nil
 	}
-	return fmt.Errorf(`%q is not an audio source; use "auto", "none", "testsrc" or "alsa:NAME" ("alsa:" for the default microphone)`, s)
+	return fmt.Errorf(`%q is not an audio source; use "auto", "none", "testsrc" or "alsa:NAME" (such as "alsa:hw:1,0"; "alsa:" is auto)`, s)
 }
 
 // MaxDuration is the configured recording limit.

@@ -99,6 +99,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 		m.Ended = &end
 		m.Duration = st.Duration.Seconds()
 		m.EndReason = reason
+		m.AudioOverruns = st.AudioOverruns
 	})
 	res := Result{ID: id, Segments: rec.Segments(), Bytes: rec.Bytes(), Stats: st, EndReason: reason}
 	if ix, err := r.Store.Index(id); err == nil {
@@ -106,7 +107,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 			Bytes: ix.Bytes(), SHA256: SegmentsDigest(ix), Detail: reason})
 	}
 	log.Info("recording sealed", "recording", id, "segments", res.Segments, "bytes", res.Bytes,
-		"seconds", st.Duration.Seconds(), "frames", st.VideoFrames, "reason", reason)
+		"seconds", st.Duration.Seconds(), "frames", st.VideoFrames, "audio_overruns", st.AudioOverruns, "reason", reason)
 	if recErr != nil {
 		return res, fmt.Errorf("recording %s: %w", id, recErr)
 	}

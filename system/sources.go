@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"attune.dev/attune/alsa"
 	"attune.dev/attune/capture"
 	"attune.dev/attune/v4l2"
 )
@@ -19,10 +20,11 @@ type SourceSpec struct {
 }
 
 // OpenSources opens the sources of spec. "auto" audio means the tone with
-// the test source, the file's own audio with a file, and the default
-// microphone with a camera — or no audio, with a warning, when this build or
-// this board has no microphone. An explicit "alsa:NAME" that cannot be
-// opened is an error.
+// the test source, the file's own audio with a file, and with a camera its
+// own USB microphone, else the first capture device (alsa.Find) — or no
+// audio, with a warning, when the board has no microphone. An explicit
+// "alsa:NAME" that cannot be opened is an error ("alsa:" is "alsa:auto").
+// Overruns are logged as they happen.
 func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 	if err := CheckSource(spec.Video); err != nil {
 		return nil, fmt.Errorf("open sources: %v", err)
@@ -55,7 +57,7 @@ func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 		}
 		srcs = append(srcs, src)
 		if audio == "auto" {
-			audio = "alsa:"
+			audio = "alsa:auto"
 		}
 	}
 	switch {
@@ -63,7 +65,15 @@ func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 	case audio == "testsrc":
 		srcs = append(srcs, capture.NewToneSource(spec.Pace))
 	case strings.HasPrefix(audio, "alsa:"):
-		mic, err := capture.OpenMicrophone(strings.TrimPrefix(audio, "alsa:"))
+		opts := alsa.Options{OnOverrun: func(o alsa.Overrun) {
+			if log != nil {
+				log.Warn("audio overrun: sound lost", "overruns", o.Count, "gap_ms", o.Gap.Milliseconds())
+			}
+		}}
+		if cam, ok := strings.CutPrefix(spec.Video, "v4l2:"); ok {
+			opts.Camera = cam
+		}
+		mic, err := capture.OpenMicrophone(strings.TrimPrefix(audio, "alsa:"), opts)
 		if err != nil && spec.Audio == "auto" &&
 			(errors.Is(err, capture.ErrMicrophoneUnsupported) || errors.Is(err, capture.ErrNoMicrophone)) {
 			if log != nil {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"attune.dev/attune/internal/monoclock"
 	"attune.dev/attune/mkv"
 )
 
@@ -165,7 +166,7 @@ type Stats struct {
 	Mismatch int // delivered MJPEG frames whose size differs from the track's
 	Timeouts int // WaitForFrame timeouts
 	Untimed  int // delivered frames stamped when read: the driver gave no monotonic capture time
-	Nudged   int // delivered frames moved 1 µs after the previous one, whose stamp was not earlier
+	Nudged   int // delivered frames moved 1 ms after the previous one, whose stamp was not that much earlier
 }
 
 const (
@@ -186,11 +187,10 @@ type Source struct {
 	yuyv  bool // frames are YUYV and are encoded to JPEG
 
 	clock  func() time.Duration
-	offset time.Duration // clock minus the device's monotonic clock
-	last   time.Duration // PTS of the last delivered frame
-	sent   bool          // a frame was delivered: last is set
-	nextMu sync.Mutex    // serialises Next
-	img    *image.YCbCr  // YUYV conversion buffer, used under nextMu
+	mono   monoclock.Map        // the driver's capture times onto clock
+	stamps monoclock.Increasing // under mu
+	nextMu sync.Mutex           // serialises Next
+	img    *image.YCbCr         // YUYV conversion buffer, used under nextMu
 
 	mu     sync.Mutex // guards the device against Close
 	closed bool
@@ -277,8 +277,8 @@ func startV4L2(dev Device, opts Options) (*Source, error) {
 		s.clock = sinceStart
 	}
 	// Read the two clocks together: the driver's capture times map onto
-	// the recording's clock by this offset.
-	s.offset = s.clock() - dev.MonotonicNow()
+	// the recording's clock.
+	s.mono = monoclock.NewMap(s.clock, dev.MonotonicNow)
 	if s.yuyv {
 		s.img = image.NewYCbCr(image.Rect(0, 0, mode.Width, mode.Height), image.YCbCrSubsampleRatio422)
 	}
@@ -599,20 +599,17 @@ func (s *Source) dequeue() (mkv.Packet, v4l2Got, error) {
 
 // stamp returns a delivered frame's PTS: its capture time on the
 // recording's clock (never later than read, when it was dequeued), or read
-// if the driver gave none; 1 µs after the previous frame's if it would not
+// if the driver gave none; 1 ms after the previous frame's if it would not
 // be later. s.mu is held.
 func (s *Source) stamp(f Frame, read time.Duration) time.Duration {
 	pts := read
 	if f.Timed {
-		pts = min(f.Captured+s.offset, read)
+		pts = s.mono.At(f.Captured, read)
 	} else {
 		s.stats.Untimed++
 	}
-	if s.sent && pts <= s.last {
-		pts = s.last + time.Microsecond
-		s.stats.Nudged++
-	}
-	s.last, s.sent = pts, true
+	pts = s.stamps.Next(pts)
+	s.stats.Nudged = s.stamps.Nudged()
 	return pts
 }
 

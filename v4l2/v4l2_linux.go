@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"attune.dev/attune/internal/monoclock"
 	"github.com/blackjack/webcam"
 	"golang.org/x/sys/unix"
 )
@@ -133,15 +134,7 @@ func (d *webcamDevice) GetFrame() (Frame, error) {
 }
 
 // MonotonicNow reads CLOCK_MONOTONIC, the clock of the drivers' timestamps.
-func (d *webcamDevice) MonotonicNow() time.Duration { return monotonicNow() }
-
-func monotonicNow() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0 // cannot fail on Linux
-	}
-	return time.Duration(ts.Nano())
-}
+func (d *webcamDevice) MonotonicNow() time.Duration { return monoclock.Now() }
 
 // v4l2Buffer is struct v4l2_buffer from linux/videodev2.h, with the
 // userspace struct timeval of the GOARCH (x/sys's unix.Timeval: 16 bytes on

@@ -283,7 +283,9 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 	for range want {
 		before := testClock()
 		p := v4l2Next(t, s)
-		if p.Kind != mkv.Video || !p.Key || p.PTS < before || p.PTS > testClock() || p.PTS < last {
+		// Read back to back, these untimed frames are stamped when read,
+		// each at least 1 ms (the recording's resolution) after the last.
+		if p.Kind != mkv.Video || !p.Key || p.PTS < before || p.PTS > testClock()+10*time.Millisecond || p.PTS < last {
 			t.Errorf("packet %+v: wrong kind, key or time (Next called at %v)", p.Kind, before)
 		}
 		last = p.PTS
@@ -306,7 +308,10 @@ func TestV4L2FramesCopiedAndReleased(t *testing.T) {
 	}
 	// The test frames are smaller than the track says: counted, not dropped.
 	// The fake camera gives no capture times by default: stamped when read.
-	if st := s.Stats(); st != (v4l2.Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10, Untimed: 10}) {
+	// Read less than 1 ms apart, some are nudged: how many depends on speed.
+	st := s.Stats()
+	st.Nudged = 0
+	if st != (v4l2.Stats{Frames: 10, Empty: 2, Corrupt: 2, Mismatch: 10, Untimed: 10}) {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -790,7 +795,8 @@ func TestV4L2StampsCaptureTime(t *testing.T) {
 }
 
 // Stamps strictly increase: a capture time equal to or before the previous
-// frame's, or a read time equal to it, moves 1 µs after it, counted.
+// frame's, or a read time equal to it, moves 1 ms (the recording's
+// resolution) after it, counted.
 func TestV4L2StampsStrictlyIncrease(t *testing.T) {
 	frame := v4l2JPEG(t, 64, 48, 0)
 	const ms = time.Millisecond
@@ -807,7 +813,7 @@ func TestV4L2StampsStrictlyIncrease(t *testing.T) {
 		cam.PushGap(-10 * ms) // the fourth stamped like the third
 		cam.Push(frame)
 		read.Store(int64(2 * time.Minute))
-		want := []time.Duration{time.Minute + 10*ms, time.Minute + 20*ms, time.Minute + 20*ms + time.Microsecond, time.Minute + 20*ms + 2*time.Microsecond}
+		want := []time.Duration{time.Minute + 10*ms, time.Minute + 20*ms, time.Minute + 21*ms, time.Minute + 22*ms}
 		for i, w := range want {
 			if p := v4l2Next(t, s); p.PTS != w {
 				t.Errorf("frame %d: PTS %v, want %v", i, p.PTS, w)
@@ -822,7 +828,7 @@ func TestV4L2StampsStrictlyIncrease(t *testing.T) {
 		s := v4l2Open(t, cam, v4l2.Options{Clock: func() time.Duration { return 3 * time.Second }})
 		cam.Push(frame, frame, frame)
 		for i := range 3 {
-			if p, w := v4l2Next(t, s), 3*time.Second+time.Duration(i)*time.Microsecond; p.PTS != w {
+			if p, w := v4l2Next(t, s), 3*time.Second+time.Duration(i)*ms; p.PTS != w {
 				t.Errorf("frame %d: PTS %v, want %v", i, p.PTS, w)
 			}
 		}

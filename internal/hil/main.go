@@ -44,7 +44,7 @@ type result struct {
 func main() {
 	cache := flag.String("cache", ".hil", "cache directory (setup.sh's modules, the initramfs, results)")
 	timeout := flag.Duration("timeout", defaultBootTimeout, "longest the VM may run")
-	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,gadget,unplug,powercut); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,sync,gadget,unplug,powercut); empty: all")
 	smp := flag.Int("smp", 2, "virtual CPUs")
 	flag.Parse()
 	if err := run(*cache, *timeout, *only, *smp); err != nil {
@@ -75,6 +75,10 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 		return err
 	}
 	frames, err := makeFrames(filepath.Join(root, "hil/frames"))
+	if err != nil {
+		return err
+	}
+	marker, err := makeMarker(filepath.Join(root, "hil/marker.jpg"))
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	for i := range results {
 		r := &results[i]
 		if r.OK {
-			err := hostCheck(r, out, identity, frames)
+			err := hostCheck(r, out, identity, frames, marker)
 			if err == nil {
 				err = faultCheck(r, out, identity, frames)
 			}

@@ -21,6 +21,7 @@ var deviceOnly = []string{
 	mod + "capture",
 	mod + "v4l2",
 	mod + "gadget",
+	mod + "alsa",
 	"periph.io/",
 	"github.com/insomniacslk/dhcp",
 	"github.com/blackjack/webcam",
@@ -41,7 +42,7 @@ var rules = []struct {
 	// ui knows the device's states and the panel's hardware interfaces,
 	// not the daemon core, the drivers or the camera.
 	{"ui", []string{"linux"}, []string{
-		mod + "system", mod + "board", mod + "capture", mod + "v4l2",
+		mod + "system", mod + "board", mod + "capture", mod + "v4l2", mod + "alsa",
 		mod + "link", mod + "storage",
 		"periph.io/x/host", "periph.io/x/devices",
 		"github.com/blackjack/webcam", "github.com/pion/mediadevices",

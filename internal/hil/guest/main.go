@@ -71,6 +71,7 @@ var scenarios = []struct {
 	{"gadget", gadgetScenario},
 	{"unplug", unplugScenario},
 	{"powercut", powercutScenario},
+	{"sync", syncScenario},
 }
 
 func run(name string, fn func(*Result) error) (r Result) {
