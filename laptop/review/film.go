@@ -129,7 +129,7 @@ func (f *Film) frameBytes() int {
 
 // sampleAt is the index of the audio sample frame at t.
 func (f *Film) sampleAt(t time.Duration) int64 {
-	return int64((t - f.AudioStart).Seconds()*float64(f.Audio.SampleRate) + 0.5)
+	return int64((t-f.AudioStart).Seconds()*float64(f.Audio.SampleRate) + 0.5)
 }
 
 // placePCM puts an audio packet at its place in PCM: a gap before it is
