@@ -150,6 +150,7 @@ bench: deps build
 	fi
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
+	ATTUNE_REVIEW_BENCH=1 $(GO) test -count=1 -run TestReviewBench -v ./laptop/review/ | grep -E 'frame step|FAIL|ok'
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
 

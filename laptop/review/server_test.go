@@ -221,7 +221,7 @@ func TestWorkspace(t *testing.T) {
 				return nil
 			}
 			var png []byte
-			if err := chromedp.FullScreenshot(&png, 90).Do(ctx); err != nil {
+			if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
 				return err
 			}
 			return os.WriteFile(filepath.Join(shots, "review-"+name+".png"), png, 0o644)
