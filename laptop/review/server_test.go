@@ -58,7 +58,7 @@ func browser(t *testing.T, w, h int) context.Context {
 	t.Cleanup(cancelA)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelT)
 	return ctx
 }
@@ -333,12 +333,20 @@ func TestWorkspace(t *testing.T) {
 		chromedp.WaitVisible(`body[data-shared="clip"]`, chromedp.ByQuery),
 		check(10),
 		shot("shared"),
+	)
+	var drawn struct{ Drawn, Skipped int }
+	run("shared play",
 		chromedp.Click(`#splay`, chromedp.ByQuery),
+		waitJS(`!playing && +document.body.dataset.frame === 39`),
+		chromedp.Evaluate(`({drawn: stats.drawn, skipped: stats.skipped})`, &drawn),
 		waitJS(`+document.body.dataset.frame > 20`),
 		text(`#shared`, &sharedText),
 		chromedp.Click(`#sexit`, chromedp.ByQuery),
 		chromedp.WaitVisible(`body[data-screen="rec"]`, chromedp.ByQuery),
 	)
+	if drawn.Drawn+drawn.Skipped != 29 && drawn.Drawn+drawn.Skipped != 30 {
+		t.Errorf("the clip played %d frames (and skipped %d), want frames 10 to 39", drawn.Drawn, drawn.Skipped)
+	}
 	if strings.Contains(sharedText, "Rivers") || strings.Contains(sharedText, film.ID) || !strings.Contains(sharedText, "She waits") {
 		t.Errorf("shared review shows %q: want the clip's label, no family name, no ids", sharedText)
 	}
