@@ -74,7 +74,7 @@ func vaultRecording(t testing.TB, home *laptop.Home, c *laptop.Case, w, h int, s
 	}
 	rec, err := st.Create(rcpt, storage.Manifest{Started: time.Now().UTC(), ClockTrusted: true, Source: "bench",
 		Tracks: []storage.Track{{Kind: "video", Codec: "mjpeg", Width: w, Height: h, FPS: 30}, {Kind: "audio", Codec: "pcm_s16le", SampleRate: 48000, Channels: 1}},
-		Marks: []storage.Mark{{Offset: 2}, {Offset: float64(secs) / 2}}})
+		Marks:  []storage.Mark{{Offset: 2}, {Offset: float64(secs) / 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}

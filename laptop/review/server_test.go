@@ -155,7 +155,9 @@ func plaintextOf(f *Film) []byte {
 	return b.Bytes()
 }
 
-func text(sel string, s *string) chromedp.Action { return chromedp.TextContent(sel, s, chromedp.ByQuery) }
+func text(sel string, s *string) chromedp.Action {
+	return chromedp.TextContent(sel, s, chromedp.ByQuery)
+}
 
 func waitJS(expr string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
