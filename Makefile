@@ -107,6 +107,7 @@ play:
 ## screenshots: regenerate docs/panel-*.png from the browser test.
 screenshots: deps
 	ATTUNE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run TestPanelBrowser ./cmd/attuned
+	ATTUNE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run TestWorkspace ./laptop/review
 
 ## test: everything CI checks.
 test: deps
@@ -118,6 +119,7 @@ test: deps
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory hil
+	$(MAKE) --no-print-directory deb-install-test
 
 ## fuzz: each fuzz target briefly (make fuzz FUZZTIME=5m for longer).
 FUZZTIME ?= 10s
@@ -150,6 +152,7 @@ bench: deps build
 	fi
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ ./system/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
+	ATTUNE_REVIEW_BENCH=1 $(GO) test -count=1 -run TestReviewBench -v ./laptop/review/ | grep -E 'frame step|FAIL|ok'
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
 

@@ -29,6 +29,9 @@ const usage = `usage:
   attune export RECORDING-ID --out FILE.mkv [--for PURPOSE] [--marks FILE.vtt|FILE.csv] [--home DIR]
   attune case new|use|list|consent|close|erase|retention …   (attune case for details)
   attune audit CASE [--html FILE]              the chain of custody, as text and a printable page
+  attune ui     [--addr 127.0.0.1:PORT] [--no-open] [--home DIR]   the review workspace in the browser
+  attune clip   RECORDING-ID --from T --to T [--format mp4|avi|mkv] --out FILE
+  attune still  RECORDING-ID --at T --out FILE.jpg   (T is mm:ss.fff or a frame number)
   attune version
 
 attune COMMAND --help describes a command. Flags may come before or after
@@ -71,6 +74,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.caseCmd(args[1:])
 	case "audit":
 		err = c.audit(args[1:])
+	case "ui":
+		err = c.ui(args[1:])
+	case "clip":
+		err = c.clip(args[1:])
+	case "still":
+		err = c.still(args[1:])
 	case "version", "--version":
 		err = c.version(args[1:])
 	case "help", "-h", "-help", "--help":

@@ -39,6 +39,7 @@ var rules = []struct {
 	// The laptop side builds for the practitioner's laptop.
 	{"laptop", []string{"linux", "windows", "darwin"}, deviceOnly, nil},
 	{"cmd/attune", []string{"linux", "windows", "darwin"}, deviceOnly, nil},
+	{"laptop/review", []string{"linux", "windows", "darwin"}, deviceOnly, nil},
 	// ui knows the device's states and the panel's hardware interfaces,
 	// not the daemon core, the drivers or the camera.
 	{"ui", []string{"linux"}, []string{

@@ -1,0 +1,237 @@
+package review
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"attune.dev/attune/avi"
+	"attune.dev/attune/mkv"
+)
+
+// Format is the form a clip is written in.
+type Format string
+
+const (
+	// MP4 is H.264 and AAC, made by ffmpeg: it plays on Windows' and
+	// macOS's default players, phones and TVs.
+	MP4 Format = "mp4"
+	// AVI is the recorded MJPEG and PCM, cut losslessly at frame
+	// boundaries: no ffmpeg needed; QuickTime, Windows Media Player and VLC
+	// open it.
+	AVI Format = "avi"
+	// MKV is the recorded MJPEG and PCM in Matroska, cut losslessly.
+	MKV Format = "mkv"
+)
+
+// ParseFormat reads a format name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(strings.TrimPrefix(s, "."))); f {
+	case MP4, AVI, MKV:
+		return f, nil
+	}
+	return "", fmt.Errorf("format %q: choose mp4 (needs ffmpeg), avi or mkv", s)
+}
+
+// Describe says in words what a file of this format is.
+func (f Format) Describe() string {
+	switch f {
+	case MP4:
+		return "MP4 (H.264 video, AAC sound): plays everywhere"
+	case AVI:
+		return "AVI (the recorded pictures and sound, unchanged): opens in QuickTime, Windows Media Player and VLC"
+	}
+	return "Matroska (the recorded pictures and sound, unchanged): opens in VLC"
+}
+
+// ClipPackets are frames a to b (inclusive) with the sound that goes with
+// them, rebased to start at 0: each frame followed by the audio samples up
+// to the next frame, the samples unchanged.
+func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
+	if a < 0 || b >= len(f.Frames) || a > b {
+		return nil, fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, len(f.Frames)-1)
+	}
+	base := f.PTS[a]
+	fb := f.frameBytes()
+	var out []mkv.Packet
+	for i := a; i <= b; i++ {
+		out = append(out, mkv.Packet{Kind: mkv.Video, PTS: f.PTS[i] - base, Data: f.Frames[i], Key: true})
+		if f.Audio == nil || len(f.PCM) == 0 {
+			continue
+		}
+		end := f.PTS[i] + f.FrameDuration()
+		if i < b {
+			end = f.PTS[i+1]
+		}
+		s0, s1 := max(0, f.sampleAt(f.PTS[i])), max(0, f.sampleAt(end))
+		n := int64(len(f.PCM) / fb)
+		s0, s1 = min(s0, n), min(s1, n)
+		if s1 > s0 {
+			out = append(out, mkv.Packet{Kind: mkv.Audio, PTS: f.AudioStart + time.Duration(float64(s0)/float64(f.Audio.SampleRate)*float64(time.Second)) - base,
+				Data: f.PCM[s0*int64(fb) : s1*int64(fb)], Key: true})
+		}
+	}
+	return out, nil
+}
+
+func (f *Film) tracks() []mkv.Track {
+	t := []mkv.Track{f.Video}
+	if f.Audio != nil && len(f.PCM) > 0 {
+		t = append(t, *f.Audio)
+	}
+	return t
+}
+
+// ClipOptions tunes WriteClip.
+type ClipOptions struct {
+	// FFmpeg is the ffmpeg program for MP4 ("" looks for it on the PATH).
+	FFmpeg string
+	// Preset and CRF of libx264 (default veryfast, 20).
+	Preset string
+	CRF    int
+}
+
+// FindFFmpeg is the path of ffmpeg on the PATH, or "".
+func FindFFmpeg() string {
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// WriteClip writes frames a to b (inclusive) to path in format, under a
+// temporary name renamed when complete. MP4 is encoded by ffmpeg, fed the
+// plaintext through a pipe: nothing decrypted is written but the clip.
+func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path string, opts ClipOptions) error {
+	pkts, err := f.ClipPackets(a, b)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part")
+	switch format {
+	case MP4:
+		err = f.encodeMP4(ctx, pkts, tmp, opts)
+	case AVI, MKV:
+		err = f.writeLossless(pkts, format, tmp)
+	default:
+		err = fmt.Errorf("clip: unknown format %q", format)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("clip: %v", err)
+	}
+	return nil
+}
+
+func (f *Film) writeLossless(pkts []mkv.Packet, format Format, path string) error {
+	out, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("clip: %v", err)
+	}
+	defer out.Close()
+	type packetWriter interface{ WritePacket(mkv.Packet) error }
+	var w packetWriter
+	var finish func() error
+	if format == AVI {
+		var aud *mkv.Track
+		if t := f.tracks(); len(t) > 1 {
+			aud = &t[1]
+		}
+		aw, err := avi.NewWriter(out, f.Video, aud)
+		if err != nil {
+			return fmt.Errorf("clip: %v", err)
+		}
+		w, finish = aw, aw.Close
+	} else {
+		mw, err := mkv.NewFileWriter(out, f.tracks(), mkv.FileOptions{WritingApp: "attune"})
+		if err != nil {
+			return fmt.Errorf("clip: %v", err)
+		}
+		w, finish = mw, func() error { return mw.Finish(nil) }
+	}
+	for _, p := range pkts {
+		if err := w.WritePacket(p); err != nil {
+			return fmt.Errorf("clip: %v", err)
+		}
+	}
+	if err := finish(); err != nil {
+		return fmt.Errorf("clip: %v", err)
+	}
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("clip: %v", err)
+	}
+	return out.Close()
+}
+
+// pipeSink is a live writer's sink on ffmpeg's stdin.
+type pipeSink struct{ io.Writer }
+
+func (pipeSink) Flush() error { return nil }
+
+// FFmpegArgs are the arguments that make ffmpeg encode the Matroska stream
+// on its stdin as the family's MP4 at out.
+func FFmpegArgs(out string, opts ClipOptions) []string {
+	preset, crf := opts.Preset, opts.CRF
+	if preset == "" {
+		preset = "veryfast"
+	}
+	if crf == 0 {
+		crf = 20
+	}
+	return []string{"-hide_banner", "-nostats", "-loglevel", "error", "-f", "matroska", "-i", "pipe:0",
+		"-map", "0", "-c:v", "libx264", "-preset", preset, "-crf", fmt.Sprint(crf), "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", out}
+}
+
+func (f *Film) encodeMP4(ctx context.Context, pkts []mkv.Packet, path string, opts ClipOptions) error {
+	bin := opts.FFmpeg
+	if bin == "" {
+		if bin = FindFFmpeg(); bin == "" {
+			return errors.New("clip: MP4 needs ffmpeg, which is not installed: install ffmpeg, or choose AVI (plays in QuickTime and Windows Media Player)")
+		}
+	}
+	args := FFmpegArgs(path, opts)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("clip: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("clip: start ffmpeg: %v", err)
+	}
+	werr := func() error {
+		lw, err := mkv.NewLiveWriter(pipeSink{stdin}, f.tracks(), mkv.LiveOptions{WritingApp: "attune"})
+		if err != nil {
+			return err
+		}
+		for _, p := range pkts {
+			if err := lw.WritePacket(p); err != nil {
+				return err
+			}
+		}
+		return lw.Close()
+	}()
+	stdin.Close()
+	err = cmd.Wait()
+	if err != nil {
+		return fmt.Errorf("clip: ffmpeg: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if werr != nil {
+		return fmt.Errorf("clip: feeding ffmpeg: %v", werr)
+	}
+	return nil
+}
