@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // errNoAddress: none of the link's interfaces has an address (yet).
@@ -50,6 +51,11 @@ func listenLink(listen string, ifaces []string, ifaceAddrs func(string) ([]net.A
 	m := &multiListener{conns: make(chan net.Conn), done: make(chan struct{})}
 	for _, h := range hosts {
 		ln, err := net.Listen("tcp", net.JoinHostPort(h, port))
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			// Not usable yet: an IPv6 address still in duplicate address
+			// detection, or one removed since it was listed.
+			continue
+		}
 		if err != nil {
 			m.Close()
 			return nil, err
@@ -58,6 +64,9 @@ func listenLink(listen string, ifaces []string, ifaceAddrs func(string) ([]net.A
 			_, port, _ = net.SplitHostPort(ln.Addr().String())
 		}
 		m.lns = append(m.lns, ln)
+	}
+	if len(m.lns) == 0 {
+		return nil, fmt.Errorf("listen %s on %s: %w", listen, strings.Join(ifaces, ", "), errNoAddress)
 	}
 	for _, ln := range m.lns {
 		m.wg.Go(func() { m.accept(ln) })

@@ -10,21 +10,7 @@ import (
 // link interfaces' addresses only — not on loopback, not on every
 // interface — and waits (errNoAddress) while they have none.
 func TestListenLinkInterfaces(t *testing.T) {
-	// A real interface with an IPv4 address, to stand in for usb0.
-	var name string
-	var ip net.IP
-	ifs, _ := net.Interfaces()
-	for _, ifc := range ifs {
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ifc.Flags&net.FlagUp != 0 {
-				name, ip = ifc.Name, ipn.IP
-			}
-		}
-	}
-	if name == "" {
-		t.Skip("no network interface with an IPv4 address")
-	}
+	name, ip := ipv4Interface(t)
 	ln, err := listenLink(":0", []string{name}, interfaceAddrs)
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +86,49 @@ func TestConfigListenNeedsInterfaces(t *testing.T) {
 	c.Listen = "0.0.0.0:8443"
 	if err := c.Validate(); err != nil {
 		t.Errorf("every interface, asked for: %v", err)
+	}
+}
+
+// ipv4Interface is a real interface with an IPv4 address, to stand in
+// for usb0.
+func ipv4Interface(t *testing.T) (string, net.IP) {
+	t.Helper()
+	ifs, _ := net.Interfaces()
+	for _, ifc := range ifs {
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLoopback() && ifc.Flags&net.FlagUp != 0 {
+				return ifc.Name, ipn.IP
+			}
+		}
+	}
+	t.Skip("no network interface with an IPv4 address")
+	return "", nil
+}
+
+// TestListenLinkSkipsUnusableAddresses: an address the kernel will not bind
+// yet (an IPv6 address in duplicate address detection; here one the host
+// does not have) is skipped: the link listens on the others, and with
+// nothing else it waits for an address instead of the daemon failing.
+func TestListenLinkSkipsUnusableAddresses(t *testing.T) {
+	absent := &net.IPNet{IP: net.ParseIP("192.0.2.77"), Mask: net.CIDRMask(24, 32)}
+	only := func(string) ([]net.Addr, error) { return []net.Addr{absent}, nil }
+	if ln, err := listenLink(":0", []string{"usb0"}, only); !errors.Is(err, errNoAddress) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("only an unusable address: %v, want errNoAddress", err)
+	}
+	name, ip := ipv4Interface(t)
+	both := func(string) ([]net.Addr, error) {
+		return []net.Addr{absent, &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)}}, nil
+	}
+	ln, err := listenLink(":0", []string{name}, both)
+	if err != nil {
+		t.Fatalf("an unusable address beside a usable one: %v", err)
+	}
+	defer ln.Close()
+	if got := ln.Addr().(*net.TCPAddr).IP; !got.Equal(ip) {
+		t.Errorf("listening on %v, want %v", got, ip)
 	}
 }
