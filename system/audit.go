@@ -51,8 +51,8 @@ type Audit struct {
 	baseHead string
 	offs     []int64    // offs[i]: file offset of the record with seq base+i+1
 	sums     [][32]byte // sums[i]: line hash of the record with seq base+i+1
-	size int64
-	err  error // sticky: the file's tail is in doubt until reopened
+	size     int64
+	err      error // sticky: the file's tail is in doubt until reopened
 }
 
 // OpenAudit opens (creating, mode 0600) the audit chain at path and
