@@ -81,11 +81,15 @@ deb-install-test:
 DEMO  := $(CURDIR)/demo
 PANEL ?= 127.0.0.1:8080
 LISTEN ?= 127.0.0.1:8443
+# attuned stops if it cannot lock its memory; a developer's make run (not
+# root) runs without the lock.
+RUN_LOCK := $(shell [ "$$(id -u)" = 0 ] && echo true || echo false)
 run: deps build demo-key
 	@echo "front panel: http://$(PANEL)/  (click REC to record, REC again to stop; Ctrl-C to quit)"
 	@echo "recordings are sealed to $(DEMO)/recipients.txt under $(DEMO)/data; decrypt one with:"
 	@echo "  make play ID=<recording id>"
-	$(BIN)/attuned run --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL) --listen $(LISTEN)
+	@printf '# written by make run: memory is locked only as root (the unit grants CAP_IPC_LOCK)\n[system]\nlock_memory = %s\n' $(RUN_LOCK) > $(DEMO)/attuned.toml
+	$(BIN)/attuned run --config $(DEMO)/attuned.toml --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL) --listen $(LISTEN)
 
 demo-key: tools
 	@mkdir -p $(DEMO)

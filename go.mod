@@ -4,7 +4,6 @@ go 1.26
 
 require (
 	filippo.io/age v1.3.2
-	filippo.io/cpace v0.0.0-20210101143347-24d601e2e469
 	github.com/BurntSushi/toml v1.4.0
 	github.com/at-wat/ebml-go v0.19.0
 	github.com/blackjack/webcam v0.6.1
@@ -12,6 +11,7 @@ require (
 	github.com/chromedp/chromedp v0.14.2
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/goreleaser/nfpm/v2 v2.45.2
+	github.com/gtank/ristretto255 v0.1.2
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/jonboulle/clockwork v0.5.0
 	github.com/vishvananda/netlink v1.2.1-beta.2
@@ -52,7 +52,6 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/goreleaser/chglog v0.7.4 // indirect
 	github.com/goreleaser/fileglob v1.4.0 // indirect
-	github.com/gtank/ristretto255 v0.1.2 // indirect
 	github.com/huandu/xstrings v1.5.0 // indirect
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/josharian/native v1.1.0 // indirect

@@ -61,3 +61,32 @@ func VerifyChainFrom(seq uint64, head string, raw []byte) ([]Record, error) {
 	}
 	return recs, nil
 }
+
+// VerifyDeviceChain verifies a device's audit chain as the device keeps
+// it: a whole chain from seq 1, or, after a factory reset, a chain that
+// starts at the reset record. A reset keeps only that record (the earlier
+// ones name other cases' recordings), so such a chain is anchored at the
+// reset record's own seq-1 and prev: the seq and line hash of the last
+// record before the reset, which the erasure certificate signed as its
+// AuditSeq and AuditHead (Anchor returns them). Whoever verifies such a
+// chain must check that anchor against the certificate.
+func VerifyDeviceChain(raw []byte) ([]Record, error) {
+	seq, head := Anchor(raw)
+	return VerifyChainFrom(seq, head, raw)
+}
+
+// Anchor is where raw, a device's chain as it keeps it, starts: 0 and
+// ZeroHash for a whole chain; the seq-1 and prev of its first record when
+// that record is a factory reset's. Anything else is taken as a whole
+// chain, so that VerifyChainFrom names the break.
+func Anchor(raw []byte) (uint64, string) {
+	i := bytes.IndexByte(raw, '\n')
+	if i < 0 {
+		return 0, ZeroHash
+	}
+	first, err := ParseLine(raw[:i])
+	if err != nil || first.Event != EventReset || first.Seq < 2 {
+		return 0, ZeroHash
+	}
+	return first.Seq - 1, first.Prev
+}

@@ -192,3 +192,46 @@ func FuzzVerifyChain(f *testing.F) {
 		}
 	})
 }
+
+// A device keeps only its reset record after a factory reset: its chain
+// then starts there, anchored at the record's own seq-1 and prev. Only a
+// reset record anchors; any other record that does not start at seq 1 is
+// a break.
+func TestVerifyDeviceChainAfterReset(t *testing.T) {
+	l := custodytest.NewLog(custodytest.NewClock().Now)
+	for i := range 5 {
+		if _, err := l.Append(custodytest.Record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq, head := l.Head()
+	digest := strings.Repeat("ab", 32)
+	if _, err := l.Append(custody.Record{Event: custody.EventReset, Count: 2, SHA256: digest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(custody.Record{Event: custody.EventBoot}); err != nil {
+		t.Fatal(err)
+	}
+	lines := auditLines(l.Bytes())
+	kept := bytes.Join(lines[seq:], nil) // the reset record and what follows
+	if s, h := custody.Anchor(kept); s != seq || h != head {
+		t.Fatalf("Anchor = %d %s, want %d %s", s, h, seq, head)
+	}
+	recs, err := custody.VerifyDeviceChain(kept)
+	if err != nil || len(recs) != 2 || recs[0].Event != custody.EventReset || recs[0].Seq != seq+1 {
+		t.Fatalf("VerifyDeviceChain after a reset = %v, %v", recs, err)
+	}
+	if recs, err := custody.VerifyDeviceChain(l.Bytes()); err != nil || len(recs) != 7 {
+		t.Fatalf("whole chain: %d records, %v", len(recs), err)
+	}
+	// Not a reset record first: the chain must start at seq 1.
+	var ce *custody.ChainError
+	if _, err := custody.VerifyDeviceChain(bytes.Join(lines[seq+1:], nil)); !errors.As(err, &ce) || ce.Seq != 1 {
+		t.Fatalf("chain starting at a boot record: %v, want a break at seq 1", err)
+	}
+	// The reset record altered: it no longer parses, so nothing anchors.
+	bad := bytes.Replace(kept, []byte(digest), []byte(strings.Repeat("cd", 32)), 1)
+	if _, err := custody.VerifyDeviceChain(bad); !errors.As(err, &ce) || ce.Seq != 1 {
+		t.Fatalf("altered reset record: %v, want a break at seq 1", err)
+	}
+}

@@ -31,13 +31,19 @@ const ChainFile = "audit.log"
 // rewrote, removed or reordered its history is an error wrapping a
 // *custody.ChainError that names the seq; the kept copy is then left as it
 // was.
+//
+// After a factory reset a device keeps only its reset record
+// (custody.VerifyDeviceChain): a laptop with no copy yet keeps the chain
+// from that record, anchored at its seq-1 and prev, which the report
+// checks against the erasure certificate; a laptop whose copy ends where
+// the reset record starts extends it as ever.
 func AppendChain(caseDir string, raw []byte) error {
 	path := filepath.Join(caseDir, ChainFile)
 	kept, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("append chain: %v", err)
 	}
-	keptRecs, err := custody.VerifyChain(kept)
+	keptRecs, err := custody.VerifyDeviceChain(kept)
 	if err != nil {
 		return fmt.Errorf("append chain: the copy kept in %s is damaged: %w", path, err)
 	}
@@ -45,12 +51,13 @@ func AppendChain(caseDir string, raw []byte) error {
 		return nil
 	}
 	keptLines := chainLines(kept)
-	n := uint64(len(keptRecs))
+	base, baseHead := custody.Anchor(kept)
+	n := base + uint64(len(keptRecs)) // the last seq kept
 	lineHash := func(seq uint64) string {
-		if seq == 0 {
-			return custody.ZeroHash
+		if seq == base {
+			return baseHead
 		}
-		return custody.LineHash(keptLines[seq-1])
+		return custody.LineHash(keptLines[seq-base-1])
 	}
 	// Where does the device's part start? If its first line is unreadable,
 	// take it as following the kept copy: the check below names the seq.
@@ -60,8 +67,19 @@ func AppendChain(caseDir string, raw []byte) error {
 			start = first.Seq - 1
 		}
 	}
-	if start > n {
+	anchorSeq, anchorHead := custody.Anchor(raw)
+	switch {
+	case len(keptRecs) == 0 && anchorSeq > 0:
+		// A new laptop after a reset: the chain starts at the reset record.
+		base, baseHead, n, start = anchorSeq, anchorHead, anchorSeq, anchorSeq
+		kept, keptLines = nil, nil
+		lineHash = func(uint64) string { return anchorHead }
+	case start > n && anchorSeq == start:
+		return fmt.Errorf("append chain: %w", &custody.ChainError{Seq: n + 1, Reason: fmt.Sprintf("the device was reset after seq %d and keeps only its reset record (seq %d); the records between were never pulled to this laptop and are gone from the device: the erasure certificate's audit head covers them", start, start+1)})
+	case start > n:
 		return fmt.Errorf("append chain: the device sent records from seq %d, but the copy on this laptop ends at seq %d: fetch the records after seq %d", start+1, n, n)
+	case start < base:
+		return fmt.Errorf("append chain: %w", &custody.ChainError{Seq: start + 1, Reason: fmt.Sprintf("the device sent records from seq %d, before the reset record (seq %d) this laptop's copy starts at", start+1, base+1)})
 	}
 	recs, err := custody.VerifyChainFrom(start, lineHash(start), raw)
 	if err != nil {
@@ -70,7 +88,7 @@ func AppendChain(caseDir string, raw []byte) error {
 	newLines := chainLines(raw)
 	end := start + uint64(len(recs))
 	for i, r := range recs {
-		if r.Seq <= n && !bytes.Equal(newLines[i], keptLines[r.Seq-1]) {
+		if r.Seq <= n && !bytes.Equal(newLines[i], keptLines[r.Seq-base-1]) {
 			return fmt.Errorf("append chain: %w", &custody.ChainError{Seq: r.Seq, Reason: "the device rewrote this record: it differs from the copy kept on this laptop"})
 		}
 	}
@@ -119,7 +137,7 @@ func LoadChain(caseDir string) ([]custody.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load chain: %v", err)
 	}
-	recs, err := custody.VerifyChain(raw)
+	recs, err := custody.VerifyDeviceChain(raw)
 	if err != nil {
 		return nil, fmt.Errorf("load chain: %w", err)
 	}
@@ -360,6 +378,8 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 		rep.Chain = fmt.Sprintf("%s, seq %d to %d: hash chain intact", plural(len(records), "record", "records"), first.Seq, last.Seq)
 		if first.Seq == 1 && first.Prev == custody.ZeroHash {
 			rep.Chain += ", complete from the device's first record"
+		} else if first.Event == custody.EventReset {
+			rep.Chain += ", from a factory reset (the device keeps nothing before its reset record)"
 		}
 		ls := chainLines(lines)
 		rep.Head = custody.LineHash(ls[len(ls)-1])
@@ -474,23 +494,36 @@ func buildReport(records []custody.Record, certs []KeptCertificate, label string
 		if !c.WallTrusted {
 			rc.Issued += " (device clock not set by the laptop: may be wrong)"
 		}
+		// The reset record: its digest names this certificate, and it
+		// follows the chain's head the certificate signed.
+		digest := custody.CertificateDigest(cert.Signed)
+		var reset *custody.Record
+		for i := range all {
+			if all[i].Event == custody.EventReset && all[i].SHA256 == digest {
+				reset = &all[i]
+				break
+			}
+		}
+		anchored := reset != nil && reset.Seq == c.AuditSeq+1 && reset.Prev == c.AuditHead
 		switch h, ok := lineHashBySeq[c.AuditSeq]; {
 		case c.AuditSeq == 0 && c.AuditHead == custody.ZeroHash:
 			rc.Head, rc.HeadOK = "the device's audit chain was empty", true
-		case !ok:
-			rc.Head = fmt.Sprintf("seq %d (%s): not among the records held", c.AuditSeq, c.AuditHead)
-		case h == c.AuditHead:
+		case ok && h == c.AuditHead:
 			rc.Head, rc.HeadOK = fmt.Sprintf("seq %d: matches the audit chain", c.AuditSeq), true
-		default:
+		case ok:
 			rc.Head = fmt.Sprintf("seq %d: DOES NOT MATCH the audit chain", c.AuditSeq)
+		case anchored:
+			rc.Head, rc.HeadOK = fmt.Sprintf("seq %d: the reset record (seq %d) chains onto it; the device keeps nothing before its reset", c.AuditSeq, reset.Seq), true
+		default:
+			rc.Head = fmt.Sprintf("seq %d (%s): not among the records held", c.AuditSeq, c.AuditHead)
 		}
-		digest := custody.CertificateDigest(cert.Signed)
-		rc.Reset = "no reset record in the audit records held refers to this certificate"
-		for _, r := range all {
-			if r.Event == custody.EventReset && r.SHA256 == digest {
-				rc.Reset, rc.ResetOK = fmt.Sprintf("seq %d, %s: the device recorded the reset with this certificate", r.Seq, rt.when(r)), true
-				break
-			}
+		switch {
+		case reset == nil:
+			rc.Reset = "no reset record in the audit records held refers to this certificate"
+		case anchored:
+			rc.Reset, rc.ResetOK = fmt.Sprintf("seq %d, %s: the device recorded the reset with this certificate", reset.Seq, rt.when(*reset)), true
+		default:
+			rc.Reset = fmt.Sprintf("seq %d, %s: records the reset with this certificate, but DOES NOT FOLLOW the audit head it signed (seq %d)", reset.Seq, rt.when(*reset), c.AuditSeq)
 		}
 		lost, shown := 0, 0
 		for j := range c.Recordings {

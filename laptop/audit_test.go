@@ -411,3 +411,90 @@ func TestReportPartialStates(t *testing.T) {
 		t.Errorf("fully synced recording:\n%s", wholeBlock)
 	}
 }
+
+// After a factory reset the device keeps only its reset record. A laptop
+// paired afterwards receives just that record and verifies it against the
+// erasure certificate (the record chains onto the head the certificate
+// signed, and names its digest); a laptop that held the chain up to the
+// reset extends its copy as ever; one that missed records before the reset
+// is told why it cannot have them.
+func TestAppendChainAfterReset(t *testing.T) {
+	recs, certs, _ := reportTestCase(t, true)
+	raw, ok := reportRecLines(recs)
+	if !ok {
+		t.Fatal("encode")
+	}
+	lines := chainLines(raw)
+	resetLine := append(append([]byte(nil), lines[len(lines)-1]...), '\n')
+	before := raw[:len(raw)-len(resetLine)]
+
+	// A new laptop: only the reset record, anchored on the certificate.
+	dir := t.TempDir()
+	if err := AppendChain(dir, resetLine); err != nil {
+		t.Fatalf("new laptop, compacted chain: %v", err)
+	}
+	kept, err := LoadChain(dir)
+	if err != nil || len(kept) != 1 || kept[0].Event != custody.EventReset {
+		t.Fatalf("kept after the reset: %v %v", kept, err)
+	}
+	if err := AppendChain(dir, resetLine); err != nil {
+		t.Fatalf("the same chain again: %v", err)
+	}
+	out := report(t, kept, certs, "Family B", "text")
+	for _, want := range []string{
+		"1 record, seq 19 to 19: hash chain intact, from a factory reset",
+		"seq 18: the reset record (seq 19) chains onto it",
+		"seq 19, 2026-03-02 10:00:19 UTC: the device recorded the reset with this certificate",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Recording "+recA) {
+		t.Errorf("the new laptop's report shows an earlier case's recording:\n%s", out)
+	}
+
+	// A reset record that names the certificate but does not follow the
+	// head it signed: not verified.
+	other := newChainTestDevice(t, true).boots(18)
+	other.add(custody.Record{Event: custody.EventReset, Count: 2, SHA256: custody.CertificateDigest(certs[0].Signed)})
+	forged := chainLines(other.raw(18))
+	dir2 := t.TempDir()
+	if err := AppendChain(dir2, append(forged[0], '\n')); err != nil {
+		t.Fatal(err)
+	}
+	fk, _ := LoadChain(dir2)
+	out = report(t, fk, certs, "Family B", "text")
+	if !strings.Contains(out, "not among the records held") || !strings.Contains(out, "DOES NOT FOLLOW the audit head it signed") {
+		t.Errorf("a reset record off the certificate's head passed:\n%s", out)
+	}
+
+	// The laptop that held the chain up to the reset.
+	old := t.TempDir()
+	if err := AppendChain(old, before); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendChain(old, resetLine); err != nil {
+		t.Fatalf("old laptop, compacted chain: %v", err)
+	}
+	if kept, err := LoadChain(old); err != nil || len(kept) != len(recs) {
+		t.Fatalf("old laptop's copy: %d records, %v", len(kept), err)
+	}
+	// One that stopped pulling earlier cannot have the records between.
+	gap := t.TempDir()
+	if err := AppendChain(gap, bytes.Join(lines[:10], []byte("\n"))); err == nil {
+		t.Fatal("setup: a copy without its last newline was accepted")
+	}
+	var partial []byte
+	for _, l := range lines[:10] {
+		partial = append(append(partial, l...), '\n')
+	}
+	if err := AppendChain(gap, partial); err != nil {
+		t.Fatal(err)
+	}
+	err = AppendChain(gap, resetLine)
+	wantChainBreak(t, err, 11)
+	if !strings.Contains(err.Error(), "keeps only its reset record") {
+		t.Fatalf("gap before the reset: %v", err)
+	}
+}

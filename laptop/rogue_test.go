@@ -176,6 +176,7 @@ func (l listOnly) SetClock(context.Context, time.Time) (link.ClockStatus, error)
 	return link.ClockStatus{}, nil
 }
 func (l listOnly) Recordings(context.Context) ([]*storage.Index, error) { return l.list, nil }
+func (l listOnly) Audit(context.Context, uint64) ([]byte, error)        { return nil, nil }
 func (l listOnly) OpenSegment(context.Context, string, int, int64) (io.ReadCloser, error) {
 	return nil, errors.New("not here")
 }

@@ -134,6 +134,29 @@ func (ck *chainKey) chain(ix *storage.Index, seals map[int]*storage.Seal) []stri
 }
 
 // readSeal decrypts a segment file and reads its seal.
+// audited compares the count the seal chain vouches for (the manifest's,
+// for a finished recording; else the segments the device lists) with the
+// count the device's audit chain recorded when it sealed the recording
+// (sealed, by recording id). A difference is a problem: segments were cut
+// off or added, even where the manifest is gone and the recording looks
+// interrupted. "" when they agree or the chain records no count.
+func (ck *chainKey) audited(ix *storage.Index, sealed map[string]int) string {
+	want, ok := sealed[ix.ID]
+	if !ok {
+		return ""
+	}
+	if ck.count >= 0 {
+		if ck.count != want {
+			return fmt.Sprintf("the device's audit chain says the recording was sealed with %d segments, its manifest says %d; the manifest is not acknowledged and the recording stays on the device", want, ck.count)
+		}
+		return ""
+	}
+	if ix.State != storage.Recording && len(ix.Segments) != want {
+		return fmt.Sprintf("the device's audit chain says the recording was sealed with %d segments, the device lists %d and no manifest says how many: segments were cut off or added", want, len(ix.Segments))
+	}
+	return ""
+}
+
 func readSeal(path string, id age.Identity) (storage.Seal, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -34,6 +34,9 @@ type DeviceAPI interface {
 	OpenSegment(ctx context.Context, id string, n int, offset int64) (io.ReadCloser, error)
 	Manifest(ctx context.Context, id string, w io.Writer) (int64, error)
 	Ack(ctx context.Context, id string, segments []int, manifest bool) (*storage.Index, error)
+	// Audit is the device's audit chain after a seq: its recording_sealed
+	// records say how many segments each recording was sealed with.
+	Audit(ctx context.Context, after uint64) ([]byte, error)
 }
 
 var _ DeviceAPI = (*link.Client)(nil)
@@ -133,6 +136,10 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 		}
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Seq < recs[j].Seq })
+	sealed, err := sealedCounts(ctx, api)
+	if err != nil {
+		return res, err
+	}
 
 	// Plan: the bytes still to fetch.
 	var total int64
@@ -141,7 +148,7 @@ func (h *Home) Sync(ctx context.Context, api DeviceAPI, dev *Device, opts SyncOp
 	}
 	progress(SyncEvent{Kind: "plan", Total: total, Recordings: len(recs)})
 	ids := map[string]age.Identity{}
-	st := &syncState{h: h, api: api, progress: progress, total: total}
+	st := &syncState{h: h, api: api, progress: progress, total: total, sealed: sealed}
 	for _, ix := range recs {
 		caseID := h.caseOf(ix, dev)
 		rs := RecordingSync{ID: ix.ID, Case: caseID, State: string(ix.State), Segments: len(ix.Segments)}
@@ -211,6 +218,32 @@ type syncState struct {
 	rec      *storage.Index
 	recBytes int64
 	recTotal int64
+	// sealed: the segments each recording was sealed with, as the
+	// device's audit chain records them.
+	sealed map[string]int
+}
+
+// sealedCounts reads, from the device's audit chain, how many segments
+// each recording was sealed with (recording_sealed, or
+// recording_interrupted for one cut off by a power loss). A chain that
+// does not verify gives no counts: the chain of custody pulled after the
+// sync reports it.
+func sealedCounts(ctx context.Context, api DeviceAPI) (map[string]int, error) {
+	raw, err := api.Audit(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync: audit chain: %w", err)
+	}
+	out := map[string]int{}
+	recs, err := custody.VerifyDeviceChain(raw)
+	if err != nil {
+		return out, nil
+	}
+	for _, r := range recs {
+		if r.Event == custody.EventRecordingSealed || r.Event == custody.EventRecordingInterrupted {
+			out[r.Recording] = r.Count
+		}
+	}
+	return out, nil
 }
 
 // report passes an event to the caller's progress function, one at a time.
@@ -390,6 +423,9 @@ func (st *syncState) recording(ctx context.Context, ix *storage.Index, caseID st
 			// says, the last one its chain head. Only then is the manifest
 			// acknowledged, and with it the recording may leave the device.
 			for _, msg := range ck.chain(ix, seals) {
+				problem(0, msg)
+			}
+			if msg := ck.audited(ix, st.sealed); msg != "" {
 				problem(0, msg)
 			}
 			mu.Lock()

@@ -17,6 +17,8 @@ import (
 
 	"filippo.io/age"
 
+	"attune.dev/attune/custody"
+	"attune.dev/attune/custody/custodytest"
 	"attune.dev/attune/link"
 	"attune.dev/attune/storage"
 )
@@ -28,7 +30,10 @@ type fakeDevice struct {
 	files         map[string][]byte // by name; "manifest.age" for the manifest
 	acked         []int
 	manifestAcked bool
+	audit         []byte // the device's audit chain
 }
+
+func (d *fakeDevice) Audit(context.Context, uint64) ([]byte, error) { return d.audit, nil }
 
 func (d *fakeDevice) SetClock(context.Context, time.Time) (link.ClockStatus, error) {
 	return link.ClockStatus{}, nil
@@ -324,4 +329,66 @@ func TestSyncInterrupted(t *testing.T) {
 	if rs := res.Recordings[0]; rs.Complete || ackedSet(dev)[1] || ackedSet(dev)[2] || dev.manifestAcked {
 		t.Errorf("interrupted recording with segments 1 and 2 swapped: %+v, acknowledged %v", rs, dev.acked)
 	}
+}
+
+// TestSyncAuditSealedCount: the device's audit chain records how many
+// segments each recording was sealed with. Sync compares that count with
+// the manifest's (the seal chain's), and, where the manifest is gone and
+// the recording looks cut off by a power loss, with the segments listed: a
+// difference is a problem and the manifest is not acknowledged.
+func TestSyncAuditSealedCount(t *testing.T) {
+	chainWith := func(id string, count int) []byte {
+		l := custodytest.NewLog(custodytest.NewClock().Now)
+		for _, r := range []custody.Record{
+			{Event: custody.EventRecordingStarted, Recording: id},
+			{Event: custody.EventRecordingSealed, Recording: id, Count: count, Bytes: 1},
+		} {
+			if _, err := l.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return l.Bytes()
+	}
+	sizes := []int{900, 800, 700, 600, 500, 400}
+	t.Run("agrees", func(t *testing.T) {
+		h, c, rcpt := newSyncCase(t)
+		dev := sealedRecording(t, c, rcpt, sizes, true)
+		dev.audit = chainWith(dev.ix.ID, len(sizes))
+		res, err := h.Sync(context.Background(), dev, &Device{ID: "dev", Case: c.ID}, SyncOptions{})
+		if err != nil || !res.Recordings[0].Complete || !dev.manifestAcked {
+			t.Fatalf("sync: %+v %v", res, err)
+		}
+	})
+	t.Run("manifest differs", func(t *testing.T) {
+		h, c, rcpt := newSyncCase(t)
+		dev := sealedRecording(t, c, rcpt, sizes, true)
+		dev.audit = chainWith(dev.ix.ID, len(sizes)+1)
+		res, err := h.Sync(context.Background(), dev, &Device{ID: "dev", Case: c.ID}, SyncOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := res.Recordings[0]
+		if rs.Complete || dev.manifestAcked || !strings.Contains(strings.Join(rs.Problems, "\n"), "audit chain says the recording was sealed with 7 segments, its manifest says 6") {
+			t.Fatalf("a count the audit chain contradicts synced as %+v (manifest acknowledged: %v)", rs, dev.manifestAcked)
+		}
+	})
+	t.Run("tail and manifest removed", func(t *testing.T) {
+		h, c, rcpt := newSyncCase(t)
+		dev := sealedRecording(t, c, rcpt, sizes, true)
+		dev.audit = chainWith(dev.ix.ID, len(sizes))
+		delete(dev.files, storage.SegmentName(5))
+		delete(dev.files, storage.SegmentName(4))
+		delete(dev.files, storage.ManifestName)
+		dev.rebuildIndex()
+		dev.ix.Manifest = nil
+		dev.ix.State = storage.Interrupted
+		res, err := h.Sync(context.Background(), dev, &Device{ID: "dev", Case: c.ID}, SyncOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs := res.Recordings[0]
+		if !strings.Contains(strings.Join(rs.Problems, "\n"), "sealed with 6 segments, the device lists 4") {
+			t.Fatalf("a truncated recording without its manifest synced as %+v", rs)
+		}
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"filippo.io/cpace"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/hkdf"
@@ -66,10 +65,6 @@ func pairAD(devicePin []byte) []byte {
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(pairLabel)) })
 	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(devicePin) })
 	return b.BytesOrPanic()
-}
-
-func cpaceContext(devicePin []byte) *cpace.ContextInfo {
-	return cpace.NewContextInfo(cpaceIDLaptop, cpaceIDDevice, pairAD(devicePin))
 }
 
 // transcriptHash is h1 = SHA-256(label ‖ pin ‖ session ‖ msg_a ‖ msg_b),

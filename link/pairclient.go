@@ -17,8 +17,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"filippo.io/cpace"
-
 	"attune.dev/attune/custody"
 )
 
@@ -116,10 +114,7 @@ func Pair(ctx context.Context, dial Dialer, addr, code string, payload LaptopPay
 	}
 	defer pc.close()
 
-	msgA, st, err := cpace.Start(code, cpaceContext(pc.pinRaw))
-	if err != nil {
-		return DevicePairing{}, fmt.Errorf("pair: %v", err)
-	}
+	msgA, st := cpaceStart(code, cpaceCI(pc.pinRaw))
 	var sr startResponse
 	if err := pc.post(ctx, "/pair/start", startRequest{MsgA: msgA}, func(r io.Reader) (err error) {
 		sr, err = parseStartResponse(r)
@@ -127,7 +122,7 @@ func Pair(ctx context.Context, dial Dialer, addr, code string, payload LaptopPay
 	}); err != nil {
 		return DevicePairing{}, err
 	}
-	key, err := st.Finish(sr.MsgB)
+	key, err := st.finish(sr.MsgB)
 	if err != nil {
 		return DevicePairing{}, fmt.Errorf("pair: the device sent a malformed answer: %v", err)
 	}

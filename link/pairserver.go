@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
-
-	"filippo.io/cpace"
 )
 
 // pairState is the device's view of the current pairing window.
@@ -66,7 +64,7 @@ func (s *Server) handlePairStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.starts++
-	msgB, key, err := cpace.Exchange(code, cpaceContext(s.pinRaw), req.MsgA)
+	msgB, key, err := cpaceRespond(code, cpaceCI(s.pinRaw), req.MsgA)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "msg_a is not a valid CPace message")
 		return

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
@@ -14,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/cpace"
+	"github.com/gtank/ristretto255"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/hkdf"
 
@@ -143,20 +145,40 @@ func TestPairSpec(t *testing.T) {
 		resp.Body.Close()
 	}
 	label := []byte("attune-pair-v1")
-	ci := cpace.NewContextInfo("attune-laptop", "attune-device", lp(label, seen))
-	msgA, st, err := cpace.Start("808080", ci)
-	if err != nil {
-		t.Fatal(err)
+	// CPace-RISTR255-SHA512 (draft-irtf-cfrg-cpace) as API.md gives it:
+	// lv_cat with one-byte lengths (every field here is under 128 bytes).
+	lv := func(fields ...[]byte) []byte {
+		var out []byte
+		for _, f := range fields {
+			out = append(append(out, byte(len(f))), f...)
+		}
+		return out
 	}
+	ci := lv([]byte("attune-laptop"), []byte("attune-device"), lp(label, seen))
+	sid := make([]byte, 16)
+	rand.Read(sid)
+	prs, dsi := []byte("808080"), []byte("CPaceRistretto255")
+	genHash := sha512.Sum512(lv(dsi, prs, make([]byte, 128-1-len(prs)-1-len(dsi)-1), ci, sid))
+	g := ristretto255.NewElement().FromUniformBytes(genHash[:])
+	var yBytes [64]byte
+	rand.Read(yBytes[:])
+	y := ristretto255.NewScalar().FromUniformBytes(yBytes[:])
+	ya := ristretto255.NewElement().ScalarMult(y, g).Encode(nil)
+	msgA := append(append([]byte(nil), sid...), ya...)
 	var sr struct {
 		Session []byte `json:"session"`
 		MsgB    []byte `json:"msg_b"`
 	}
 	post("/pair/start", map[string][]byte{"msg_a": msgA}, &sr)
-	k, err := st.Finish(sr.MsgB)
-	if err != nil {
+	yb := ristretto255.NewElement()
+	if err := yb.Decode(sr.MsgB); err != nil {
 		t.Fatal(err)
 	}
+	kISK := sha512.New()
+	kISK.Write(lv([]byte("CPaceRistretto255_ISK"), sid, ristretto255.NewElement().ScalarMult(y, yb).Encode(nil)))
+	kISK.Write(lv(ya, nil))
+	kISK.Write(lv(sr.MsgB, nil))
+	k := kISK.Sum(nil)
 	h1 := sha256.Sum256(lp(label, seen, sr.Session, msgA, sr.MsgB))
 	prk := hkdf.Extract(sha256.New, k, h1[:])
 	kc, ke := make([]byte, 32), make([]byte, 32)

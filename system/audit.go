@@ -43,11 +43,16 @@ type Audit struct {
 	mu   sync.Mutex
 	f    *os.File
 	seq  uint64
-	head string     // line hash of the last record, or custody.ZeroHash
-	offs []int64    // offs[i]: file offset of the record with seq i+1
-	sums [][32]byte // sums[i]: line hash of the record with seq i+1
-	size int64
-	err  error // sticky: the file's tail is in doubt until reopened
+	head string // line hash of the last record, or custody.ZeroHash
+	// The file holds the records after base, chained onto baseHead: 0
+	// and custody.ZeroHash, or after a factory reset (Compact) the seq
+	// and line hash of the last record before the reset.
+	base     uint64
+	baseHead string
+	offs     []int64    // offs[i]: file offset of the record with seq base+i+1
+	sums     [][32]byte // sums[i]: line hash of the record with seq base+i+1
+	size     int64
+	err      error // sticky: the file's tail is in doubt until reopened
 }
 
 // OpenAudit opens (creating, mode 0600) the audit chain at path and
@@ -79,7 +84,7 @@ func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trus
 	}
 	cut := bytes.LastIndexByte(raw, '\n') + 1
 	body, tail := raw[:cut], raw[cut:]
-	if _, err := custody.VerifyChain(body); err != nil {
+	if _, err := custody.VerifyDeviceChain(body); err != nil {
 		return nil, fmt.Errorf("open audit %s: %w", path, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
@@ -90,7 +95,9 @@ func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trus
 		f.Close()
 		return nil, fmt.Errorf("open audit: %v", err)
 	}
-	a := &Audit{path: path, now: now, f: f, head: custody.ZeroHash, size: int64(cut)}
+	a := &Audit{path: path, now: now, f: f, size: int64(cut)}
+	a.base, a.baseHead = custody.Anchor(body)
+	a.head = a.baseHead
 	for off := 0; off < len(body); {
 		n := bytes.IndexByte(body[off:], '\n')
 		sum := sha256.Sum256(body[off : off+n])
@@ -98,9 +105,9 @@ func OpenAudit(path string, now func() (mono time.Duration, wall time.Time, trus
 		a.sums = append(a.sums, sum)
 		off += n + 1
 	}
-	a.seq = uint64(len(a.offs))
-	if a.seq > 0 {
-		a.head = hex.EncodeToString(a.sums[a.seq-1][:])
+	a.seq = a.base + uint64(len(a.offs))
+	if len(a.sums) > 0 {
+		a.head = hex.EncodeToString(a.sums[len(a.sums)-1][:])
 	}
 	if len(tail) > 0 {
 		if err := f.Truncate(int64(cut)); err != nil {
@@ -176,7 +183,9 @@ func (a *Audit) Head() (uint64, string) {
 
 // Records returns the records after afterSeq, and the exact lines they were
 // read from (each with its newline) for the laptop to keep. The lines are
-// re-verified as they are read.
+// re-verified as they are read. After a factory reset the log holds
+// nothing before the reset record: asked for earlier records, Records
+// returns the chain from the reset record.
 func (a *Audit) Records(afterSeq uint64) ([]custody.Record, []byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -186,20 +195,74 @@ func (a *Audit) Records(afterSeq uint64) ([]custody.Record, []byte, error) {
 	if afterSeq >= a.seq {
 		return nil, nil, nil
 	}
-	start := a.offs[afterSeq]
+	afterSeq = max(afterSeq, a.base)
+	i := afterSeq - a.base
+	start := a.offs[i]
 	raw := make([]byte, a.size-start)
 	if _, err := a.f.ReadAt(raw, start); err != nil {
 		return nil, nil, fmt.Errorf("audit records: %v", err)
 	}
-	head := custody.ZeroHash
-	if afterSeq > 0 {
-		head = hex.EncodeToString(a.sums[afterSeq-1][:])
+	head := a.baseHead
+	if i > 0 {
+		head = hex.EncodeToString(a.sums[i-1][:])
 	}
 	recs, err := custody.VerifyChainFrom(afterSeq, head, raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit records: %w", err)
 	}
 	return recs, raw, nil
+}
+
+// Compact is the end of a factory reset: it rewrites the log, atomically,
+// so that it holds only its last record, which must be the reset record,
+// and goes on appending after it (seq and head are unchanged). The records
+// before it name recordings of the cases the reset erased, which the next
+// laptop must not learn; what it needs to verify continuity stays: the
+// reset record's seq and prev (the chain's head before the reset, which
+// the erasure certificate signed) and the certificate's digest.
+func (a *Audit) Compact() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return errors.New("compact audit: audit log closed")
+	}
+	if a.err != nil {
+		return a.err
+	}
+	if len(a.offs) == 0 {
+		return errors.New("compact audit: the log is empty")
+	}
+	start := a.offs[len(a.offs)-1]
+	line := make([]byte, a.size-start)
+	if _, err := a.f.ReadAt(line, start); err != nil {
+		return fmt.Errorf("compact audit: %v", err)
+	}
+	r, err := custody.ParseLine(bytes.TrimSuffix(line, []byte("\n")))
+	if err != nil {
+		return fmt.Errorf("compact audit: %v", err)
+	}
+	if r.Event != custody.EventReset {
+		return fmt.Errorf("compact audit: the last record is %s, not a factory reset", r.Event)
+	}
+	if len(a.offs) == 1 {
+		return nil
+	}
+	if err := storage.WriteFileAtomic(a.path, line, 0o600); err != nil {
+		return fmt.Errorf("compact audit: %v", err)
+	}
+	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		// The file holds the reset record; until reopened, nothing more.
+		a.err = fmt.Errorf("compact audit: %v; restart the daemon", err)
+		return a.err
+	}
+	a.f.Close()
+	a.f = f
+	a.base, a.baseHead = r.Seq-1, r.Prev
+	a.offs = []int64{0}
+	a.sums = a.sums[len(a.sums)-1:]
+	a.size = int64(len(line))
+	return nil
 }
 
 // Close closes the file.

@@ -1,7 +1,9 @@
 package system
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 )
@@ -42,6 +44,9 @@ func (c *Clock) Wall() (time.Time, bool) {
 	return now, set || (c.Synced != nil && c.Synced())
 }
 
+// setClock sets the kernel's clock (tests replace it).
+var setClock = setSystemClock
+
 // Set sets the wall clock from an authenticated peer (the paired laptop)
 // and trusts it from then on.
 func (c *Clock) Set(t time.Time) error {
@@ -51,7 +56,10 @@ func (c *Clock) Set(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.SetSystem {
-		if err := setSystemClock(t); err != nil {
+		if err := setClock(t); err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				return fmt.Errorf("set clock: %v: the daemon needs CAP_SYS_TIME (AmbientCapabilities=CAP_SYS_TIME in its systemd unit)", err)
+			}
 			return fmt.Errorf("set clock: %v", err)
 		}
 		c.offset = 0

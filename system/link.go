@@ -353,7 +353,16 @@ func (b *linkBackend) factoryReset(force bool, by string) ([]byte, error) {
 			return nil, fmt.Errorf("reset: device key not destroyed: %v", err)
 		}
 	}
-	note(b.chain, b.d.Log, custody.Record{Event: custody.EventReset, Count: n, SHA256: custody.CertificateDigest(signed), Detail: by})
+	// The reset record follows the head the certificate signed; then the
+	// chain keeps only it, so the next laptop learns nothing of the
+	// erased cases' recordings and still verifies continuity.
+	if b.chain != nil {
+		if _, err := b.chain.Append(custody.Record{Event: custody.EventReset, Count: n, SHA256: custody.CertificateDigest(signed), Detail: by}); err != nil {
+			b.d.Log.Error("audit record not written", "event", string(custody.EventReset), "err", err)
+		} else if err := b.chain.Compact(); err != nil {
+			b.d.Log.Error("factory reset: earlier audit records not removed", "err", err)
+		}
+	}
 	b.d.Log.Warn("factory reset: recordings erased, pairing and device key destroyed", "recordings", n, "by", by)
 	select {
 	case b.rotated <- struct{}{}:

@@ -151,3 +151,76 @@ func TestPairedRefusedWithUnsynced(t *testing.T) {
 		t.Fatalf("recordings would be sealed for case %q after a refused pairing", r.CaseRef)
 	}
 }
+
+// TestFactoryResetKeepsOnlyResetRecord: after a factory reset the audit
+// log holds only the reset record — the next laptop learns nothing of the
+// erased cases' recordings — anchored where the certificate says the chain
+// stood, and the log goes on from there, also after a restart.
+func TestFactoryResetKeepsOnlyResetRecord(t *testing.T) {
+	td := newTestDaemon(t)
+	dir := t.TempDir()
+	path := dir + "/" + AuditFile
+	chain, err := OpenAudit(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { chain.Close() }()
+	b := &linkBackend{d: td.d, data: dir, chain: chain, rotated: make(chan struct{}, 1)}
+	_, devKey, _ := ed25519.GenerateKey(rand.Reader)
+	b.setKey(devKey, "0a1b2c3d4e5f6071")
+	a := newTestLaptop(t, "0123456789abcdef")
+	if err := b.Paired(link.Pairing{LaptopPin: a.pin, Case: a.kase}); err != nil {
+		t.Fatal(err)
+	}
+	id := td.recordOne(t)
+	note(chain, nil, custody.Record{Event: custody.EventRecordingStarted, Recording: id, CaseRef: a.kase.Ref})
+	note(chain, nil, custody.Record{Event: custody.EventRecordingSealed, Recording: id, Count: 3, Bytes: 999})
+	before, _ := os.ReadFile(path)
+
+	signed, err := b.factoryReset(true, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := custody.VerifyCertificate(signed, devKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), id) || strings.Count(string(raw), "\n") != 1 {
+		t.Fatalf("audit log after the reset:\n%s\nwant only the reset record (before it held %d records)", raw, strings.Count(string(before), "\n"))
+	}
+	recs, served, err := chain.Records(0)
+	if err != nil || len(recs) != 1 || string(served) != string(raw) {
+		t.Fatalf("records served after the reset: %v %v", recs, err)
+	}
+	r := recs[0]
+	if r.Event != custody.EventReset || r.Seq != cert.AuditSeq+1 || r.Prev != cert.AuditHead || r.SHA256 != custody.CertificateDigest(signed) {
+		t.Fatalf("reset record %+v does not anchor on the certificate (seq %d, head %s)", r, cert.AuditSeq, cert.AuditHead)
+	}
+	if seq, head := chain.Head(); seq != r.Seq || head != custody.LineHash([]byte(strings.TrimSuffix(string(raw), "\n"))) {
+		t.Fatalf("head after compaction: %d %s", seq, head)
+	}
+	// The log goes on after the reset record, and reopens.
+	next, err := chain.Append(custody.Record{Event: custody.EventBoot})
+	if err != nil || next.Seq != r.Seq+1 {
+		t.Fatalf("append after the reset: %+v %v", next, err)
+	}
+	chain.Close()
+	chain, err = OpenAudit(path, nil)
+	if err != nil {
+		t.Fatalf("reopen after the reset: %v", err)
+	}
+	if seq, _ := chain.Head(); seq != next.Seq {
+		t.Fatalf("seq after reopen %d, want %d", seq, next.Seq)
+	}
+	if recs, _, err := chain.Records(r.Seq); err != nil || len(recs) != 1 || recs[0].Seq != next.Seq {
+		t.Fatalf("records after the reset record: %v %v", recs, err)
+	}
+	// Only a reset record is kept alone.
+	if err := chain.Compact(); err == nil {
+		t.Fatal("Compact after a boot record succeeded")
+	}
+}

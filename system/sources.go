@@ -3,6 +3,7 @@ package system
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 
@@ -53,7 +54,7 @@ func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 	case strings.HasPrefix(spec.Video, "v4l2:"):
 		src, err := capture.OpenV4L2(strings.TrimPrefix(spec.Video, "v4l2:"), v4l2.Options{Prefer: spec.Modes})
 		if err != nil {
-			return nil, err
+			return nil, deviceAccess(err, "video")
 		}
 		srcs = append(srcs, src)
 		if audio == "auto" {
@@ -83,11 +84,21 @@ func OpenSources(spec SourceSpec, log *slog.Logger) ([]capture.Source, error) {
 		}
 		if err != nil {
 			closeSources(srcs)
-			return nil, err
+			return nil, deviceAccess(err, "audio")
 		}
 		srcs = append(srcs, mic)
 	}
 	return srcs, nil
+}
+
+// deviceAccess adds to a refused device open the group that grants it:
+// the daemon runs as its own unprivileged user (attune, in the groups
+// gpio, video, audio, i2c and spi), not as root.
+func deviceAccess(err error, group string) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w: the daemon's user must be in group %s (the package's attune user is; else usermod -aG %s USER)", err, group, group)
+	}
+	return err
 }
 
 func closeSources(srcs []capture.Source) {

@@ -78,13 +78,16 @@ func tuneGC() {
 	}
 }
 
-func lockMemory(enabled bool, log *slog.Logger) {
+// lockMemoryFunc locks the process's memory (tests replace it).
+var lockMemoryFunc = system.LockMemory
+
+// lockMemory locks memory unless the config turned it off; its error
+// names the fix.
+func lockMemory(enabled bool) error {
 	if !enabled {
-		return
+		return nil
 	}
-	if err := system.LockMemory(); err != nil {
-		log.Warn("memory lock", "err", err)
-	}
+	return lockMemoryFunc()
 }
 
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -133,7 +136,11 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer pprof.StopCPUProfile()
 	}
 	tuneGC()
-	lockMemory(true, log)
+	// A one-off recording from the command line (make record, the
+	// benchmarks) goes on without the lock, and says so.
+	if err := lockMemory(true); err != nil {
+		log.Warn("memory not locked", "err", err)
+	}
 	rcpt, err := storage.ReadRecipientsFile(*rcptFile)
 	if err != nil {
 		return fmt.Errorf("record: %v", err)
@@ -208,7 +215,9 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		log.Info("no config file, running on the defaults", "config", *cfgPath)
 	}
 	tuneGC()
-	lockMemory(cfg.System.LockMemory, log)
+	if err := lockMemory(cfg.System.LockMemory); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
 
 	clock := clockwork.NewRealClock()
 	hw, b, err := system.OpenBoard(cfg, clock, log)

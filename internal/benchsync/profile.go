@@ -140,6 +140,11 @@ func (t *apiTimer) Ack(ctx context.Context, id string, segments []int, manifest 
 	return t.api.Ack(ctx, id, segments, manifest)
 }
 
+func (t *apiTimer) Audit(ctx context.Context, after uint64) ([]byte, error) {
+	defer t.done(&t.r.list, time.Now())
+	return t.api.Audit(ctx, after)
+}
+
 // profile syncs the restored recording once more, in this process, with
 // the CPU profiler on and the device client timed, then times the
 // verification and fsync steps alone; then once more with perf sampling
