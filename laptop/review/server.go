@@ -217,7 +217,8 @@ type caseView struct {
 	Protected    bool      `json:"protected"`
 	Unlocked     bool      `json:"unlocked"`
 	Recordings   []recView `json:"recordings"`
-	Copies       int       `json:"copies"`
+	Copies       int       `json:"copies"` // plaintext files attune wrote: exports, family copies
+
 }
 
 type recView struct {
@@ -323,8 +324,8 @@ func (s *Server) apiHome(w http.ResponseWriter, r *http.Request) {
 			v.Recordings = append(v.Recordings, rv)
 		}
 		v.Cycle = rank
-		if cp, _ := Copies(s.home, c); cp != nil {
-			v.Copies = len(cp)
+		if ex, _ := s.home.Exports(c); ex != nil {
+			v.Copies = len(ex)
 		}
 		out.Cases = append(out.Cases, v)
 	}

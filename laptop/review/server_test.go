@@ -372,8 +372,10 @@ func TestWorkspace(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(stick, "Picture 1.jpg")); err != nil || !bytes.Equal(b, film.Frames[39]) {
 		t.Errorf("the family's picture is not the recorded JPEG of frame 39 (%v)", err)
 	}
-	copies, _ := Copies(home, cs[0])
-	if len(copies) != 1 || copies[0].Where != stick || len(copies[0].Files) != 3 || copies[0].Format != MP4 {
+	// Recorded with the case as its plaintext exports are (one record a
+	// file written from the footage: the clip and the picture).
+	copies, _ := home.Exports(cs[0])
+	if len(copies) != 2 || copies[0].Path != mp4 || copies[0].Purpose != laptop.ScopeFamilyCopy || filepath.Dir(copies[1].Path) != stick {
 		t.Errorf("copies recorded with the case: %+v", copies)
 	}
 	// The clip as saved, cut losslessly: its first frame decodes like frame
