@@ -77,19 +77,18 @@ deb-install-test:
 	$(GO) run ./internal/mkdeb -out $(BIN) -arch amd64
 	$(SUDO) sh packaging/install-test.sh $(BIN)/attuned_*_amd64.deb
 
-## run: the daemon on the simulated board with the test camera; open the panel URL it prints.
+## run: the simulated device and the review workspace beside it, already paired (internal/demo/run.sh); Ctrl-C stops both.
 DEMO  := $(CURDIR)/demo
 PANEL ?= 127.0.0.1:8080
 LISTEN ?= 127.0.0.1:8443
 # attuned stops if it cannot lock its memory; a developer's make run (not
 # root) runs without the lock.
 RUN_LOCK := $(shell [ "$$(id -u)" = 0 ] && echo true || echo false)
+UI ?= 127.0.0.1:8090
 run: deps build demo-key
-	@echo "front panel: http://$(PANEL)/  (click REC to record, REC again to stop; Ctrl-C to quit)"
-	@echo "recordings are sealed to $(DEMO)/recipients.txt under $(DEMO)/data; decrypt one with:"
-	@echo "  make play ID=<recording id>"
+	@mkdir -p $(DEMO)
 	@printf '# written by make run: memory is locked only as root (the unit grants CAP_IPC_LOCK)\n[system]\nlock_memory = %s\n' $(RUN_LOCK) > $(DEMO)/attuned.toml
-	$(BIN)/attuned run --config $(DEMO)/attuned.toml --board sim --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --panel $(PANEL) --listen $(LISTEN)
+	@internal/demo/run.sh $(BIN) $(DEMO) $(PANEL) $(LISTEN) $(UI)
 
 demo-key: tools
 	@mkdir -p $(DEMO)
@@ -101,10 +100,16 @@ record: deps build demo-key
 	@id=$$($(BIN)/attuned record --data $(DEMO)/data --recipients $(DEMO)/recipients.txt --source testsrc --duration 10s) && \
 	echo "recording $$id sealed in $(DEMO)/data/recordings/$$id; decrypt and check it with: make play ID=$$id"
 
-## play: decrypt a demo recording with the stock age CLI into demo/ID.mkv and probe it.
+## play: decrypt a demo recording with the stock age CLI into demo/ID.mkv and probe it: one on the
+## device (demo/data) or synced by the workspace (demo/home/vault), sealed to demo/identity.txt
+## (make record) or to the demo case's key (make run, kept without a passphrase in demo/home/cases).
 play:
-	@test -n "$(ID)" || { echo "usage: make play ID=<recording id> (ls $(DEMO)/data/recordings)"; exit 2; }
-	for f in $(DEMO)/data/recordings/$(ID)/[0-9]*.age; do $(TOOLBIN)/age -d -i $(DEMO)/identity.txt "$$f"; done > $(DEMO)/$(ID).mkv
+	@test -n "$(ID)" || { echo "usage: make play ID=<recording id> (ls $(DEMO)/data/recordings $(DEMO)/home/vault/*)"; exit 2; }
+	@dir=$$(ls -d $(DEMO)/data/recordings/$(ID) $(DEMO)/home/vault/*/$(ID) 2>/dev/null | head -n 1); \
+	test -n "$$dir" || { echo "no recording $(ID) under $(DEMO)/data or $(DEMO)/home/vault"; exit 2; }; \
+	ids=""; for k in $(DEMO)/identity.txt $(DEMO)/home/cases/*/identity; do [ -f "$$k" ] && ids="$$ids -i $$k"; done; \
+	for f in "$$dir"/[0-9]*.age; do $(TOOLBIN)/age -d $$ids "$$f" || exit 1; done > $(DEMO)/$(ID).mkv || \
+	{ echo "could not decrypt $(ID): a case key with a passphrase? export it with: $(BIN)/attune export $(ID) --home $(DEMO)/home --out $(DEMO)/$(ID).mkv"; exit 1; }
 	ffprobe -v error -show_entries stream=codec_name,width,height,sample_rate -of compact $(DEMO)/$(ID).mkv
 	@echo "play it: ffplay $(DEMO)/$(ID).mkv   (or open it in VLC)"
 

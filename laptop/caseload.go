@@ -224,16 +224,36 @@ func (h *Home) LaptopChain(c *Case) ([]custody.Record, error) {
 	return custody.VerifyChain(raw)
 }
 
-// ExportRecord is a plaintext copy of a recording that attune wrote: the
-// case keeps a list of them, because erasing the case key does not reach
-// them.
+// ExportRecord is a plaintext copy of a recording, or of part of one, that
+// attune wrote: the case keeps a list of them, because erasing the case
+// key does not reach them. attune export writes whole recordings; the
+// review workspace's family copy writes clips and pictures, one record a
+// file, with What saying which part. Path is kept as the practitioner
+// typed it (made absolute): a folder named after the family keeps its
+// name here, inside the case's own directory, where the family's label
+// is anyway.
 type ExportRecord struct {
 	When      time.Time `json:"when"`
 	Recording string    `json:"recording"`
-	Purpose   string    `json:"purpose"` // the consent scope it was made for
-	Path      string    `json:"path"`    // where it was written (absolute)
+	Purpose   string    `json:"purpose"`        // the consent scope it was made for
+	What      string    `json:"what,omitempty"` // the part of the recording, e.g. "clip 00:01.000–00:02.000 (frames 30–59)"; "" is the whole recording
+	Path      string    `json:"path"`           // where it was written (absolute)
 	Bytes     int64     `json:"bytes"`
 	SHA256    string    `json:"sha256"` // of the file as written
+}
+
+// NewExportRecord describes a plaintext file written at path from
+// recording, for purpose, hashing it as it is on disk.
+func NewExportRecord(recording, purpose, what, path string, now time.Time) (ExportRecord, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	sum, n, err := fileDigest(path)
+	if err != nil {
+		return ExportRecord{}, fmt.Errorf("record the export: %v", err)
+	}
+	return ExportRecord{When: now.UTC(), Recording: recording, Purpose: purpose, What: what, Path: abs, Bytes: n, SHA256: sum}, nil
 }
 
 const exportsFile = "exports.json"
@@ -254,18 +274,50 @@ func (h *Home) Exports(c *Case) ([]ExportRecord, error) {
 	return out, nil
 }
 
-// recordExport adds an export to the case's list and its laptop chain.
-func (h *Home) recordExport(c *Case, e ExportRecord, now time.Time) error {
+// RecordExports adds plaintext exports to the case's list (Exports) and
+// its laptop chain, one exported record each: case close and erase list
+// them, attune audit shows them. This is the one record of the plaintext
+// copies attune writes.
+func (h *Home) RecordExports(c *Case, es []ExportRecord, now time.Time) error {
 	list, err := h.Exports(c)
 	if err != nil {
 		return err
 	}
-	list = append(list, e)
+	list = append(list, es...)
 	b, _ := json.MarshalIndent(list, "", "  ")
 	if err := h.SaveCaseFile(c, exportsFile, b); err != nil {
 		return err
 	}
-	return h.noteCase(c, custody.Record{Event: custody.EventExported, Recording: e.Recording, Detail: e.Purpose, Bytes: e.Bytes, SHA256: e.SHA256}, now)
+	for _, e := range es {
+		if err := h.noteCase(c, custody.Record{Event: custody.EventExported, Recording: e.Recording, Detail: e.Purpose, Bytes: e.Bytes, SHA256: e.SHA256}, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExportPurpose checks that case c may be exported for purpose (a consent
+// scope; "" means shared_review, or supervision for a supervision case)
+// and returns the purpose resolved. It refuses what the case's consent
+// does not permit, anything but supervision from a supervision case, and
+// filming (not a purpose to export for).
+func (c *Case) ExportPurpose(purpose string) (string, error) {
+	if purpose == "" {
+		purpose = ScopeSharedReview
+		if c.IsSupervision() {
+			purpose = ScopeSupervision
+		}
+	}
+	if c.IsSupervision() && purpose != ScopeSupervision {
+		return purpose, fmt.Errorf("export: case %s holds supervision material: export it for supervision only", c.Label)
+	}
+	if purpose == ScopeFilming {
+		return purpose, errors.New("export: filming is not a purpose to export for: use shared_review, family_copy, supervision or training")
+	}
+	if err := c.Permits(purpose); err != nil {
+		return purpose, fmt.Errorf("export refused: case %s: %v", c.Label, err)
+	}
+	return purpose, nil
 }
 
 // ExportFor exports a vault recording of case c for purpose (a consent
@@ -276,20 +328,9 @@ func (h *Home) recordExport(c *Case, e ExportRecord, now time.Time) error {
 // recorded with the case (Exports) and in its laptop chain. It returns the
 // path written.
 func (h *Home) ExportFor(ctx context.Context, c *Case, vr VaultRecording, id age.Identity, path, purpose string, now time.Time, allowGaps bool) (string, ExportInfo, *storage.Manifest, error) {
-	if purpose == "" {
-		purpose = ScopeSharedReview
-		if c.IsSupervision() {
-			purpose = ScopeSupervision
-		}
-	}
-	if c.IsSupervision() && purpose != ScopeSupervision {
-		return path, ExportInfo{}, nil, fmt.Errorf("export: case %s holds supervision material: export it for supervision only", c.Label)
-	}
-	if purpose == ScopeFilming {
-		return path, ExportInfo{}, nil, errors.New("export: filming is not a purpose to export for: use shared_review, family_copy, supervision or training")
-	}
-	if err := c.Permits(purpose); err != nil {
-		return path, ExportInfo{}, nil, fmt.Errorf("export refused: case %s: %v", c.Label, err)
+	purpose, perr := c.ExportPurpose(purpose)
+	if perr != nil {
+		return path, ExportInfo{}, nil, perr
 	}
 	title := ""
 	if c.IsSupervision() {
@@ -305,15 +346,11 @@ func (h *Home) ExportFor(ctx context.Context, c *Case, vr VaultRecording, id age
 	if err != nil && !errors.Is(err, ErrDamaged) {
 		return path, info, m, err
 	}
-	abs, aerr := filepath.Abs(path)
-	if aerr != nil {
-		abs = path
+	e, rerr := NewExportRecord(vr.ID, purpose, "", path, now)
+	if rerr != nil {
+		return path, info, m, rerr
 	}
-	sum, n, herr := fileDigest(path)
-	if herr != nil {
-		return path, info, m, fmt.Errorf("export: %v", herr)
-	}
-	if rerr := h.recordExport(c, ExportRecord{When: now.UTC(), Recording: vr.ID, Purpose: purpose, Path: abs, Bytes: n, SHA256: sum}, now); rerr != nil {
+	if rerr := h.RecordExports(c, []ExportRecord{e}, now); rerr != nil {
 		return path, info, m, rerr
 	}
 	return path, info, m, err

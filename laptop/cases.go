@@ -337,6 +337,18 @@ func (h *Home) sharedDevice(c *Case, dev *Device) bool {
 	return false
 }
 
+// UnsyncedError is CloseCase's refusal: the device holds footage of the
+// case that was never synced (sync first, or close with Force).
+type UnsyncedError struct {
+	IDs []string // the recordings
+	// Erases says that closing with Force would erase the footage (the
+	// device is reset); else it stays on the device for a later sync.
+	Erases bool
+	msg    string
+}
+
+func (e *UnsyncedError) Error() string { return e.msg }
+
 // clearDevice tells a device other cases use that c is closed.
 func (h *Home) clearDevice(ctx context.Context, api ResetAPI, c *Case, dev *Device, force bool, res *CloseResult) error {
 	if _, err := h.PullCustody(ctx, api, dev); err != nil {
@@ -360,7 +372,7 @@ func (h *Home) clearDevice(ctx context.Context, api ResetAPI, c *Case, dev *Devi
 			}
 		}
 		if len(ids) > 0 {
-			return fmt.Errorf("case close: the device still holds footage of this case that was never synced (%s): run attune sync first, or close with --force (the footage stays on the device for a later sync)", strings.Join(ids, ", "))
+			return &UnsyncedError{IDs: ids, msg: fmt.Sprintf("case close: the device still holds footage of this case that was never synced (%s): run attune sync first, or close with --force (the footage stays on the device for a later sync)", strings.Join(ids, ", "))}
 		}
 	}
 	if err := api.ClearRecipients(ctx); err != nil {
@@ -398,7 +410,7 @@ func (h *Home) resetDevice(ctx context.Context, api ResetAPI, c *Case, dev *Devi
 				}
 			}
 		}
-		return fmt.Errorf("case close: the device still holds footage that was never synced (%s): run attune sync first, or close with --force to erase it unsynced", strings.Join(ids, ", "))
+		return &UnsyncedError{IDs: ids, Erases: true, msg: fmt.Sprintf("case close: the device still holds footage that was never synced (%s): run attune sync first, or close with --force to erase it unsynced", strings.Join(ids, ", "))}
 	}
 	if err != nil {
 		return fmt.Errorf("case close: %w", err)

@@ -273,13 +273,17 @@ func laptopEventText(c *Case, exports []ExportRecord, labels map[string]string, 
 		}
 		return s
 	case custody.EventExported:
-		s := fmt.Sprintf("recording %s exported for %s: %s, sha256 %s", r.Recording, r.Detail, reportBytes(r.Bytes), r.SHA256)
+		what, where := "recording "+r.Recording, ""
 		for _, e := range exports {
 			if e.SHA256 == r.SHA256 && e.Recording == r.Recording {
-				s += " → " + e.Path
+				if e.What != "" {
+					what = e.What + " of recording " + r.Recording
+				}
+				where = " → " + e.Path
 				break
 			}
 		}
+		s := fmt.Sprintf("%s exported for %s: %s, sha256 %s%s", what, r.Detail, reportBytes(r.Bytes), r.SHA256, where)
 		return s + " (plaintext: erasing the case does not reach it)"
 	case custody.EventCaseUsed:
 		return "a device (key pin " + r.SHA256 + ") set to record to this case"

@@ -115,7 +115,10 @@ type Status struct {
 	DeviceID string `json:"device_id"`
 	// Case is the number of the case new recordings are sealed to
 	// (custody.CaseNumber), "" with no case.
-	Case    string        `json:"case,omitempty"`
+	Case string `json:"case,omitempty"`
+	// Battery is the charge in percent from the device's fuel gauge; nil
+	// (left out) when it has none, or is a device before the field.
+	Battery *int          `json:"battery,omitempty"`
 	Version string        `json:"version"`
 	Storage StorageStatus `json:"storage"`
 	Clock   ClockStatus   `json:"clock"`

@@ -190,11 +190,16 @@ func (b *linkBackend) Status() link.Status {
 	b.mu.Lock()
 	device := b.deviceID
 	b.mu.Unlock()
-	return link.Status{
+	out := link.Status{
 		State: string(st.State), DeviceID: device, Version: b.version, Case: st.Case,
 		Storage: link.StorageStatus{FreeBytes: free, MinutesLeft: st.MinutesLeft},
 		Clock:   link.ClockStatus{Now: now.UTC(), Trusted: trusted},
 	}
+	if st.Battery >= 0 { // -1: no gauge
+		pct := st.Battery
+		out.Battery = &pct
+	}
+	return out
 }
 
 // SetClock sets the wall clock from the laptop.

@@ -69,3 +69,19 @@ func TestNoCaseRefusesRec(t *testing.T) {
 	}
 	td.waitState(t, device.StateReady)
 }
+
+// The link's status reports the battery from the fuel gauge, and leaves
+// it out without one.
+func TestStatusBattery(t *testing.T) {
+	td := newTestDaemon(t)
+	td.waitState(t, device.StateReady)
+	b := &linkBackend{d: td.d, data: t.TempDir()}
+	td.d.SetBattery(-1)
+	if st := b.Status(); st.Battery != nil {
+		t.Errorf("without a gauge the status says battery %d", *st.Battery)
+	}
+	td.d.SetBattery(42)
+	if st := b.Status(); st.Battery == nil || *st.Battery != 42 {
+		t.Errorf("status battery %v, want 42", st.Battery)
+	}
+}

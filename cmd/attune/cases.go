@@ -406,15 +406,25 @@ func (c *cli) caseErase(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "case %q erased: its key is destroyed on this laptop, so its footage — on the device, in this vault, in backups of the vault — can no longer be decrypted, unless a backup of the home directory still holds the key (protected by its passphrase unless made with --no-passphrase); %d vault files removed\n", cs.Label, n)
-	if len(exports) == 0 {
-		fmt.Fprintln(c.stdout, "attune made no plaintext exports of this case")
-	} else {
-		fmt.Fprintf(c.stdout, "erasing does NOT reach the %d plaintext export(s) attune made; delete them, and any copies given on:\n", len(exports))
-		for _, e := range exports {
-			fmt.Fprintf(c.stdout, "  %s  %s  %s (%s)\n", e.When.Local().Format("2006-01-02 15:04"), e.Purpose, e.Path, e.Recording)
-		}
-	}
+	c.listExports(exports, "erasing does NOT reach")
 	return nil
+}
+
+// listExports lists the plaintext exports and family copies attune made
+// of a case, which closing or erasing it does not reach.
+func (c *cli) listExports(exports []laptop.ExportRecord, verb string) {
+	if len(exports) == 0 {
+		fmt.Fprintln(c.stdout, "attune made no plaintext exports or family copies of this case")
+		return
+	}
+	fmt.Fprintf(c.stdout, "%s the %d plaintext export(s) and family copy file(s) attune made; delete them, and any copies given on:\n", verb, len(exports))
+	for _, e := range exports {
+		what := e.Recording
+		if e.What != "" {
+			what = e.What + " of " + e.Recording
+		}
+		fmt.Fprintf(c.stdout, "  %s  %s  %s (%s)\n", e.When.Local().Format("2006-01-02 15:04"), e.Purpose, e.Path, what)
+	}
 }
 
 // eraseExpired runs the retention policy; every attune command calls it.
@@ -477,6 +487,9 @@ func (c *cli) caseClose(args []string) error {
 		fmt.Fprintf(c.stdout, "no paired device records to case %s: nothing to reset\n", cs.ID)
 	}
 	fmt.Fprintf(c.stdout, "case %s closed; its footage will be crypto-erased on %s (attune case erase %s does it now)\n", cs.ID, res.EraseDue.Local().Format("2006-01-02"), cs.ID)
+	if exports, err := home.Exports(cs); err == nil {
+		c.listExports(exports, "closing, and erasing later, does NOT reach")
+	}
 	return nil
 }
 

@@ -2,7 +2,6 @@ package review
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"os"
@@ -30,57 +29,19 @@ type CopyResult struct {
 	Files  []string `json:"files"`
 }
 
-// CopyRecord is one family copy as kept with its case: what, when and
-// where. It holds file names, never labels or notes.
-type CopyRecord struct {
-	When   time.Time `json:"when"`
-	Where  string    `json:"where"`
-	Format Format    `json:"format"`
-	Files  []string  `json:"files"`
-}
-
-// CopiesFile lists a case's family copies, one JSON object a line.
-const CopiesFile = "copies.jsonl"
-
-// RecordCopy keeps a family copy with its case (appended to CopiesFile):
-// case close and erase list the plaintext copies known to exist from it.
-// This is the one call point for a copy's record.
-func RecordCopy(h *laptop.Home, c *laptop.Case, rec CopyRecord) error {
-	var old []byte
-	if paths, _ := h.CaseFiles(c, CopiesFile); len(paths) > 0 {
-		var err error
-		if old, err = os.ReadFile(paths[0]); err != nil {
-			return fmt.Errorf("record the copy: %v", err)
-		}
-	}
-	line, _ := json.Marshal(rec)
-	return h.SaveCaseFile(c, CopiesFile, append(append(old, line...), '\n'))
-}
-
-// Copies lists the family copies recorded with a case.
-func Copies(h *laptop.Home, c *laptop.Case) ([]CopyRecord, error) {
-	paths, _ := h.CaseFiles(c, CopiesFile)
-	if len(paths) == 0 {
-		return nil, nil
-	}
-	b, err := os.ReadFile(paths[0])
-	if err != nil {
-		return nil, fmt.Errorf("copies: %v", err)
-	}
-	var out []CopyRecord
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r CopyRecord
-		if json.Unmarshal([]byte(l), &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
 // FamilyCopy writes the chosen clips (MP4 when ffmpeg is there, else the
 // lossless AVI) and stills (the recorded JPEGs) to req.Folder with an
-// index.html that plays them, and records the copy with the case.
-func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(rec string) (*Film, error), req CopyRequest, opts ClipOptions, now time.Time) (CopyResult, error) {
+// index.html that plays them. It needs the case's consent for the
+// family_copy scope (laptop.Case.ExportPurpose), and records each clip and
+// picture written as a plaintext export of the case (laptop.Home.
+// RecordExports: what, when, and where, the folder as typed, made
+// absolute), so that attune audit shows it and case close and erase list
+// it.
+func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(rec string) (*Film, error), req CopyRequest, opts ClipOptions, now time.Time) (res CopyResult, err error) {
+	purpose, err := c.ExportPurpose(laptop.ScopeFamilyCopy)
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("family copy refused, nothing was written: %v", strings.TrimPrefix(err.Error(), "export refused: "))
+	}
 	if strings.TrimSpace(req.Folder) == "" {
 		return CopyResult{}, fmt.Errorf("family copy: choose a folder, e.g. on the USB stick")
 	}
@@ -98,9 +59,26 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 	if opts.FFmpeg != "" || FindFFmpeg() != "" {
 		format = MP4
 	}
-	res := CopyResult{Folder: folder, Format: format, Form: format.Describe()}
+	res = CopyResult{Folder: folder, Format: format, Form: format.Describe()}
 	type item struct{ File, Label, Kind string }
 	var items []item
+	var written []laptop.ExportRecord
+	// Whatever was written is recorded, even if a later file fails.
+	defer func() {
+		if len(written) > 0 {
+			if rerr := h.RecordExports(c, written, now); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}()
+	keep := func(rec, what, name string) error {
+		e, err := laptop.NewExportRecord(rec, purpose, what, filepath.Join(folder, name), now)
+		if err != nil {
+			return fmt.Errorf("family copy: %v", err)
+		}
+		written = append(written, e)
+		return nil
+	}
 	for i, cl := range req.Clips {
 		f, err := film(cl.Recording)
 		if err != nil {
@@ -108,6 +86,9 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		}
 		name := fmt.Sprintf("Clip %d.%s", i+1, format)
 		if err := f.WriteClip(ctx, cl.In, cl.Out, format, filepath.Join(folder, name), opts); err != nil {
+			return res, err
+		}
+		if err := keep(cl.Recording, f.ClipWhat(cl.In, cl.Out), name); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, name)
@@ -125,6 +106,9 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		if err := storage.WriteFileAtomic(filepath.Join(folder, name), f.Frames[st.Frame], 0o644); err != nil {
 			return res, fmt.Errorf("family copy: %v", err)
 		}
+		if err := keep(st.Recording, f.StillWhat(st.Frame), name); err != nil {
+			return res, err
+		}
 		res.Files = append(res.Files, name)
 		items = append(items, item{name, st.Label, "still"})
 	}
@@ -140,10 +124,17 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		return res, fmt.Errorf("family copy: %v", err)
 	}
 	res.Files = append(res.Files, "index.html")
-	if err := RecordCopy(h, c, CopyRecord{When: now.UTC(), Where: folder, Format: format, Files: res.Files}); err != nil {
-		return res, err
-	}
 	return res, nil
+}
+
+// ClipWhat describes frames a to b of the film, as a copy's record says it.
+func (f *Film) ClipWhat(a, b int) string {
+	return fmt.Sprintf("clip %s–%s (frames %d–%d)", FormatTime(f.PTS[a]-f.PTS[0]), FormatTime(f.PTS[b]-f.PTS[0]), a, b)
+}
+
+// StillWhat describes frame n of the film as a picture.
+func (f *Film) StillWhat(n int) string {
+	return fmt.Sprintf("picture at %s (frame %d)", FormatTime(f.PTS[n]-f.PTS[0]), n)
 }
 
 var familyPage = template.Must(template.New("family").Parse(`<!doctype html>

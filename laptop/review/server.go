@@ -135,6 +135,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/notes/{case}/undo", s.apiUndo)
 	mux.HandleFunc("POST /api/still", s.apiStill)
 	mux.HandleFunc("POST /api/copy", s.apiCopy)
+	mux.HandleFunc("POST /api/case/use", s.apiCaseUse)
+	mux.HandleFunc("POST /api/case/consent", s.apiConsent)
+	mux.HandleFunc("POST /api/case/withdraw", s.apiWithdraw)
+	mux.HandleFunc("POST /api/case/close", s.apiClose)
 	return s.guard(mux)
 }
 
@@ -208,16 +212,19 @@ func readJSON(r *http.Request, v any) error {
 // --- home ---
 
 type caseView struct {
-	ID           string    `json:"id"`
-	Label        string    `json:"label"`
-	Cycle        int       `json:"cycle"` // recordings so far: the cycle reached
-	Consent      string    `json:"consent"`
-	State        string    `json:"state"`
-	RetentionDue string    `json:"retention_due,omitempty"`
-	Protected    bool      `json:"protected"`
-	Unlocked     bool      `json:"unlocked"`
-	Recordings   []recView `json:"recordings"`
-	Copies       int       `json:"copies"`
+	ID           string      `json:"id"`
+	Label        string      `json:"label"`
+	Cycle        int         `json:"cycle"` // recordings so far: the cycle reached
+	Consent      string      `json:"consent"`
+	State        string      `json:"state"`
+	RetentionDue string      `json:"retention_due,omitempty"`
+	Protected    bool        `json:"protected"`
+	Unlocked     bool        `json:"unlocked"`
+	Recordings   []recView   `json:"recordings"`
+	Copies       int         `json:"copies"` // plaintext files attune wrote: exports, family copies
+	Scopes       []scopeView `json:"scopes"`
+	Filming      bool        `json:"filming"` // the paired device records to it
+	Open         bool        `json:"open"`
 }
 
 type recView struct {
@@ -230,24 +237,28 @@ type recView struct {
 }
 
 func consentWords(c *laptop.Case) string {
-	if len(c.Consent) == 0 {
-		return "no consent recorded yet"
+	var yes, gone []string
+	for _, v := range scopesOf(c) {
+		switch {
+		case v.Withdrawn != "":
+			gone = append(gone, v.Words+" "+v.Withdrawn)
+		case v.Granted && v.Scope != laptop.ScopeFilming:
+			yes = append(yes, v.Words)
+		}
 	}
-	k := c.Consent[len(c.Consent)-1]
-	var yes []string
-	if k.SharedReview {
-		yes = append(yes, "shared review")
+	s := "no consent recorded yet"
+	if n := len(c.Consent); n > 0 {
+		s = "consent " + c.Consent[n-1].Date + ": "
+		if len(yes) == 0 {
+			s += "nothing beyond filming"
+		} else {
+			s += strings.Join(yes, ", ")
+		}
 	}
-	if k.Supervision {
-		yes = append(yes, "supervision")
+	if len(gone) > 0 {
+		s += "; " + strings.Join(gone, "; ")
 	}
-	if k.ClipsToFamily {
-		yes = append(yes, "clips for the family")
-	}
-	if len(yes) == 0 {
-		return "consent recorded " + k.Date + ": nothing beyond filming"
-	}
-	return "consent " + k.Date + ": " + strings.Join(yes, ", ")
+	return s
 }
 
 // cycleOf is a recording's cycle: as the practitioner set it, else its rank
@@ -280,10 +291,16 @@ func (s *Server) apiHome(w http.ResponseWriter, r *http.Request) {
 			Case   string `json:"case"`
 			ID     string `json:"id"`
 		} `json:"device"`
-		CopyFolder string `json:"copy_folder"`
-	}{Cases: []caseView{}, CopyFolder: s.opts.CopyFolder}
+		CopyFolder string    `json:"copy_folder"`
+		Due        []dueView `json:"due"` // closed cases erased within dueWithin
+	}{Cases: []caseView{}, CopyFolder: s.opts.CopyFolder, Due: s.due(now)}
+	var filming string
+	if devs, _ := s.home.Devices(); len(devs) > 0 {
+		filming = devs[0].Case
+	}
 	for _, c := range cases {
-		v := caseView{ID: c.ID, Label: c.Label, Consent: consentWords(c), State: "open", Protected: c.Protected, Recordings: []recView{}}
+		v := caseView{ID: c.ID, Label: c.Label, Consent: consentWords(c), State: "open", Protected: c.Protected, Recordings: []recView{},
+			Scopes: scopesOf(c), Filming: c.ID == filming, Open: c.Closed == nil && c.Erased == nil}
 		switch {
 		case c.Erased != nil:
 			v.State = "erased: its footage can no longer be opened"
@@ -323,8 +340,8 @@ func (s *Server) apiHome(w http.ResponseWriter, r *http.Request) {
 			v.Recordings = append(v.Recordings, rv)
 		}
 		v.Cycle = rank
-		if cp, _ := Copies(s.home, c); cp != nil {
-			v.Copies = len(cp)
+		if ex, _ := s.home.Exports(c); ex != nil {
+			v.Copies = len(ex)
 		}
 		out.Cases = append(out.Cases, v)
 	}
@@ -439,8 +456,19 @@ func (s *Server) apiDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out["reachable"], out["state"], out["minutes_left"] = true, st.State, st.Storage.MinutesLeft
-	out["battery"] = "not reported"
+	out["battery"] = batteryWords(st.Battery)
 	writeJSON(w, out)
+}
+
+// batteryWords is the device's battery as the page says it.
+func batteryWords(pct *int) string {
+	switch {
+	case pct == nil:
+		return "not reported"
+	case *pct <= 15:
+		return fmt.Sprintf("%d%%: charge it before the next visit", *pct)
+	}
+	return fmt.Sprintf("%d%%", *pct)
 }
 
 func (s *Server) apiPair(w http.ResponseWriter, r *http.Request) {

@@ -259,6 +259,11 @@ func TestWorkspace(t *testing.T) {
 		chromedp.Run(ctx, text(`#syncmsg`, &msg))
 		t.Fatalf("sync in the page: %s", msg)
 	}
+	// The device's battery, from its (simulated) fuel gauge.
+	if r, err := http.Post(d.Panel+"api/panel/battery", "application/json", strings.NewReader(`{"percent":40}`)); err != nil || r.StatusCode != 200 {
+		t.Fatalf("set the sim battery: %v %v", r, err)
+	}
+	run("battery", waitJS(`(loadDevice(), $("device").textContent.includes("battery 40%"))`))
 	run("home", chromedp.WaitVisible(`button.open`, chromedp.ByQuery), chromedp.WaitVisible(`#device[data-state="reachable"]`, chromedp.ByQuery), shot("home"))
 	var homeText string
 	run("home text", text(`#home`, &homeText))
@@ -270,6 +275,52 @@ func TestWorkspace(t *testing.T) {
 	cs, _ := home.Cases()
 	if strings.Contains(homeText, cs[0].ID) {
 		t.Errorf("home shows the case id outside its details")
+	}
+
+	// The case functions: film for another family, and back; close one.
+	brook, err := home.NewCase("The Brook family", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brookLi, riversLi := `li[data-case="`+brook.ID+`"]`, `li[data-case="`+cs[0].ID+`"]`
+	run("use another case",
+		chromedp.Evaluate(`loadHome()`, nil),
+		chromedp.WaitVisible(brookLi+` button.use`, chromedp.ByQuery),
+		chromedp.Click(brookLi+` button.use`, chromedp.ByQuery),
+		chromedp.WaitVisible(brookLi+` .filming`, chromedp.ByQuery),
+		chromedp.WaitVisible(riversLi+` button.use`, chromedp.ByQuery),
+		shot("cases"),
+	)
+	if devs, _ := home.Devices(); len(devs) != 1 || devs[0].Case != brook.ID {
+		t.Errorf("after Film this family next, the device records to %+v, want %s", devs, brook.ID)
+	}
+	// The ready display shows the case's number in turn with the minutes.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		p := d.PanelState(t)
+		if strings.Contains(strings.ToLower(p.Display), strings.ToLower(brook.Number())) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device's display %q never showed the Brook case's number %s", p.Display, brook.Number())
+		}
+	}
+	if err := home.SaveSettings(laptop.Settings{RetentionDays: new(0)}); err != nil {
+		t.Fatal(err)
+	}
+	var closedMsg, dueText string
+	run("use back and close the other",
+		chromedp.Click(riversLi+` button.use`, chromedp.ByQuery),
+		chromedp.WaitVisible(riversLi+` .filming`, chromedp.ByQuery),
+		chromedp.Click(brookLi+` details.closecase summary`, chromedp.ByQuery),
+		chromedp.Click(brookLi+` button.close`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#duebox`, chromedp.ByQuery),
+		text(`#casemsg`, &closedMsg), text(`#due`, &dueText),
+	)
+	if devs, _ := home.Devices(); devs[0].Case != cs[0].ID {
+		t.Errorf("after Film this family next, the device records to %s, want the Rivers case", devs[0].Case)
+	}
+	if brook, _ = home.Case(brook.ID); brook.Closed == nil || !strings.Contains(closedMsg, "The Brook family is closed") || !strings.Contains(dueText, "The Brook family") {
+		t.Errorf("closing in the page: %q, due %q, closed %v", closedMsg, dueText, brook.Closed)
 	}
 
 	recs, _ := home.Recordings()
@@ -363,6 +414,30 @@ func TestWorkspace(t *testing.T) {
 		t.Errorf("the page does not say which form was written: %q", copied)
 	}
 
+	// Consent to a family copy withdrawn in the page: the copy is refused,
+	// in words, and nothing more is recorded.
+	var refused string
+	run("withdraw family_copy",
+		awaitEval(`goHome()`, nil),
+		chromedp.WaitVisible(riversLi+` details.consent`, chromedp.ByQuery),
+		chromedp.Click(riversLi+` details.consent summary`, chromedp.ByQuery),
+		chromedp.SendKeys(riversLi+` input.who`, "the mother", chromedp.ByQuery),
+		chromedp.Click(riversLi+` li[data-scope="family_copy"] button.withdraw`, chromedp.ByQuery),
+		chromedp.WaitVisible(riversLi+` li[data-scope="family_copy"] .err`, chromedp.ByQuery),
+		chromedp.Click(`button.open`, chromedp.ByQuery),
+		chromedp.WaitVisible(`body[data-screen="rec"]`, chromedp.ByQuery),
+		chromedp.SetValue(`#copyfolder`, filepath.Join(dir, "stick2"), chromedp.ByQuery),
+		chromedp.Click(`#copybtn`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#copymsg .err`, chromedp.ByQuery),
+		text(`#copymsg`, &refused),
+	)
+	if !strings.Contains(refused, "refused") || !strings.Contains(refused, "withdrawn") {
+		t.Errorf("the page says %q after the withdrawal, want the copy refused because consent was withdrawn", refused)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stick2")); err == nil {
+		t.Error("the refused copy made its folder")
+	}
+
 	// The family copy: the MP4 has the clip's frames, the picture is the
 	// recorded JPEG byte for byte, the copy is recorded with the case.
 	mp4 := filepath.Join(stick, "Clip 1.mp4")
@@ -372,8 +447,10 @@ func TestWorkspace(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(stick, "Picture 1.jpg")); err != nil || !bytes.Equal(b, film.Frames[39]) {
 		t.Errorf("the family's picture is not the recorded JPEG of frame 39 (%v)", err)
 	}
-	copies, _ := Copies(home, cs[0])
-	if len(copies) != 1 || copies[0].Where != stick || len(copies[0].Files) != 3 || copies[0].Format != MP4 {
+	// Recorded with the case as its plaintext exports are (one record a
+	// file written from the footage: the clip and the picture).
+	copies, _ := home.Exports(cs[0])
+	if len(copies) != 2 || copies[0].Path != mp4 || copies[0].Purpose != laptop.ScopeFamilyCopy || filepath.Dir(copies[1].Path) != stick {
 		t.Errorf("copies recorded with the case: %+v", copies)
 	}
 	// The clip as saved, cut losslessly: its first frame decodes like frame

@@ -1,0 +1,92 @@
+package review
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"attune.dev/attune/laptop"
+)
+
+// TestFamilyCopyRecorded: a family copy is a plaintext export of its case,
+// recorded once, where attune export's are: in the case's exports (what
+// case close and erase list) and its hash-chained laptop log (what attune
+// audit shows). After a withdrawal of family_copy consent it is refused
+// and nothing is written or recorded.
+func TestFamilyCopyRecorded(t *testing.T) {
+	home, err := laptop.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := home.NewCase("The Brook family", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := testFilm(t)
+	f.ID = "0123456789abcdef"
+	films := func(string) (*Film, error) { return f, nil }
+	now := time.Date(2025, 3, 4, 10, 0, 0, 0, time.Local)
+	stick := filepath.Join(t.TempDir(), "The Brook family stick")
+	req := CopyRequest{Folder: stick,
+		Clips:  []Clip{{Recording: f.ID, In: 10, Out: 39, Label: "she waits"}},
+		Stills: []Still{{Recording: f.ID, Frame: 39, Label: "smile"}}}
+	if _, err := FamilyCopy(context.Background(), home, c, films, req, ClipOptions{FFmpeg: "/nonexistent/ffmpeg"}, now); err == nil {
+		// That ffmpeg cannot run: the clip fails before anything is written.
+		t.Fatal("a copy with a broken ffmpeg succeeded")
+	}
+	if ex, _ := home.Exports(c); len(ex) != 0 {
+		t.Fatalf("a failed copy recorded %+v", ex)
+	}
+	res, err := FamilyCopy(context.Background(), home, c, films, req, ClipOptions{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := home.Exports(c)
+	if err != nil || len(ex) != 2 {
+		t.Fatalf("exports after the family copy: %+v %v", ex, err)
+	}
+	clip := filepath.Join(stick, "Clip 1."+string(res.Format))
+	if ex[0].Purpose != laptop.ScopeFamilyCopy || ex[0].Path != clip || ex[0].Recording != f.ID || !strings.Contains(ex[0].What, "frames 10–39") || ex[0].SHA256 == "" {
+		t.Errorf("the clip's record: %+v", ex[0])
+	}
+	if ex[1].Path != filepath.Join(stick, "Picture 1.jpg") || !strings.Contains(ex[1].What, "frame 39") || ex[1].Bytes != int64(len(f.Frames[39])) {
+		t.Errorf("the picture's record: %+v", ex[1])
+	}
+	chain, err := home.LaptopChain(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := 0
+	for _, r := range chain {
+		if r.Event == "exported" && r.Detail == laptop.ScopeFamilyCopy {
+			exported++
+		}
+	}
+	if exported != 2 {
+		t.Errorf("the case's laptop chain has %d family copy records, want 2: %+v", exported, chain)
+	}
+	var audit strings.Builder
+	if err := home.CaseReport(c, "text", &audit); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(audit.String(), "clip ") || !strings.Contains(audit.String(), clip) || !strings.Contains(audit.String(), "family_copy") {
+		t.Errorf("the audit does not show the family copy:\n%s", audit.String())
+	}
+
+	if err := home.WithdrawConsent(c, laptop.ScopeFamilyCopy, "the mother", "2025-03-04", now); err != nil {
+		t.Fatal(err)
+	}
+	req.Folder = filepath.Join(t.TempDir(), "second")
+	_, err = FamilyCopy(context.Background(), home, c, films, req, ClipOptions{}, now)
+	if err == nil || !strings.Contains(err.Error(), "withdrawn on 2025-03-04") {
+		t.Fatalf("a family copy after the withdrawal: %v, want refused", err)
+	}
+	if ex, _ := home.Exports(c); len(ex) != 2 {
+		t.Errorf("the refused copy was recorded: %+v", ex)
+	}
+	if m, _ := filepath.Glob(filepath.Join(req.Folder, "*")); len(m) != 0 {
+		t.Errorf("the refused copy wrote %v", m)
+	}
+}
