@@ -17,7 +17,7 @@ APT_PACKAGES        := ffmpeg age chromium systemd lintian
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil clean
+.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil hil-gadget clean
 
 all: build
 
@@ -176,6 +176,11 @@ HIL := $(CURDIR)/.hil
 hil:
 	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
 	$(GO) run ./internal/hil -cache $(HIL)
+
+## hil-gadget: the USB link scenario alone (not yet in make test: see docs/HIL.md).
+hil-gadget:
+	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
+	$(GO) run ./internal/hil -cache $(HIL) -only gadget
 
 clean:
 	rm -rf $(BIN) $(DEMO) $(HIL)
