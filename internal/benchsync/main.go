@@ -259,6 +259,8 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		machine:    machineInfo(c, runDir, load),
 		srv:        srv,
 		tlsOurs:    b.tlsOurs,
+		quiet:      c.quiet,
+		retries:    c.retries,
 	}
 	fmt.Fprint(stdout, rep.table())
 	fmt.Fprint(stdout, rep.breakdownTable())

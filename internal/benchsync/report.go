@@ -24,6 +24,19 @@ type report struct {
 	machine    machine
 	srv        *servers
 	tlsOurs    string
+	quiet      time.Duration // -quiet: the longest wait for an idle machine
+	retries    int           // -retries
+}
+
+// busyBefore is the machine's busy percentage in the second before each run.
+func (r report) busyBefore() benchdoc.Summary {
+	var xs []float64
+	for _, k := range r.contenders {
+		for _, s := range k.samples {
+			xs = append(xs, 100*s.busyBefore)
+		}
+	}
+	return benchdoc.Summarize(xs)
 }
 
 func over(ss []sample, f func(sample) float64) benchdoc.Summary {
@@ -317,10 +330,12 @@ func (r report) markdown() string {
 		"each output is checked file by file against the device's index (size and SHA-256), and `attune sync` must report the recording complete with no problems and leave the device empty. "+
 		"%s, the contenders alternating; median (min–max). MB/s is the recording's %d bytes / wall time, MB = 10^6 bytes. "+
 		"CPU is user + system time: the client from `wait4`, the server from `/proc/PID/stat` before and after (its reaped children included), "+
-		"the kernel's threads (writeback, journal, softirq) and every other process from `/proc` and `/proc/stat`; each run waits for an idle machine first. "+
+		"the kernel's threads (writeback, journal, softirq) and every other process from `/proc` and `/proc/stat`; "+
+		"each run waits up to %s for an idle machine (under 10%% busy) first — the machine was %s%% busy in the second before a run — "+
+		"and a run during which other processes took more than a tenth of a CPU is run again, up to %s. "+
 		"`sync` after is a `sync(2)` right after each run, untimed in MB/s.\n\n",
 		r.in.seconds, inWidth, inHeight, inFPS, inQuality, ix.RecipientKind, len(ix.Segments), float64(r.rec.bytes)/1e6,
-		plural(r.rounds, "round"), r.rec.bytes)
+		plural(r.rounds, "round"), r.rec.bytes, r.quiet, r.busyBefore().Format(0), plural(r.retries, "time"))
 	b.WriteString(r.table())
 	if n := r.reruns(); n > 0 {
 		verb := "were"
