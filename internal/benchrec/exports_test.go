@@ -57,16 +57,16 @@ func TestReadmeLines(t *testing.T) {
 	got := readme(rec, ex)
 	for _, want := range []string{
 		"costs `attuned` 0.30 CPU s and 20 MB peak RSS: ×0.50 the CPU",
-		"in 0.40 s: ×2.00 (round by round 1.50–2.00) the time of `ffmpeg -ss … -to … -c copy`",
-		"the family MP4 in 13.00 s, ×1.00 (round by round 1.00–1.25) the time of `ffmpeg -c:v libx264`",
+		"in 0.40 s: ×2.00 (round by round 1.50–2.00) the time of `ffmpeg -ss … -to … -c copy` on the plaintext file (×2.00 its CPU)",
+		"the family MP4 in 13.00 s, ×1.00 (round by round 1.00–1.25) the time of `ffmpeg -c:v libx264` with the same settings (×1.00 its CPU;",
 		"load average 6.43 4.48 4.01",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("readme lacks %q:\n%s", want, got)
 		}
 	}
-	if tab := ex.table(); !strings.Contains(tab, "×2.00 (round by round 1.50–2.00) (goal ≤ 1.0, at least as fast: **missed**)") ||
-		!strings.Contains(tab, "×1.00 (round by round 1.00–1.25) (goal ≤ 1.1: met)") {
+	if tab := ex.table(); !strings.Contains(tab, "×2.00 (round by round 1.50–2.00) (goal ≤ 1.0, at least as fast: **missed**), CPU ×2.00") ||
+		!strings.Contains(tab, "×1.00 (round by round 1.00–1.25) (goal ≤ 1.1: met), CPU ×1.00") {
 		t.Errorf("exports table:\n%s", tab)
 	}
 	// Without the exports, the recording line alone.
