@@ -150,8 +150,12 @@ lint: tools
 	$(GO) vet ./...
 	$(TOOLBIN)/staticcheck ./...
 
-## bench: in-process benchmarks, the recording benchmark against ffmpeg|age, then the sync
-## benchmark against curl|nginx and scp (docs/BENCHMARKS.md; it runs its own sshd, so as root).
+## bench: in-process benchmarks, the recording benchmark against ffmpeg|age and the exports
+## (attune clip) against ffmpeg, then the sync benchmark against curl|nginx (also followed by
+## sync) and scp; writes docs/BENCHMARKS.md and the README's "How fast" figures (it runs
+## its own sshd, so as root).
+## BENCHSYNC_FLAGS: e.g. "-rounds 3 -quiet 30s" on a busy machine (the report says what was used).
+BENCHSYNC_FLAGS ?= -rounds 9
 bench: deps build
 	@missing=""; \
 	[ -x /usr/sbin/sshd ]         || missing="$$missing openssh-server"; \
@@ -166,8 +170,8 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ ./system/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
 	ATTUNE_REVIEW_BENCH=1 $(GO) test -count=1 -run TestReviewBench -v ./laptop/review/ | grep -E 'frame step|FAIL|ok'
-	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -out docs/BENCHMARKS.md -gobench $(BIN)/gobench.txt
-	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune -rounds 9 -out docs/BENCHMARKS.md
+	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -attune $(BIN)/attune -out docs/BENCHMARKS.md -readme README.md -gobench $(BIN)/gobench.txt
+	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune $(BENCHSYNC_FLAGS) -out docs/BENCHMARKS.md -readme README.md
 
 ## hil: attuned on real kernel drivers (gpio-sim, v4l2loopback, vivid, snd-aloop) in a
 ## qemu VM with Debian's kernel (docs/HIL.md). The first run installs packages and

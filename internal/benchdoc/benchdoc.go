@@ -1,6 +1,9 @@
-// Package benchdoc keeps one generated section of docs/BENCHMARKS.md: each
-// benchmark program owns the text between its start and end markers and
-// leaves the rest of the file alone. Used by make bench only.
+// Package benchdoc keeps the generated parts of docs/BENCHMARKS.md and of
+// README.md: each benchmark program owns the text between its start and
+// end markers and leaves the rest of the file alone. In docs/BENCHMARKS.md
+// a program's section is created if missing (Update); in README.md the
+// markers must already be there (Fill), so that the figures the README
+// quotes are the last run's. Used by make bench only.
 package benchdoc
 
 import (
@@ -10,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"attune.dev/attune/storage"
 )
 
 // Update creates path or replaces the section between start and end
@@ -23,11 +28,33 @@ func Update(path, start, end, section string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
+	return storage.WriteFileAtomic(path, []byte(doc), 0o644)
+}
+
+// Fill replaces what lies between the start and end markers of the
+// existing file path with text, keeping the markers and everything else;
+// written atomically. Unlike Update it never adds the markers: a file
+// without them is an error (someone removed them by hand).
+func Fill(path, start, end, text string) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	doc, err := Inside(string(old), start, end, text)
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return storage.WriteFileAtomic(path, []byte(doc), 0o644)
+}
+
+// Inside puts text between the start and end markers of doc, each marker
+// on a line of its own around it, in place of what was there.
+func Inside(doc, start, end, text string) (string, error) {
+	i, j := strings.Index(doc, start), strings.Index(doc, end)
+	if i < 0 || j < i+len(start) || strings.Count(doc, start) != 1 || strings.Count(doc, end) != 1 {
+		return "", fmt.Errorf("want one %s and after it one %s; put them back by hand", start, end)
+	}
+	return doc[:i+len(start)] + "\n" + strings.TrimRight(text, "\n") + "\n" + doc[j:], nil
 }
 
 // Replace puts section in place of the one between start and end in doc,

@@ -1,6 +1,10 @@
 package benchdoc
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestSummarize(t *testing.T) {
 	for _, tc := range []struct {
@@ -56,5 +60,51 @@ func TestMountOf(t *testing.T) {
 		if got := mountOf(mounts, path); got != want {
 			t.Errorf("mountOf(%s) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+func TestInside(t *testing.T) {
+	const s, e = "<!-- x:start -->", "<!-- x:end -->"
+	doc := "# T\n\nbefore\n" + s + "\nold figures\nmore\n" + e + "\nafter\n"
+	got, err := Inside(doc, s, e, "new figures\n\n")
+	if want := "# T\n\nbefore\n" + s + "\nnew figures\n" + e + "\nafter\n"; err != nil || got != want {
+		t.Errorf("Inside = %q, %v; want %q", got, err, want)
+	}
+	// Filling again gives the same document.
+	if again, err := Inside(got, s, e, "new figures"); err != nil || again != got {
+		t.Errorf("Inside twice = %q, %v", again, err)
+	}
+	for _, bad := range []string{
+		"no markers\n",
+		"only " + s + "\n",
+		"only " + e + "\n",
+		e + " before " + s + "\n",
+		s + e + s + e + "\n",
+	} {
+		if _, err := Inside(bad, s, e, "x"); err == nil {
+			t.Errorf("Inside(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFill(t *testing.T) {
+	const s, e = "<!-- x:start -->", "<!-- x:end -->"
+	path := filepath.Join(t.TempDir(), "README.md")
+	if err := Fill(path, s, e, "x"); err == nil {
+		t.Error("Fill of a missing file succeeded")
+	}
+	os.WriteFile(path, []byte("a\n"+s+"\nold\n"+e+"\nb\n"), 0o644)
+	if err := Fill(path, s, e, "new"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "a\n"+s+"\nnew\n"+e+"\nb\n" {
+		t.Errorf("README after Fill: %q", b)
+	}
+	os.WriteFile(path, []byte("a\nb\n"), 0o644)
+	if err := Fill(path, s, e, "new"); err == nil {
+		t.Error("Fill added markers that were not there")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "a\nb\n" {
+		t.Errorf("a failed Fill changed the file: %q", b)
 	}
 }

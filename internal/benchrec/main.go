@@ -3,8 +3,12 @@
 // Command benchrec is the recording benchmark: it records one minute of
 // webcam-like MJPEG + PCM with `attuned record --pace none` and, side by
 // side, with the obvious shell pipeline `ffmpeg -c copy | age`, and reports
-// CPU time and peak memory per minute of input. `make bench` runs it and it
-// rewrites its section of docs/BENCHMARKS.md.
+// CPU time and peak memory per minute of input. With -attune it also times
+// the review workspace's exports of that minute, sealed in a vault:
+// `attune clip` of 30 s, lossless and as the family MP4, against ffmpeg
+// cutting the plaintext file (-c copy, and libx264 with attune's own
+// settings). `make bench` runs it and it rewrites its sections of
+// docs/BENCHMARKS.md and its lines of the README's "How fast".
 //
 // Every number comes from the kernel's accounting of each process (wait4
 // rusage: user+sys time and ru_maxrss), so both sides are measured the same
@@ -60,7 +64,9 @@ const (
 
 type config struct {
 	attuned string
+	attune  string // for the exports; empty skips them
 	out     string
+	readme  string
 	rounds  int
 	seconds int
 	work    string
@@ -77,6 +83,8 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.attuned, "attuned", "bin/attuned", "the attuned binary to measure (`make build` makes it)")
+	flag.StringVar(&c.attune, "attune", "", "the attune binary: also measure `attune clip` against ffmpeg (empty: skip)")
+	flag.StringVar(&c.readme, "readme", "", "README whose figures between the benchrec:readme markers to replace (empty: leave it)")
 	flag.StringVar(&c.out, "out", "", "markdown file whose benchrec section to create or replace (empty: stdout only)")
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every contender once, in alternating order")
 	flag.IntVar(&c.seconds, "seconds", 60, "length of the generated input, in seconds")
@@ -176,39 +184,31 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		})
 	}
 
-	// One untimed run of each first: it checks the outputs are real
+	// One untimed run of each first checks the outputs are real
 	// recordings, and warms the caches.
-	for _, k := range contenders {
-		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		_, err := k.run(rctx, true)
-		cancel()
-		if ctx.Err() != nil {
-			return errors.New("interrupted")
-		}
-		if err != nil {
-			return fmt.Errorf("check run: %s: %w", k.label, err)
-		}
-		fmt.Fprintf(stderr, "checked    %-22s output decrypts and is complete\n", k.label)
+	if err := runRounds(ctx, c, contenders, stderr); err != nil {
+		return err
 	}
-	for r := range c.rounds {
-		order := slices.Clone(contenders)
-		if r%2 == 1 {
-			slices.Reverse(order)
+
+	var ex *exportsReport
+	if c.attune != "" {
+		dir, err := os.MkdirTemp(c.outdir, "exports-")
+		if err != nil {
+			return err
 		}
-		for _, k := range order {
-			rctx, cancel := context.WithTimeout(ctx, c.timeout)
-			s, err := k.run(rctx, false)
-			cancel()
-			if ctx.Err() != nil {
-				return errors.New("interrupted")
-			}
-			if err != nil {
-				return fmt.Errorf("round %d: %s: %w", r+1, k.label, err)
-			}
-			k.samples = append(k.samples, s)
-			fmt.Fprintf(stderr, "round %d/%d  %-22s cpu %6.2f s  rss %6.1f MB  wall %6.2f s  out %.1f MB\n",
-				r+1, c.rounds, k.label, s.cpu().Seconds(), kbToMB(s.rssSumKB()), s.wall.Seconds(), float64(s.outBytes)/1e6)
+		defer os.RemoveAll(dir)
+		e, err := setupExports(ctx, c, in, dir)
+		if err != nil {
+			return fmt.Errorf("exports: %w", err)
 		}
+		ks, err := e.contenders()
+		if err != nil {
+			return err
+		}
+		if err := runRounds(ctx, c, ks, stderr); err != nil {
+			return fmt.Errorf("exports: %w", err)
+		}
+		ex = &exportsReport{when: time.Now().UTC(), in: in, rounds: c.rounds, contenders: ks, load: c.load}
 	}
 
 	rep := report{
@@ -220,16 +220,34 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		gobench:    gobench,
 	}
 	fmt.Fprint(stdout, rep.table())
-	if c.out == "" {
-		return nil
+	if ex != nil {
+		fmt.Fprint(stdout, ex.table())
 	}
-	return updateDoc(c.out, rep.markdown())
+	if c.out != "" {
+		if err := updateDoc(c.out, rep.markdown()); err != nil {
+			return err
+		}
+		if ex != nil {
+			if err := benchdoc.Update(c.out, exportsStart, exportsEnd, ex.markdown()); err != nil {
+				return err
+			}
+		}
+	}
+	if c.readme != "" {
+		return benchdoc.Fill(c.readme, readmeStart, readmeEnd, readme(rep, ex))
+	}
+	return nil
 }
 
 // findTools resolves the external programs and says how to get a missing one.
 func findTools(c *config, stderr io.Writer) error {
 	if _, err := os.Stat(c.attuned); err != nil {
 		return fmt.Errorf("attuned binary %s: %v; build it with `make build`", c.attuned, err)
+	}
+	if c.attune != "" {
+		if _, err := os.Stat(c.attune); err != nil {
+			return fmt.Errorf("attune binary %s: %v; build it with `make build`", c.attune, err)
+		}
 	}
 	for _, p := range []*string{&c.ffmpeg, &c.ffprobe} {
 		path, err := exec.LookPath(*p)

@@ -147,7 +147,12 @@ func (b *bench) contenders() []*contender {
 		key:     "curl",
 		label:   "curl ← nginx (HTTPS)",
 		command: "curl -sS --fail --tlsv1.3 --cacert nginx.crt --config urls.txt   # a url = https://127.0.0.1:PORT/ID/NNNNNN.age, output = … pair per file",
-		run:     b.runCurlNginx,
+		run:     func(ctx context.Context) (sample, error) { return b.runCurlNginx(ctx, false) },
+	}, {
+		key:     "curlsync",
+		label:   "curl ← nginx, then sync",
+		command: "curl … (the same) && sync   # timed to the end of sync(2): the bytes durable, as attune sync's are when it acknowledges",
+		run:     func(ctx context.Context) (sample, error) { return b.runCurlNginx(ctx, true) },
 	}, {
 		key:     "scp",
 		label:   "scp -r ← sshd",
@@ -321,8 +326,10 @@ func freshDir(dir string) (func(), error) {
 }
 
 // runCurlNginx: one curl process, one TLS 1.3 connection, every file of
-// the recording from nginx.
-func (b *bench) runCurlNginx(ctx context.Context) (sample, error) {
+// the recording from nginx; with thenSync, followed by sync(1) inside the
+// timing: the like-for-like contender, whose bytes are on disk when it
+// ends, as attune sync's are when it acknowledges them.
+func (b *bench) runCurlNginx(ctx context.Context, thenSync bool) (sample, error) {
 	dir := filepath.Join(b.runDir, "out-curl")
 	clean, err := freshDir(dir)
 	if err != nil {
@@ -335,7 +342,12 @@ func (b *bench) runCurlNginx(ctx context.Context) (sample, error) {
 		return sample{}, err
 	}
 	s, err := b.timed(ctx, b.srv.nginx, func() (time.Duration, error) {
-		return runCmd(ctx, io.Discard, b.c.curl, "-sS", "--fail", "--tlsv1.3", "--cacert", b.srv.nginxCA, "--config", list)
+		cpu, err := runCmd(ctx, io.Discard, b.c.curl, "-sS", "--fail", "--tlsv1.3", "--cacert", b.srv.nginxCA, "--config", list)
+		if err != nil || !thenSync {
+			return cpu, err
+		}
+		scpu, err := runCmd(ctx, io.Discard, b.c.sync)
+		return cpu + scpu, err
 	})
 	if err != nil {
 		return s, err

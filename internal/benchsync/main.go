@@ -10,6 +10,9 @@
 //     age decryption and an fsync of every segment, acknowledgement);
 //   - curl fetching every file from a stock nginx over TLS 1.3, one
 //     process, one connection;
+//   - the same curl followed by sync(1), timed to the end of the sync:
+//     like for like, the bytes on disk as attune sync's are when it
+//     acknowledges them;
 //   - scp -r from a stock OpenSSH sshd (default cipher and protocol).
 //
 // Two diagnostic contenders split ours into its parts: the Go link client
@@ -38,6 +41,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"attune.dev/attune/internal/benchdoc"
 )
 
 // Goals for ours against the stock tools, by median throughput.
@@ -49,11 +54,15 @@ const (
 const (
 	startMarker = "<!-- benchsync:start -->"
 	endMarker   = "<!-- benchsync:end -->"
+	// Around the sync figures in the README's "How fast".
+	readmeStart = "<!-- benchsync:readme:start -->"
+	readmeEnd   = "<!-- benchsync:readme:end -->"
 )
 
 type config struct {
 	attuned, attune string
 	out             string
+	readme          string
 	rounds          int
 	seconds         int
 	work            string
@@ -66,7 +75,7 @@ type config struct {
 
 	// Resolved tools.
 	ffmpeg, ffprobe, sshd, sshKeygen, ssh, scp, nginx, curl, goTool string
-	sftpServer, perf                                                string
+	sftpServer, perf, sync                                          string
 }
 
 func main() {
@@ -74,6 +83,7 @@ func main() {
 	flag.StringVar(&c.attuned, "attuned", "bin/attuned", "the attuned binary (`make build` makes it)")
 	flag.StringVar(&c.attune, "attune", "bin/attune", "the attune binary (`make build` makes it)")
 	flag.StringVar(&c.out, "out", "", "markdown file whose benchsync section to create or replace (empty: stdout only)")
+	flag.StringVar(&c.readme, "readme", "", "README whose figures between the benchsync:readme markers to replace (empty: leave it)")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds; each runs every contender once, in alternating order")
 	flag.IntVar(&c.seconds, "seconds", 600, "length of the recording in seconds (600 s of 720p30 MJPEG q4 is about 1 GB)")
 	flag.StringVar(&c.work, "work", filepath.Join(os.TempDir(), "benchsync"), "work directory: the generated input and the last CPU profile stay here, each run's files go in a run-* directory removed at the end")
@@ -81,7 +91,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "limit for any one run")
 	flag.DurationVar(&c.quiet, "quiet", 3*time.Minute, "before each run, wait up to this long for other processes to leave the CPUs idle")
 	flag.StringVar(&c.baseline, "baseline", "", "another attune binary (an earlier build) to run beside ours, for comparing a change; not in the report")
-	flag.StringVar(&c.only, "only", "", "comma-separated contenders to run (ours, curl, scp, godl, curlattuned), for quick comparisons; the report needs them all")
+	flag.StringVar(&c.only, "only", "", "comma-separated contenders to run (ours, curl, curlsync, scp, godl, curlattuned), for quick comparisons; the report needs them all")
 	flag.IntVar(&c.retries, "retries", 3, "run again, up to this many times, a run during which other processes took more than a tenth of a CPU")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: go run ./internal/benchsync -attuned bin/attuned -attune bin/attune [-out docs/BENCHMARKS.md] [flags]\n\n")
@@ -249,14 +259,21 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		machine:    machineInfo(c, runDir, load),
 		srv:        srv,
 		tlsOurs:    b.tlsOurs,
+		quiet:      c.quiet,
+		retries:    c.retries,
 	}
 	fmt.Fprint(stdout, rep.table())
 	fmt.Fprint(stdout, rep.breakdownTable())
 	fmt.Fprint(stdout, rep.deviceTable())
-	if c.out == "" {
-		return nil
+	if c.out != "" {
+		if err := updateDoc(c.out, rep.markdown()); err != nil {
+			return err
+		}
 	}
-	return updateDoc(c.out, rep.markdown())
+	if c.readme != "" {
+		return benchdoc.Fill(c.readme, readmeStart, readmeEnd, rep.readme())
+	}
+	return nil
 }
 
 // findTools resolves the external programs and says how to get a missing one.
@@ -289,6 +306,7 @@ func findTools(c *config) error {
 		{&c.scp, "scp", "openssh-client"},
 		{&c.nginx, "/usr/sbin/nginx", "nginx"},
 		{&c.curl, "curl", "curl"},
+		{&c.sync, "sync", "coreutils"},
 	} {
 		p, err := exec.LookPath(t.name)
 		if err != nil {

@@ -24,6 +24,19 @@ type report struct {
 	machine    machine
 	srv        *servers
 	tlsOurs    string
+	quiet      time.Duration // -quiet: the longest wait for an idle machine
+	retries    int           // -retries
+}
+
+// busyBefore is the machine's busy percentage in the second before each run.
+func (r report) busyBefore() benchdoc.Summary {
+	var xs []float64
+	for _, k := range r.contenders {
+		for _, s := range k.samples {
+			xs = append(xs, 100*s.busyBefore)
+		}
+	}
+	return benchdoc.Summarize(xs)
 }
 
 func over(ss []sample, f func(sample) float64) benchdoc.Summary {
@@ -86,25 +99,66 @@ func (r report) ratios() (curl, scp float64) {
 	return ours / r.mbps(r.get("curl")).Med, ours / r.mbps(r.get("scp")).Med
 }
 
+// likeForLike is ours against curl ← nginx followed by sync: both ending
+// with the bytes on disk.
+func (r report) likeForLike() float64 {
+	return r.mbps(r.get("ours")).Med / r.mbps(r.get("curlsync")).Med
+}
+
+// roundRatios is ours / key's throughput round by round (runs next to each
+// other), for how much the machine moved under the medians; nil unless
+// both ran every round.
+func (r report) roundRatios(key string) []float64 {
+	ours, other := r.get("ours").samples, r.get(key).samples
+	if len(ours) != len(other) || len(ours) < 2 {
+		return nil
+	}
+	out := make([]float64, len(ours))
+	for i := range ours {
+		out[i] = ours[i].mbps(r.rec.bytes) / other[i].mbps(r.rec.bytes)
+	}
+	return out
+}
+
 func (r report) goals() string {
 	curl, scp := r.ratios()
 	var b strings.Builder
-	fmt.Fprintf(&b, "attune sync / curl ← nginx: ×%.2f (goal ≥ %.1f: %s); attune sync / scp: ×%.2f (goal > %.0f: %s).\n",
-		curl, goalCurlRatio, verdict(curl >= goalCurlRatio), scp, goalSCPRatio, verdict(scp > goalSCPRatio))
-	// The same ratio round by round (runs next to each other), for how much
-	// the machine moved under the medians.
-	ours, ng := r.get("ours").samples, r.get("curl").samples
-	if len(ours) == len(ng) && len(ours) > 1 {
-		b.WriteString("\nattune sync / curl ← nginx round by round: ")
-		for i := range ours {
+	fmt.Fprintf(&b, "attune sync / curl ← nginx: ×%.2f (goal ≥ %.1f: %s); like for like, attune sync / (curl ← nginx, then sync): ×%.2f; attune sync / scp: ×%.2f (goal > %.0f: %s).\n",
+		curl, goalCurlRatio, verdict(curl >= goalCurlRatio), r.likeForLike(), scp, goalSCPRatio, verdict(scp > goalSCPRatio))
+	for _, k := range []string{"curl", "curlsync"} {
+		rs := r.roundRatios(k)
+		if rs == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "\nattune sync / %s round by round: ", r.get(k).label)
+		for i, x := range rs {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "×%.2f", ours[i].mbps(r.rec.bytes)/ng[i].mbps(r.rec.bytes))
+			fmt.Fprintf(&b, "×%.2f", x)
 		}
 		b.WriteString(".\n")
 	}
 	return b.String()
+}
+
+// readme is the sync figures the README's "How fast" quotes, between the
+// benchsync:readme markers.
+func (r report) readme() string {
+	curl, scp := r.ratios()
+	ratio := func(x float64, key string) string {
+		s := fmt.Sprintf("×%.2f", x)
+		if rs := r.roundRatios(key); rs != nil {
+			sum := benchdoc.Summarize(rs)
+			s += fmt.Sprintf(" (round by round %.2f–%.2f)", sum.Min, sum.Max)
+		}
+		return s
+	}
+	return fmt.Sprintf("- `attune sync` moves a %.0f MB recording over loopback at %.0f MB/s, hashing, decrypting and fsyncing every segment before the device may delete it: "+
+		"%s curl from nginx, %s curl from nginx followed by `sync` (its bytes then as durable), ×%.1f scp. "+
+		"Median of %s on %s, load average %s at the start (the machine is shared).",
+		float64(r.rec.bytes)/1e6, r.mbps(r.get("ours")).Med, ratio(curl, "curl"), ratio(r.likeForLike(), "curlsync"), scp,
+		plural(r.rounds, "round"), r.when.Format("2006-01-02"), r.machine.load)
 }
 
 // breakdownTable is where the in-process sync's time went, and what its
@@ -214,8 +268,10 @@ func (r report) interpretation() string {
 	fmt.Fprintf(&b, "They do not do the same work. curl and scp only copy: their files are left in the page cache, and writing them out took another %.2f s and %.2f s (the `sync` column). "+
 		"`attune sync` checks every segment's SHA-256 against the device's index, decrypts it whole with the case's age identity "+
 		"(ML-KEM-768 + X25519 header, ChaCha20-Poly1305 payload), makes it durable (fsync) and only then acknowledges it, so that the device may delete it; "+
-		"timed alone, those checks cost %.2f s of CPU for this recording.\n\n",
-		med("curl", func(s sample) time.Duration { return s.syncAfter }), med("scp", func(s sample) time.Duration { return s.syncAfter }), checks)
+		"timed alone, those checks cost %.2f s of CPU for this recording. "+
+		"Like for like, curl from nginx followed by `sync` (timed to its end, the bytes then on disk) moved it at %.0f MB/s: `attune sync` ×%.2f of that.\n\n",
+		med("curl", func(s sample) time.Duration { return s.syncAfter }), med("scp", func(s sample) time.Duration { return s.syncAfter }), checks,
+		r.mbps(r.get("curlsync")).Med, r.likeForLike())
 
 	fmt.Fprintf(&b, "**How.** %d segments download at once, each over its own connection, and nothing is read back from the disk: each segment is received into memory, hashed as it arrives, "+
 		"written to the vault 256 KB at a time and decrypted there (age's random-access reader), while fsyncs and acknowledgements (in batches, once durable) run beside the next downloads. "+
@@ -263,7 +319,7 @@ func (r report) interpretation() string {
 func (r report) markdown() string {
 	var b strings.Builder
 	b.WriteString(startMarker + "\n")
-	b.WriteString("## Sync: `attune sync` against curl from nginx and scp\n\n")
+	b.WriteString("## Sync: `attune sync` against curl from nginx (with and without `sync`) and scp\n\n")
 	fmt.Fprintf(&b, "_Written by `make bench` (`internal/benchsync`) on %s; everything between the benchsync markers is replaced on each run._\n\n",
 		r.when.Format("2006-01-02 15:04 MST"))
 	ix := r.rec.index
@@ -274,10 +330,12 @@ func (r report) markdown() string {
 		"each output is checked file by file against the device's index (size and SHA-256), and `attune sync` must report the recording complete with no problems and leave the device empty. "+
 		"%s, the contenders alternating; median (min–max). MB/s is the recording's %d bytes / wall time, MB = 10^6 bytes. "+
 		"CPU is user + system time: the client from `wait4`, the server from `/proc/PID/stat` before and after (its reaped children included), "+
-		"the kernel's threads (writeback, journal, softirq) and every other process from `/proc` and `/proc/stat`; each run waits for an idle machine first. "+
+		"the kernel's threads (writeback, journal, softirq) and every other process from `/proc` and `/proc/stat`; "+
+		"each run waits up to %s for an idle machine (under 10%% busy) first — the machine was %s%% busy in the second before a run — "+
+		"and a run during which other processes took more than a tenth of a CPU is run again, up to %s. "+
 		"`sync` after is a `sync(2)` right after each run, untimed in MB/s.\n\n",
 		r.in.seconds, inWidth, inHeight, inFPS, inQuality, ix.RecipientKind, len(ix.Segments), float64(r.rec.bytes)/1e6,
-		plural(r.rounds, "round"), r.rec.bytes)
+		plural(r.rounds, "round"), r.rec.bytes, r.quiet, r.busyBefore().Format(0), plural(r.retries, "time"))
 	b.WriteString(r.table())
 	if n := r.reruns(); n > 0 {
 		verb := "were"
