@@ -17,7 +17,7 @@ APT_PACKAGES        := ffmpeg age chromium systemd lintian
 # the stock tool for X25519.
 export ATTUNE_AGE_PQ := $(TOOLBIN)/age
 
-.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil clean
+.PHONY: all run record play demo-key screenshots test bench build cross deb deb-install-test lint deps tools fuzz hil hil-arm64 hil-armhf clean
 
 all: build
 
@@ -160,6 +160,12 @@ HIL := $(CURDIR)/.hil
 hil:
 	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
 	$(GO) run ./internal/hil -cache $(HIL)
+
+## hil-arm64, hil-armhf: the same scenarios on Debian's arm64 kernel (qemu-system-aarch64 -M virt)
+## and its armmp-lpae kernel (qemu-system-arm -M virt,highmem=on), modules cross-compiled.
+hil-arm64 hil-armhf:
+	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL) $(@:hil-%=%)
+	$(GO) run ./internal/hil -cache $(HIL) -arch $(@:hil-%=%)
 
 clean:
 	rm -rf $(BIN) $(DEMO) $(HIL)

@@ -32,14 +32,14 @@ var cutSeconds []float64
 // mid-recording: no shutdown, no sync, the guest's page cache lost. It
 // returns the disks for the main boot, where the powercut scenario
 // recovers them. It does nothing unless the powercut scenario is to run.
-func powerCuts(ver, initrd, cache, only string, smp int) ([]string, error) {
+func powerCuts(v vm, work, only string) ([]string, error) {
 	if only != "" && !strings.Contains(","+only+",", ",powercut,") {
 		return nil, nil
 	}
 	var disks []string
 	cutSeconds = nil
 	for i, after := range powerCutAfter {
-		disk := filepath.Join(cache, fmt.Sprintf("powercut-%d.img", i+1))
+		disk := filepath.Join(work, fmt.Sprintf("powercut-%d.img", i+1))
 		os.Remove(disk)
 		if err := os.WriteFile(disk, nil, 0o644); err != nil {
 			return nil, err
@@ -50,7 +50,7 @@ func powerCuts(ver, initrd, cache, only string, smp int) ([]string, error) {
 		if out, err := exec.Command("mkfs.ext4", "-q", "-F", disk).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("mkfs.ext4 %s (e2fsprogs): %v: %s", disk, err, out)
 		}
-		secs, err := bootAndCut(ver, initrd, disk, smp, after)
+		secs, err := bootAndCut(v, disk, after)
 		if err != nil {
 			return nil, fmt.Errorf("power cut %d: %w", i+1, err)
 		}
@@ -63,8 +63,8 @@ func powerCuts(ver, initrd, cache, only string, smp int) ([]string, error) {
 
 // bootAndCut boots the VM recording onto disk and kills qemu after the
 // guest's "recording started"; it returns the seconds between the two.
-func bootAndCut(ver, initrd, disk string, smp int, after time.Duration) (float64, error) {
-	cmd := exec.Command("qemu-system-x86_64", qemuArgs(ver, initrd, "HIL_ONLY=powercut HIL_POWERCUT=cut", smp, []string{disk})...)
+func bootAndCut(v vm, disk string, after time.Duration) (float64, error) {
+	cmd := v.command("HIL_ONLY=powercut HIL_POWERCUT=cut", []string{disk})
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -73,7 +73,7 @@ func bootAndCut(ver, initrd, disk string, smp int, after time.Duration) (float64
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("qemu: %w", err)
 	}
-	limit := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	limit := time.AfterFunc(v.arch.timeout(2*time.Minute), func() { cmd.Process.Kill() })
 	defer limit.Stop()
 	var started, killed time.Time
 	sc := bufio.NewScanner(stdout)
@@ -99,7 +99,7 @@ func bootAndCut(ver, initrd, disk string, smp int, after time.Duration) (float64
 // the unplug scenario's camera loss ended (decrypts, decodes, its manifest
 // says it ended in an error), and each power cut's recovered recording
 // (decrypts, decodes, and lost at most a segment and a half).
-func faultCheck(r *result, out, identity string, fed map[[32]byte]int) error {
+func faultCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]int) error {
 	switch r.Name {
 	case "unplug":
 		// Both recordings decrypt and decode (hostCheck, untimed: vivid's
@@ -113,7 +113,7 @@ func faultCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 		secs, _ := r.Extra["first_seconds"].(float64)
 		data, _ := r.Extra["data"].(string)
 		sub := result{Name: "unplug-first", Extra: map[string]any{"id": id, "data": data}}
-		if err := hostCheck(&sub, out, identity, fed, ""); err != nil {
+		if err := hostCheck(&sub, arch, out, identity, fed, ""); err != nil {
 			return fmt.Errorf("the unplugged recording %s: %w", id, err)
 		}
 		r.Notes = append(r.Notes, sub.Notes...)
@@ -139,7 +139,7 @@ func faultCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 			data, _ := c["data"].(string)
 			cut := cutSeconds[i]
 			sub := result{Name: fmt.Sprintf("powercut-%d", i+1), Extra: map[string]any{"id": id, "data": data}}
-			if err := hostCheck(&sub, out, identity, fed, ""); err != nil {
+			if err := hostCheck(&sub, arch, out, identity, fed, ""); err != nil {
 				return fmt.Errorf("cut %d, recording %s: %w", i+1, id, err)
 			}
 			r.Notes = append(r.Notes, sub.Notes...)
