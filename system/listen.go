@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // errNoAddress: none of the link's interfaces has an address (yet).
@@ -17,7 +18,9 @@ var errNoAddress = errors.New("no address on the link's interfaces yet")
 // addresses the link's interfaces have now (link.interfaces, e.g. usb0),
 // not on loopback or any other interface: the device answers where the
 // laptop plugs in, nowhere else. ifaceAddrs lists an interface's
-// addresses (net.InterfaceByName's, in the daemon).
+// addresses (net.InterfaceByName's, in the daemon). An address listed but
+// not yet bindable (IPv6 during duplicate address detection) is no
+// address yet either.
 func listenLink(listen string, ifaces []string, ifaceAddrs func(string) ([]net.Addr, error)) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
@@ -50,6 +53,13 @@ func listenLink(listen string, ifaces []string, ifaceAddrs func(string) ([]net.A
 	m := &multiListener{conns: make(chan net.Conn), done: make(chan struct{})}
 	for _, h := range hosts {
 		ln, err := net.Listen("tcp", net.JoinHostPort(h, port))
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			// Listed but not usable yet: an IPv6 address is tentative
+			// for a second or two after the interface comes up
+			// (duplicate address detection), or it just went.
+			m.Close()
+			return nil, fmt.Errorf("listen %s: %v: %w", h, err, errNoAddress)
+		}
 		if err != nil {
 			m.Close()
 			return nil, err
