@@ -18,7 +18,7 @@ import (
 // decrypts the segments with the stock age CLI, decodes every frame with
 // ffmpeg (no errors allowed) and counts them with ffprobe; for MJPEG it
 // also compares each recorded frame with the frames fed in.
-func hostCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]int, marker string) error {
+func hostCheck(r *result, out, identity string, fed map[[32]byte]int, marker string) error {
 	if r.Extra == nil {
 		return nil // not a recording scenario
 	}
@@ -97,7 +97,7 @@ func hostCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]in
 	if timed && (dur < secs-1 || dur > secs+0.5) {
 		return fmt.Errorf("timestamps span %.2fs, want %.1f s (-1 s, +0.5 s)", dur, secs)
 	}
-	min, max := minFrames[r.Name]*secs/arch.slow, float64(feedFPS)*(secs+1)
+	min, max := minFrames[r.Name]*secs, float64(feedFPS)*(secs+1)
 	if timed && (float64(frames) < min || float64(frames) > max) {
 		return fmt.Errorf("%d frames in %.1f s, want %.0f–%.0f", frames, secs, min, max)
 	}

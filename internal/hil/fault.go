@@ -99,7 +99,7 @@ func bootAndCut(v vm, disk string, after time.Duration) (float64, error) {
 // the unplug scenario's camera loss ended (decrypts, decodes, its manifest
 // says it ended in an error), and each power cut's recovered recording
 // (decrypts, decodes, and lost at most a segment and a half).
-func faultCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]int) error {
+func faultCheck(r *result, out, identity string, fed map[[32]byte]int) error {
 	switch r.Name {
 	case "unplug":
 		// Both recordings decrypt and decode (hostCheck, untimed: vivid's
@@ -113,7 +113,7 @@ func faultCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]i
 		secs, _ := r.Extra["first_seconds"].(float64)
 		data, _ := r.Extra["data"].(string)
 		sub := result{Name: "unplug-first", Extra: map[string]any{"id": id, "data": data}}
-		if err := hostCheck(&sub, arch, out, identity, fed, ""); err != nil {
+		if err := hostCheck(&sub, out, identity, fed, ""); err != nil {
 			return fmt.Errorf("the unplugged recording %s: %w", id, err)
 		}
 		r.Notes = append(r.Notes, sub.Notes...)
@@ -139,7 +139,7 @@ func faultCheck(r *result, arch vmArch, out, identity string, fed map[[32]byte]i
 			data, _ := c["data"].(string)
 			cut := cutSeconds[i]
 			sub := result{Name: fmt.Sprintf("powercut-%d", i+1), Extra: map[string]any{"id": id, "data": data}}
-			if err := hostCheck(&sub, arch, out, identity, fed, ""); err != nil {
+			if err := hostCheck(&sub, out, identity, fed, ""); err != nil {
 				return fmt.Errorf("cut %d, recording %s: %w", i+1, id, err)
 			}
 			r.Notes = append(r.Notes, sub.Notes...)

@@ -148,9 +148,9 @@ func run(arch vmArch, cache string, timeout time.Duration, only string, smp int)
 	for i := range results {
 		r := &results[i]
 		if r.OK {
-			err := hostCheck(r, arch, out, identity, frames, marker)
+			err := hostCheck(r, out, identity, frames, marker)
 			if err == nil {
-				err = faultCheck(r, arch, out, identity, frames)
+				err = faultCheck(r, out, identity, frames)
 			}
 			if err != nil {
 				r.OK, r.Error = false, "host check: "+err.Error()
