@@ -120,6 +120,7 @@ var minFrames = map[string]float64{
 	"mjpeg": 10, // fed at 30 fps; the host may be busy
 	"yuyv":  2,
 	"sync":  10, // fed at 30 fps, plus the marker frames
+	"long":  10, // 1080p fed at 30 fps; longCheck counts every frame
 }
 
 // checkFed extracts the recorded JPEGs and checks each is byte for byte a

@@ -39,16 +39,9 @@ func powerCuts(v vm, work, only string) ([]string, error) {
 	var disks []string
 	cutSeconds = nil
 	for i, after := range powerCutAfter {
-		disk := filepath.Join(work, fmt.Sprintf("powercut-%d.img", i+1))
-		os.Remove(disk)
-		if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		disk, err := makeExt4(filepath.Join(work, fmt.Sprintf("powercut-%d.img", i+1)), 256<<20)
+		if err != nil {
 			return nil, err
-		}
-		if err := os.Truncate(disk, 256<<20); err != nil {
-			return nil, err
-		}
-		if out, err := exec.Command("mkfs.ext4", "-q", "-F", disk).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("mkfs.ext4 %s (e2fsprogs): %v: %s", disk, err, out)
 		}
 		secs, err := bootAndCut(v, disk, after)
 		if err != nil {
@@ -59,6 +52,22 @@ func powerCuts(v vm, work, only string) ([]string, error) {
 		cutSeconds = append(cutSeconds, secs)
 	}
 	return disks, nil
+}
+
+// makeExt4 makes a sparse disk image of size bytes with an ext4 file
+// system (mkfs.ext4's defaults: data=ordered) and returns its path.
+func makeExt4(disk string, size int64) (string, error) {
+	os.Remove(disk)
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Truncate(disk, size); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", disk).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mkfs.ext4 %s (e2fsprogs): %v: %s", disk, err, out)
+	}
+	return disk, nil
 }
 
 // bootAndCut boots the VM recording onto disk and kills qemu after the

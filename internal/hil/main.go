@@ -46,11 +46,12 @@ func main() {
 	timeout := flag.Duration("timeout", defaultBootTimeout, "longest the VM may run")
 	only := flag.String("only", "", "comma-separated scenarios to run (panel,mjpeg,yuyv,sync,gadget,unplug,powercut); empty: all")
 	smp := flag.Int("smp", 2, "virtual CPUs")
+	long := flag.Duration("long", 15*time.Minute, "how long the long scenario (-only long, make hil-long) records")
 	archName := flag.String("arch", "amd64", "the VM's architecture: amd64, arm64 (Debian's arm64 kernel) or armhf (armmp-lpae); setup.sh CACHE ARCH prepares it")
 	flag.Parse()
 	arch, err := archByName(*archName)
 	if err == nil {
-		err = run(arch, *cache, *timeout, *only, *smp)
+		err = run(arch, *cache, *timeout, *only, *smp, *long)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hil: FAIL:", err)
@@ -75,7 +76,7 @@ func (v vm) command(env string, disks []string) *exec.Cmd {
 	return exec.Command(v.arch.qemu, v.arch.qemuArgs(v.sysroot, v.ver, v.initrd, env, v.smp, disks)...)
 }
 
-func run(arch vmArch, cache string, timeout time.Duration, only string, smp int) error {
+func run(arch vmArch, cache string, timeout time.Duration, only string, smp int, long time.Duration) error {
 	t0 := time.Now()
 	cache, err := filepath.Abs(cache)
 	if err != nil {
@@ -97,7 +98,7 @@ func run(arch vmArch, cache string, timeout time.Duration, only string, smp int)
 	if err := buildBinaries(arch, root); err != nil {
 		return err
 	}
-	frames, err := makeFrames(filepath.Join(root, "hil/frames"))
+	frames, err := makeFrames(filepath.Join(root, "hil/frames"), frameW, frameH, nFrames)
 	if err != nil {
 		return err
 	}
@@ -108,6 +109,24 @@ func run(arch vmArch, cache string, timeout time.Duration, only string, smp int)
 	identity, err := ageKeys(cache, root)
 	if err != nil {
 		return err
+	}
+	isLong, err := wantLong(only)
+	if err != nil {
+		return err
+	}
+	env := ""
+	if only != "" {
+		env = "HIL_ONLY=" + only
+	}
+	var extra []string // disks after the results disk
+	if isLong {
+		d, err := longSetup(root, work, long)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, d)
+		env += " HIL_LONG=" + long.String()
+		timeout += long
 	}
 	if err := modules(v, cache, root); err != nil {
 		return err
@@ -133,8 +152,12 @@ func run(arch vmArch, cache string, timeout time.Duration, only string, smp int)
 	if err != nil {
 		return err
 	}
+	if len(cutDisks) > 0 {
+		env += fmt.Sprintf(" HIL_DISKS=%d", len(cutDisks))
+		extra = append(extra, cutDisks...)
+	}
 	tBoot := time.Now()
-	if err := boot(v, disk, arch.timeout(timeout), only, cutDisks...); err != nil {
+	if err := boot(v, disk, arch.timeout(timeout), env, extra...); err != nil {
 		return err
 	}
 	fmt.Printf("hil: VM ran %.1fs\n", time.Since(tBoot).Seconds())
@@ -148,7 +171,12 @@ func run(arch vmArch, cache string, timeout time.Duration, only string, smp int)
 	for i := range results {
 		r := &results[i]
 		if r.OK {
-			err := hostCheck(r, out, identity, frames, marker)
+			var err error
+			if r.Name == "long" {
+				err = longCheck(r, out, extra[0], identity)
+			} else {
+				err = hostCheck(r, out, identity, frames, marker)
+			}
 			if err == nil {
 				err = faultCheck(r, out, identity, frames)
 			}
@@ -203,16 +231,16 @@ func buildBinaries(arch vmArch, root string) error {
 	return nil
 }
 
-// makeFrames writes nFrames distinct JPEGs (a moving bar over a changing
+// makeFrames writes n distinct w×h JPEGs (a moving bar over a changing
 // background) and returns the index of each frame by its SHA-256.
-func makeFrames(dir string) (map[[32]byte]int, error) {
+func makeFrames(dir string, w, h, n int) (map[[32]byte]int, error) {
 	byHash := map[[32]byte]int{}
-	img := image.NewYCbCr(image.Rect(0, 0, frameW, frameH), image.YCbCrSubsampleRatio420)
-	for i := 0; i < nFrames; i++ {
-		for y := 0; y < frameH; y++ {
-			for x := 0; x < frameW; x++ {
+	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	for i := 0; i < n; i++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
 				yy := uint8(40 + (x+y+3*i)%160)
-				if x/8 == i%(frameW/8) {
+				if x/8 == i%(w/8) {
 					yy = 235
 				}
 				img.Y[img.YOffset(x, y)] = yy
@@ -225,11 +253,11 @@ func makeFrames(dir string) (map[[32]byte]int, error) {
 		if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 70}); err != nil {
 			return nil, err
 		}
-		h := sha256.Sum256(b.Bytes())
-		if _, dup := byHash[h]; dup {
+		sum := sha256.Sum256(b.Bytes())
+		if _, dup := byHash[sum]; dup {
 			return nil, fmt.Errorf("frames: %d is a duplicate", i)
 		}
-		byHash[h] = i
+		byHash[sum] = i
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d.jpg", i)), b.Bytes(), 0o644); err != nil {
 			return nil, err
 		}
@@ -387,17 +415,11 @@ func cpio(root, out string) error {
 	return nil
 }
 
-// boot runs the VM until it powers off, echoing its console. The extra
-// disks are /dev/vdb, /dev/vdc, … (HIL_DISKS says how many).
-func boot(v vm, disk string, timeout time.Duration, only string, extra ...string) error {
-	env := ""
-	if only != "" {
-		env = "HIL_ONLY=" + only
-	}
-	if len(extra) > 0 {
-		env += fmt.Sprintf(" HIL_DISKS=%d", len(extra))
-	}
-	cmd := v.command(env, append([]string{disk}, extra...))
+// boot runs the VM until it powers off, echoing its console; env goes on
+// the kernel's command line (the guest's environment). The extra disks
+// are /dev/vdb, /dev/vdc, ….
+func boot(v vm, disk string, timeout time.Duration, env string, extra ...string) error {
+	cmd := v.command(strings.TrimSpace(env), append([]string{disk}, extra...))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
