@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,8 +65,9 @@ func longSetup(root, work string, length time.Duration) (string, error) {
 // recording (hostCheck: decrypts, decodes, its length), then that every
 // frame the driver delivered was recorded: the fed frames' numbers in the
 // recording skip no more than attuned says the driver dropped (gaps in
-// v4l2_buffer.sequence), in order (v4l2loopback's repeats allowed); that the sound covers the picture
-// without overruns; and attuned's peak RSS.
+// v4l2_buffer.sequence), in order (v4l2loopback's repeats allowed); that
+// the sound spans the picture with no more holes than the driver's
+// overruns; and attuned's peak RSS.
 func longCheck(r *result, out, disk, identity string) error {
 	data, _ := r.Extra["disk_data"].(string)
 	dst := filepath.Join(out, "long")
@@ -124,21 +126,46 @@ func longCheck(r *result, out, disk, identity string) error {
 		return fmt.Errorf("%d fed frames missing from the recording, %d dropped by the driver: at least %d frames the driver delivered were lost", gaps, dropped, gaps-dropped)
 	}
 	r.Notes = append(r.Notes, fmt.Sprintf("no frame the driver delivered was lost: the %d missing are among the %d it dropped (%d of those before the first or after the last recorded frame)", gaps, dropped, dropped-gaps))
-	// The sound: 48 kHz S16 mono, its samples covering the picture's span.
-	sizes, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=size", "-of", "csv=p=0", mkv).Output()
+	// The sound: 48 kHz S16 mono. Each hole of more than half a second in
+	// its timeline must be one the driver made (an overrun: the
+	// microphone's buffer, 2 s, filled before attuned read it); with the
+	// holes, it spans the picture. Smaller holes and overlaps between
+	// packets (each 20 ms) are jitter in their stamps: reported.
+	pk, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts_time,size", "-of", "csv=p=0", mkv).Output()
 	if err != nil {
 		return fmt.Errorf("ffprobe audio packets: %v", err)
 	}
-	var bytesA int64
-	for _, f := range strings.Fields(string(sizes)) {
-		n, _ := strconv.ParseInt(f, 10, 64)
-		bytesA += n
+	var samples int64
+	var holes, jitter int
+	var holeSecs, worstJitter, firstA, end float64
+	for i, l := range strings.Fields(string(pk)) {
+		ptsS, sizeS, _ := strings.Cut(l, ",")
+		pts, err1 := strconv.ParseFloat(ptsS, 64)
+		size, err2 := strconv.ParseInt(sizeS, 10, 64)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("audio packet %q", l)
+		}
+		if i == 0 {
+			firstA = pts
+		} else if gap := pts - end; gap > 0.5 {
+			holes++
+			holeSecs += gap
+		} else if math.Abs(gap) > 0.005 {
+			jitter++
+			worstJitter = math.Max(worstJitter, math.Abs(gap))
+		}
+		samples += size / 2
+		end = pts + float64(size/2)/48000
 	}
-	soundSecs := float64(bytesA/2) / 48000
+	soundSecs := float64(samples) / 48000
 	dur, _ := r.Extra["duration"].(float64)
-	r.Notes = append(r.Notes, fmt.Sprintf("sound: %.2f s of 48 kHz samples for %.2f s of picture; %d overruns", soundSecs, dur, overruns))
-	if overruns > 0 || soundSecs < dur*0.99 || soundSecs > dur*1.01+1 {
-		return fmt.Errorf("sound: %.2f s with %d overruns for %.2f s of picture, want the same length (1%%) and no overruns", soundSecs, overruns, dur)
+	r.Notes = append(r.Notes, fmt.Sprintf("sound: %.2f s of 48 kHz samples from %.2f s to %.2f s, for %.2f s of picture; %d holes over 0.5 s (%.2f s in all), %d overruns; %d packets off their predecessor's end by 5 ms or more, at worst %.0f ms",
+		soundSecs, firstA, end, dur, holes, holeSecs, overruns, jitter, worstJitter*1000))
+	if holes > overruns {
+		return fmt.Errorf("sound: %d holes in its timeline, %d overruns: sound attuned read was lost", holes, overruns)
+	}
+	if span := end - firstA; span < dur*0.99 || span > dur*1.01+1 {
+		return fmt.Errorf("sound spans %.2f s for %.2f s of picture, want the same (1%%)", span, dur)
 	}
 	hwm, _ := r.Extra["vmhwm_kb"].(float64)
 	cpu, _ := r.Extra["cpu_seconds"].(float64)
