@@ -63,8 +63,10 @@ func hostCheck(r *result, out, identity string, fed map[[32]byte]int, marker str
 		// dequeued buffer): such a frame is a prefix of a later one, cut at
 		// the earlier one's length. The mjpeg scenario checks frames. The
 		// long run laps it too when attuned falls behind under TCG.
+		torn := strings.Count(stderr.String(), "\n")
+		r.Extra["torn"] = float64(torn)
 		r.Notes = append(r.Notes, fmt.Sprintf("ffprobe: %d frames torn by v4l2loopback (%s)",
-			strings.Count(stderr.String(), "\n"), strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])))
+			torn, strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])))
 		stderr.Reset()
 	}
 	if err != nil || stderr.Len() > 0 {
