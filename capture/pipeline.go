@@ -39,6 +39,10 @@ type Stats struct {
 	// was read (sound lost; the stamps show the gap). Sources that count
 	// them have an Overruns() int method.
 	AudioOverruns int
+	// VideoDropped is how many frames the camera's driver dropped before
+	// they were read (gaps in its frame counter). Sources that count them
+	// have a DriverDropped() int method.
+	VideoDropped int
 }
 
 // Tracks collects the tracks of several sources, refusing two of one kind.
@@ -256,6 +260,9 @@ loop:
 	for _, s := range srcs {
 		if o, ok := s.(interface{ Overruns() int }); ok {
 			st.AudioOverruns += o.Overruns()
+		}
+		if o, ok := s.(interface{ DriverDropped() int }); ok {
+			st.VideoDropped += o.DriverDropped()
 		}
 	}
 	st.Bytes = mux.Bytes()

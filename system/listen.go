@@ -18,7 +18,9 @@ var errNoAddress = errors.New("no address on the link's interfaces yet")
 // addresses the link's interfaces have now (link.interfaces, e.g. usb0),
 // not on loopback or any other interface: the device answers where the
 // laptop plugs in, nowhere else. ifaceAddrs lists an interface's
-// addresses (net.InterfaceByName's, in the daemon).
+// addresses (net.InterfaceByName's, in the daemon). An address listed but
+// not yet bindable (IPv6 during duplicate address detection) is no
+// address yet either.
 func listenLink(listen string, ifaces []string, ifaceAddrs func(string) ([]net.Addr, error)) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {

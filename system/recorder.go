@@ -107,7 +107,7 @@ func (r *Recorder) Record(ctx context.Context, srcs []capture.Source, rcpt stora
 			Bytes: ix.Bytes(), SHA256: SegmentsDigest(ix), Detail: reason})
 	}
 	log.Info("recording sealed", "recording", id, "segments", res.Segments, "bytes", res.Bytes,
-		"seconds", st.Duration.Seconds(), "frames", st.VideoFrames, "audio_overruns", st.AudioOverruns, "reason", reason)
+		"seconds", st.Duration.Seconds(), "frames", st.VideoFrames, "camera_dropped", st.VideoDropped, "audio_overruns", st.AudioOverruns, "reason", reason)
 	if recErr != nil {
 		return res, fmt.Errorf("recording %s: %w", id, recErr)
 	}

@@ -20,7 +20,17 @@ type overrunning struct {
 
 func (o overrunning) Overruns() int { return o.n }
 
-// The microphone's overruns reach the recording's stats and its manifest.
+// dropping is a camera whose driver dropped frames (as v4l2.Source counts
+// them from its sequence numbers).
+type dropping struct {
+	capture.Source
+	n int
+}
+
+func (d dropping) DriverDropped() int { return d.n }
+
+// The microphone's overruns reach the recording's stats and its manifest;
+// the frames the camera's driver dropped reach the stats (and the log).
 func TestRecorderCountsOverruns(t *testing.T) {
 	id, _ := age.GenerateX25519Identity()
 	rcpt, err := storage.NewRecipients([]age.Recipient{id.Recipient()})
@@ -32,13 +42,13 @@ func TestRecorderCountsOverruns(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &Recorder{Store: store, Clock: NewClock(), Segment: 200 * time.Millisecond, MaxDuration: 500 * time.Millisecond}
-	srcs := []capture.Source{capture.NewPatternSource(capture.Fast), overrunning{capture.NewToneSource(capture.Fast), 2}}
+	srcs := []capture.Source{dropping{capture.NewPatternSource(capture.Fast), 3}, overrunning{capture.NewToneSource(capture.Fast), 2}}
 	res, err := rec.Record(context.Background(), srcs, rcpt, SourceSpec{Video: "testsrc", Audio: "testsrc"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Stats.AudioOverruns != 2 {
-		t.Errorf("stats: %d overruns, want 2", res.Stats.AudioOverruns)
+	if res.Stats.AudioOverruns != 2 || res.Stats.VideoDropped != 3 {
+		t.Errorf("stats: %d overruns and %d frames dropped by the camera, want 2 and 3", res.Stats.AudioOverruns, res.Stats.VideoDropped)
 	}
 	m := (&testDaemon{store: store, id: id}).manifest(t, res.ID)
 	if m.AudioOverruns != 2 {

@@ -114,6 +114,9 @@ type Frame struct {
 	// Timed, which drivers without monotonic timestamps leave false.
 	Captured time.Duration
 	Timed    bool
+	// Sequence is the driver's frame counter (v4l2_buffer.sequence): a
+	// gap says it dropped frames before they were dequeued.
+	Sequence uint32
 }
 
 // Mode is a frame size and rate.
@@ -167,6 +170,11 @@ type Stats struct {
 	Timeouts int // WaitForFrame timeouts
 	Untimed  int // delivered frames stamped when read: the driver gave no monotonic capture time
 	Nudged   int // delivered frames moved 1 ms after the previous one, whose stamp was not that much earlier
+	// DriverDropped is how many frames the driver's sequence numbers
+	// skipped: frames it captured and dropped before they were dequeued
+	// (no free buffer: the reader was late). Every frame it did deliver is
+	// counted above.
+	DriverDropped int
 }
 
 const (
@@ -192,9 +200,11 @@ type Source struct {
 	nextMu sync.Mutex           // serialises Next
 	img    *image.YCbCr         // YUYV conversion buffer, used under nextMu
 
-	mu     sync.Mutex // guards the device against Close
-	closed bool
-	stats  Stats
+	mu        sync.Mutex // guards the device against Close
+	closed    bool
+	stats     Stats
+	sequence  uint32 // the last dequeued frame's, if sequenced
+	sequenced bool
 }
 
 var errV4L2Closed = fmt.Errorf("v4l2: %w", os.ErrClosed)
@@ -451,6 +461,10 @@ func v4l2ClosestRate(rates []FrameRate, want float64) float64 {
 	return best
 }
 
+// DriverDropped is Stats().DriverDropped: the recording pipeline reports
+// it as capture.Stats.VideoDropped.
+func (s *Source) DriverDropped() int { return s.Stats().DriverDropped }
+
 // Tracks returns the one video track.
 func (s *Source) Tracks() []mkv.Track { return []mkv.Track{s.track} }
 
@@ -559,6 +573,11 @@ func (s *Source) dequeue() (mkv.Packet, v4l2Got, error) {
 		}
 		return mkv.Packet{}, 0, v4l2DeviceError("dequeue frame", err)
 	}
+	// A counter that went back (streaming restarted) is no gap.
+	if s.sequenced && frame.Sequence-s.sequence-1 < 1<<31 {
+		s.stats.DriverDropped += int(frame.Sequence - s.sequence - 1)
+	}
+	s.sequence, s.sequenced = frame.Sequence, true
 	// buf belongs to the driver: read it only before ReleaseFrame.
 	var data []byte
 	got := v4l2Frame

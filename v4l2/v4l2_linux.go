@@ -126,7 +126,7 @@ func (d *webcamDevice) GetFrame() (Frame, error) {
 		return Frame{}, fmt.Errorf("driver returned buffer %d of %d", b.index, len(d.buffers))
 	}
 	buf := d.buffers[b.index]
-	f := Frame{Data: buf[:min(int(b.bytesused), len(buf))], Index: b.index}
+	f := Frame{Data: buf[:min(int(b.bytesused), len(buf))], Index: b.index, Sequence: b.sequence}
 	if b.flags&bufFlagTimestampMask == bufFlagTimestampMonotonic && (b.timestamp.Sec != 0 || b.timestamp.Usec != 0) {
 		f.Captured, f.Timed = time.Duration(b.timestamp.Nano()), true
 	}

@@ -837,3 +837,21 @@ func TestV4L2StampsStrictlyIncrease(t *testing.T) {
 		}
 	})
 }
+
+// Gaps in the driver's frame counter are counted as frames it dropped;
+// the frames it delivered are counted as before.
+func TestV4L2CountsDriverDrops(t *testing.T) {
+	cam := v4l2test.NewCamera()
+	s := v4l2Open(t, cam, v4l2.Options{})
+	frame := v4l2JPEG(t, 64, 48, 0)
+	cam.Push(frame, frame)
+	v4l2Next(t, s)
+	v4l2Next(t, s)
+	cam.DropFrames(3)
+	cam.Push(frame, frame)
+	v4l2Next(t, s)
+	v4l2Next(t, s)
+	if st := s.Stats(); st.Frames != 4 || st.DriverDropped != 3 || s.DriverDropped() != 3 {
+		t.Errorf("stats = %+v, want 4 frames and 3 dropped by the driver", st)
+	}
+}

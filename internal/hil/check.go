@@ -56,14 +56,17 @@ func hostCheck(r *result, out, identity string, fed map[[32]byte]int, marker str
 		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "default=nw=1", mkv)
 	cmd.Stderr = &stderr
 	probe, err := cmd.Output()
-	if r.Name == "sync" && err == nil && stderr.Len() > 0 {
+	if (r.Name == "sync" || r.Name == "long") && err == nil && stderr.Len() > 0 {
 		// attuned is stopped while the feeder writes on, so v4l2loopback's
 		// writer laps its ring and may overwrite the buffer attuned has
 		// dequeued while it copies it (a UVC driver never writes into a
 		// dequeued buffer): such a frame is a prefix of a later one, cut at
-		// the earlier one's length. The mjpeg scenario checks frames.
+		// the earlier one's length. The mjpeg scenario checks frames. The
+		// long run laps it too when attuned falls behind under TCG.
+		torn := strings.Count(stderr.String(), "\n")
+		r.Extra["torn"] = float64(torn)
 		r.Notes = append(r.Notes, fmt.Sprintf("ffprobe: %d frames torn by v4l2loopback (%s)",
-			strings.Count(stderr.String(), "\n"), strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])))
+			torn, strings.TrimSpace(strings.SplitN(stderr.String(), "\n", 2)[0])))
 		stderr.Reset()
 	}
 	if err != nil || stderr.Len() > 0 {
@@ -120,6 +123,7 @@ var minFrames = map[string]float64{
 	"mjpeg": 10, // fed at 30 fps; the host may be busy
 	"yuyv":  2,
 	"sync":  10, // fed at 30 fps, plus the marker frames
+	"long":  10, // 1080p fed at 30 fps; longCheck counts every frame
 }
 
 // checkFed extracts the recorded JPEGs and checks each is byte for byte a

@@ -13,7 +13,13 @@
 // recordings with the stock age CLI and checks them with ffprobe/ffmpeg.
 //
 // setup.sh (run once by make hil) installs the Debian packages and builds
-// the modules Debian's kernel lacks into the cache directory. Everything
+// the modules Debian's kernel lacks into the cache directory. With -arch
+// arm64 or armhf (make hil-arm64, hil-armhf) the VM boots Debian's arm64
+// or armmp-lpae kernel, which setup.sh CACHE ARCH downloads and unpacks
+// into the cache and cross-compiles the modules for (arch.go holds what
+// differs per architecture). -only long (make hil-long) is the opt-in long
+// run: 1080p30 MJPEG and sound for -long, attuned's frames and peak RSS
+// checked (long.go). Everything
 // built lives in that cache (.hil, gitignored); nothing here is shipped,
 // and hil never touches the host's own kernel or devices.
 package main

@@ -32,25 +32,18 @@ var cutSeconds []float64
 // mid-recording: no shutdown, no sync, the guest's page cache lost. It
 // returns the disks for the main boot, where the powercut scenario
 // recovers them. It does nothing unless the powercut scenario is to run.
-func powerCuts(ver, initrd, cache, only string, smp int) ([]string, error) {
+func powerCuts(v vm, work, only string) ([]string, error) {
 	if only != "" && !strings.Contains(","+only+",", ",powercut,") {
 		return nil, nil
 	}
 	var disks []string
 	cutSeconds = nil
 	for i, after := range powerCutAfter {
-		disk := filepath.Join(cache, fmt.Sprintf("powercut-%d.img", i+1))
-		os.Remove(disk)
-		if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		disk, err := makeExt4(filepath.Join(work, fmt.Sprintf("powercut-%d.img", i+1)), 256<<20)
+		if err != nil {
 			return nil, err
 		}
-		if err := os.Truncate(disk, 256<<20); err != nil {
-			return nil, err
-		}
-		if out, err := exec.Command("mkfs.ext4", "-q", "-F", disk).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("mkfs.ext4 %s (e2fsprogs): %v: %s", disk, err, out)
-		}
-		secs, err := bootAndCut(ver, initrd, disk, smp, after)
+		secs, err := bootAndCut(v, disk, after)
 		if err != nil {
 			return nil, fmt.Errorf("power cut %d: %w", i+1, err)
 		}
@@ -61,10 +54,26 @@ func powerCuts(ver, initrd, cache, only string, smp int) ([]string, error) {
 	return disks, nil
 }
 
+// makeExt4 makes a sparse disk image of size bytes with an ext4 file
+// system (mkfs.ext4's defaults: data=ordered) and returns its path.
+func makeExt4(disk string, size int64) (string, error) {
+	os.Remove(disk)
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Truncate(disk, size); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", disk).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mkfs.ext4 %s (e2fsprogs): %v: %s", disk, err, out)
+	}
+	return disk, nil
+}
+
 // bootAndCut boots the VM recording onto disk and kills qemu after the
 // guest's "recording started"; it returns the seconds between the two.
-func bootAndCut(ver, initrd, disk string, smp int, after time.Duration) (float64, error) {
-	cmd := exec.Command("qemu-system-x86_64", qemuArgs(ver, initrd, "HIL_ONLY=powercut HIL_POWERCUT=cut", smp, []string{disk})...)
+func bootAndCut(v vm, disk string, after time.Duration) (float64, error) {
+	cmd := v.command("HIL_ONLY=powercut HIL_POWERCUT=cut", []string{disk})
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -73,7 +82,7 @@ func bootAndCut(ver, initrd, disk string, smp int, after time.Duration) (float64
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("qemu: %w", err)
 	}
-	limit := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	limit := time.AfterFunc(v.arch.timeout(2*time.Minute), func() { cmd.Process.Kill() })
 	defer limit.Stop()
 	var started, killed time.Time
 	sc := bufio.NewScanner(stdout)

@@ -46,8 +46,14 @@ func main() {
 	timeout := flag.Duration("timeout", defaultBootTimeout, "longest the VM may run")
 	only := flag.String("only", defaultScenarios, "comma-separated scenarios to run (panel,mjpeg,yuyv,sync,gadget,unplug,powercut); empty: all")
 	smp := flag.Int("smp", 2, "virtual CPUs")
+	long := flag.Duration("long", 15*time.Minute, "how long the long scenario (-only long, make hil-long) records")
+	archName := flag.String("arch", "amd64", "the VM's architecture: amd64, arm64 (Debian's arm64 kernel) or armhf (armmp-lpae); setup.sh CACHE ARCH prepares it")
 	flag.Parse()
-	if err := run(*cache, *timeout, *only, *smp); err != nil {
+	arch, err := archByName(*archName)
+	if err == nil {
+		err = run(arch, *cache, *timeout, *only, *smp, *long)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hil: FAIL:", err)
 		os.Exit(1)
 	}
@@ -60,27 +66,45 @@ func main() {
 // server (docs/HIL.md); run it with -only gadget, or all with -only "".
 const defaultScenarios = "panel,mjpeg,yuyv,sync,unplug,powercut"
 
-func run(cache string, timeout time.Duration, only string, smp int) error {
+// vm is the VM to boot: its architecture, its Debian kernel's version and
+// where that kernel is (the sysroot), the initramfs and the CPU count.
+type vm struct {
+	arch    vmArch
+	sysroot string
+	ver     string
+	initrd  string
+	smp     int
+}
+
+// command is qemu booting the VM with env on the kernel's command line
+// and disks as /dev/vda, /dev/vdb, ….
+func (v vm) command(env string, disks []string) *exec.Cmd {
+	return exec.Command(v.arch.qemu, v.arch.qemuArgs(v.sysroot, v.ver, v.initrd, env, v.smp, disks)...)
+}
+
+func run(arch vmArch, cache string, timeout time.Duration, only string, smp int, long time.Duration) error {
 	t0 := time.Now()
 	cache, err := filepath.Abs(cache)
 	if err != nil {
 		return err
 	}
-	ver, err := kernelVersion()
+	v := vm{arch: arch, sysroot: arch.sysroot(cache), smp: smp}
+	work := arch.work(cache) // the initramfs, disks and results
+	v.ver, err = kernelVersion(v.sysroot)
 	if err != nil {
 		return err
 	}
-	root := filepath.Join(cache, "root")
+	root := filepath.Join(work, "root")
 	os.RemoveAll(root)
 	for _, d := range []string{"hil/frames", "hil/ko", "bin"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
 		}
 	}
-	if err := buildBinaries(root); err != nil {
+	if err := buildBinaries(arch, root); err != nil {
 		return err
 	}
-	frames, err := makeFrames(filepath.Join(root, "hil/frames"))
+	frames, err := makeFrames(filepath.Join(root, "hil/frames"), frameW, frameH, nFrames)
 	if err != nil {
 		return err
 	}
@@ -92,18 +116,36 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	if err != nil {
 		return err
 	}
-	if err := modules(ver, cache, root); err != nil {
+	isLong, err := wantLong(only)
+	if err != nil {
 		return err
 	}
-	if err := copyFile("/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755); err != nil {
+	env := ""
+	if only != "" {
+		env = "HIL_ONLY=" + only
+	}
+	var extra []string // disks after the results disk
+	if isLong {
+		d, err := longSetup(root, work, long)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, d)
+		env += " HIL_LONG=" + long.String()
+		timeout += long
+	}
+	if err := modules(v, cache, root); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(v.sysroot, "bin/busybox"), filepath.Join(root, "bin/busybox"), 0o755); err != nil {
 		return fmt.Errorf("busybox (busybox-static): %w", err)
 	}
 	os.Symlink("busybox", filepath.Join(root, "bin/sh"))
-	initrd := filepath.Join(cache, "initrd.cpio")
-	if err := cpio(root, initrd); err != nil {
+	v.initrd = filepath.Join(work, "initrd.cpio")
+	if err := cpio(root, v.initrd); err != nil {
 		return err
 	}
-	disk := filepath.Join(cache, "out.img")
+	disk := filepath.Join(work, "out.img")
 	os.Remove(disk)
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		return err
@@ -111,17 +153,21 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	if err := os.Truncate(disk, 512<<20); err != nil {
 		return err
 	}
-	fmt.Printf("hil: initramfs ready in %.1fs; booting %s\n", time.Since(t0).Seconds(), ver)
-	cutDisks, err := powerCuts(ver, initrd, cache, only, smp)
+	fmt.Printf("hil: initramfs ready in %.1fs; booting %s (%s)\n", time.Since(t0).Seconds(), v.ver, arch.name)
+	cutDisks, err := powerCuts(v, work, only)
 	if err != nil {
 		return err
 	}
+	if len(cutDisks) > 0 {
+		env += fmt.Sprintf(" HIL_DISKS=%d", len(cutDisks))
+		extra = append(extra, cutDisks...)
+	}
 	tBoot := time.Now()
-	if err := boot(ver, initrd, disk, timeout, only, smp, cutDisks...); err != nil {
+	if err := boot(v, disk, arch.timeout(timeout), env, extra...); err != nil {
 		return err
 	}
 	fmt.Printf("hil: VM ran %.1fs\n", time.Since(tBoot).Seconds())
-	out := filepath.Join(cache, "out")
+	out := filepath.Join(work, "out")
 	os.RemoveAll(out)
 	results, err := readOut(disk, out)
 	if err != nil {
@@ -131,7 +177,12 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	for i := range results {
 		r := &results[i]
 		if r.OK {
-			err := hostCheck(r, out, identity, frames, marker)
+			var err error
+			if r.Name == "long" {
+				err = longCheck(r, out, extra[0], identity)
+			} else {
+				err = hostCheck(r, out, identity, frames, marker)
+			}
 			if err == nil {
 				err = faultCheck(r, out, identity, frames)
 			}
@@ -144,7 +195,7 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 			status = "FAIL"
 			failed = append(failed, r.Name)
 		}
-		fmt.Printf("hil: %s %s (%.1fs in the VM)\n", status, r.Name, r.Seconds)
+		fmt.Printf("hil: %s %s %s (%.1fs in the VM)\n", status, arch.name, r.Name, r.Seconds)
 		for _, n := range r.Notes {
 			fmt.Printf("      %s\n", n)
 		}
@@ -159,24 +210,25 @@ func run(cache string, timeout time.Duration, only string, smp int) error {
 	return nil
 }
 
-// kernelVersion is the Debian kernel in /boot (the host may run another).
-func kernelVersion() (string, error) {
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+// kernelVersion is the Debian kernel in sysroot/boot (on amd64 the host's
+// /boot: the host may run another kernel).
+func kernelVersion(sysroot string) (string, error) {
+	ks, _ := filepath.Glob(filepath.Join(sysroot, "boot/vmlinuz-*"))
 	if len(ks) == 0 {
-		return "", errors.New("no /boot/vmlinuz-*: run internal/hil/setup.sh (linux-image-amd64)")
+		return "", fmt.Errorf("no %s/boot/vmlinuz-*: run internal/hil/setup.sh", sysroot)
 	}
 	sort.Strings(ks)
-	return strings.TrimPrefix(ks[len(ks)-1], "/boot/vmlinuz-"), nil
+	return strings.TrimPrefix(filepath.Base(ks[len(ks)-1]), "vmlinuz-"), nil
 }
 
-func buildBinaries(root string) error {
+func buildBinaries(arch vmArch, root string) error {
 	for _, b := range []struct{ pkg, out string }{
 		{"./cmd/attuned", "hil/attuned"},
 		{"./cmd/attune", "hil/attune"},
 		{"./internal/hil/guest", "init"},
 	} {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, b.out), b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		cmd.Env = append(os.Environ(), arch.goEnv()...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("build %s: %w", b.pkg, err)
@@ -185,16 +237,16 @@ func buildBinaries(root string) error {
 	return nil
 }
 
-// makeFrames writes nFrames distinct JPEGs (a moving bar over a changing
+// makeFrames writes n distinct w×h JPEGs (a moving bar over a changing
 // background) and returns the index of each frame by its SHA-256.
-func makeFrames(dir string) (map[[32]byte]int, error) {
+func makeFrames(dir string, w, h, n int) (map[[32]byte]int, error) {
 	byHash := map[[32]byte]int{}
-	img := image.NewYCbCr(image.Rect(0, 0, frameW, frameH), image.YCbCrSubsampleRatio420)
-	for i := 0; i < nFrames; i++ {
-		for y := 0; y < frameH; y++ {
-			for x := 0; x < frameW; x++ {
+	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	for i := 0; i < n; i++ {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
 				yy := uint8(40 + (x+y+3*i)%160)
-				if x/8 == i%(frameW/8) {
+				if x/8 == i%(w/8) {
 					yy = 235
 				}
 				img.Y[img.YOffset(x, y)] = yy
@@ -207,11 +259,11 @@ func makeFrames(dir string) (map[[32]byte]int, error) {
 		if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 70}); err != nil {
 			return nil, err
 		}
-		h := sha256.Sum256(b.Bytes())
-		if _, dup := byHash[h]; dup {
+		sum := sha256.Sum256(b.Bytes())
+		if _, dup := byHash[sum]; dup {
 			return nil, fmt.Errorf("frames: %d is a duplicate", i)
 		}
-		byHash[h] = i
+		byHash[sum] = i
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d.jpg", i)), b.Bytes(), 0o644); err != nil {
 			return nil, err
 		}
@@ -257,8 +309,8 @@ var vmModules = []struct{ name, params string }{
 
 // modules copies the VM's modules and their dependencies (modules.dep)
 // into root/hil/ko, decompressed, and writes hil/modules.txt in load order.
-func modules(ver, cache, root string) error {
-	base := filepath.Join("/lib/modules", ver)
+func modules(v vm, cache, root string) error {
+	base := filepath.Join(v.sysroot, "lib/modules", v.ver)
 	dep := map[string][]string{} // module name → its file, then its dependencies' files
 	f, err := os.Open(filepath.Join(base, "modules.dep"))
 	if err != nil {
@@ -302,7 +354,7 @@ func modules(ver, cache, root string) error {
 	for _, m := range vmModules {
 		line := ""
 		if n, ok := strings.CutPrefix(m.name, "hil:"); ok {
-			src := filepath.Join(cache, "kmod", ver, n+".ko")
+			src := filepath.Join(cache, "kmod", v.ver, n+".ko")
 			if err := copyFile(src, filepath.Join(root, "hil/ko", n+".ko"), 0o644); err != nil {
 				return fmt.Errorf("%w (run internal/hil/setup.sh)", err)
 			}
@@ -369,17 +421,11 @@ func cpio(root, out string) error {
 	return nil
 }
 
-// boot runs the VM until it powers off, echoing its console. The extra
-// disks are /dev/vdb, /dev/vdc, … (HIL_DISKS says how many).
-func boot(ver, initrd, disk string, timeout time.Duration, only string, smp int, extra ...string) error {
-	env := ""
-	if only != "" {
-		env = "HIL_ONLY=" + only
-	}
-	if len(extra) > 0 {
-		env += fmt.Sprintf(" HIL_DISKS=%d", len(extra))
-	}
-	cmd := exec.Command("qemu-system-x86_64", qemuArgs(ver, initrd, env, smp, append([]string{disk}, extra...))...)
+// boot runs the VM until it powers off, echoing its console; env goes on
+// the kernel's command line (the guest's environment). The extra disks
+// are /dev/vdb, /dev/vdc, ….
+func boot(v vm, disk string, timeout time.Duration, env string, extra ...string) error {
+	cmd := v.command(strings.TrimSpace(env), append([]string{disk}, extra...))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -398,21 +444,6 @@ func boot(ver, initrd, disk string, timeout time.Duration, only string, smp int,
 		return fmt.Errorf("qemu: %w (timeout %v)", err, timeout)
 	}
 	return nil
-}
-
-// qemuArgs boots the Debian kernel with the initramfs, env on its command
-// line (for the guest's environment), and the disks as /dev/vda, /dev/vdb, ….
-func qemuArgs(ver, initrd, env string, smp int, disks []string) []string {
-	args := []string{
-		"-machine", "q35,accel=tcg", "-cpu", "max", "-m", "1G", "-smp", strconv.Itoa(smp),
-		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
-		"-kernel", "/boot/vmlinuz-" + ver, "-initrd", initrd,
-		"-append", strings.TrimSpace("console=ttyS0 quiet panic=-1 rdinit=/init " + env),
-	}
-	for _, d := range disks {
-		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
-	}
-	return args
 }
 
 // readOut reads the guest's tar stream from the disk image into dir and

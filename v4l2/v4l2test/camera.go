@@ -65,7 +65,8 @@ type Camera struct {
 	changed   chan struct{} // closed and replaced on every change
 	queue     []camEvent
 	generated int
-	served    int // frames GetFrame returned
+	served    int    // frames GetFrame returned
+	sequence  uint32 // the next frame's v4l2_buffer.sequence
 	made      time.Time
 	captured  time.Duration // capture time of the last frame (FrameInterval)
 	bufCount  uint32
@@ -155,6 +156,15 @@ func IntervalRange(minNum, minDen, maxNum, maxDen uint32) v4l2.FrameRate {
 		MinNumerator: minNum, MaxNumerator: maxNum, StepNumerator: 1,
 		MinDenominator: minDen, MaxDenominator: maxDen, StepDenominator: 1,
 	}
+}
+
+// DropFrames makes the camera skip n sequence numbers before the next
+// frame GetFrame returns: as a driver does for frames it captured and
+// dropped because no buffer was free (the reader was late).
+func (c *Camera) DropFrames(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sequence += uint32(n)
 }
 
 // Push queues frames; the camera copies them.
@@ -499,7 +509,8 @@ func (c *Camera) GetFrame() (v4l2.Frame, error) {
 	copy(buf, frame)
 	c.held[index] = true
 	c.calls.Gets++
-	f := v4l2.Frame{Data: buf[:len(buf):len(buf)], Index: uint32(index)}
+	f := v4l2.Frame{Data: buf[:len(buf):len(buf)], Index: uint32(index), Sequence: c.sequence}
+	c.sequence++
 	if c.FrameInterval > 0 {
 		c.captured += c.FrameInterval
 		f.Captured, f.Timed = c.captured, true

@@ -137,17 +137,19 @@ func mjpegScenario(r *Result) error {
 func fourcc(s string) uint32 { return binary.LittleEndian.Uint32([]byte(s)) }
 
 // setOutputFormat sets the output (writer) side's format with
-// VIDIOC_S_FMT: struct v4l2_format is a u32 type, then (8-aligned on
-// 64-bit) a struct v4l2_pix_format in a 200-byte union.
+// VIDIOC_S_FMT: struct v4l2_format is a u32 type, then a struct
+// v4l2_pix_format in a 200-byte union aligned as a pointer (it holds
+// struct v4l2_window's): 208 bytes on 64-bit, 204 on 32-bit ARM.
 func setOutputFormat(fd, w, h int, pix uint32) error {
 	const (
-		vidiocSFmt      = 0xc0d05605 // _IOWR('V', 5, struct v4l2_format), 208 bytes
+		pixFormatOffset = unsafe.Sizeof(uintptr(0))
+		size            = pixFormatOffset + 200
+		vidiocSFmt      = 3<<30 | size<<16 | 'V'<<8 | 5 // _IOWR('V', 5, struct v4l2_format)
 		bufTypeOutput   = 2
 		fieldNone       = 1
 		colorspaceJPEG  = 7
-		pixFormatOffset = 8
 	)
-	var f [208]byte
+	var f [size]byte
 	le := binary.LittleEndian
 	le.PutUint32(f[0:], bufTypeOutput)
 	p := f[pixFormatOffset:]
