@@ -77,7 +77,10 @@ func checkSync(r *result, mkv, out, marker string) error {
 	counts := map[int]int{}
 	var markers []float64 // marker frames' stamps
 	var onsets []float64  // clicks' stamps
-	off, quiet := 0, rate
+	// quiet starts at 0: a click already sounding when the sound starts
+	// is no onset (its start was not recorded).
+	off, quiet := 0, 0
+	firstAudio := -1.0
 	for _, p := range probe.Packets {
 		pts, err := strconv.ParseFloat(p.PTS, 64)
 		if err != nil {
@@ -95,6 +98,9 @@ func checkSync(r *result, mkv, out, marker string) error {
 				markers = append(markers, pts)
 			}
 		case 1:
+			if firstAudio < 0 {
+				firstAudio = pts
+			}
 			if off+size > len(pcm) {
 				return fmt.Errorf("sound: %d bytes extracted, packets hold more", len(pcm))
 			}
@@ -144,9 +150,17 @@ func checkSync(r *result, mkv, out, marker string) error {
 	var errs []float64
 	before, after := 0, 0
 	var worst float64
+	early := 0
 	for _, v := range markers {
 		j := nearest(pairs, 1, v-best)
 		played, wrote := pairs[j][0], pairs[j][1]
+		if played+best < firstAudio+0.1 {
+			// Its click played before the sound track began (the
+			// microphone starts a moment after the camera): nothing to
+			// pair it with.
+			early++
+			continue
+		}
 		k := sort.SearchFloat64s(onsets, played+best-0.2)
 		if k == len(onsets) || math.Abs(onsets[k]-(played+best)) > 0.2 {
 			return fmt.Errorf("marker frame at %.3fs: no click recorded near it", v)
@@ -164,8 +178,8 @@ func checkSync(r *result, mkv, out, marker string) error {
 	for i, e := range errs {
 		ms[i] = fmt.Sprintf("%+.1f", e*1000)
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("%d clicks and %d marker frames recorded (%d of %d clicks fit the played ones); A/V error per marker (ms, recorded offset minus played offset): %v; worst %.1f ms; %d markers before the stall, %d after",
-		len(onsets), len(markers), bestN, len(onsets), ms, worst*1000, before, after))
+	r.Notes = append(r.Notes, fmt.Sprintf("%d clicks and %d marker frames recorded (%d of %d clicks fit the played ones; %d marker(s) before the sound began, not paired); A/V error per marker (ms, recorded offset minus played offset): %v; worst %.1f ms; %d markers before the stall, %d after",
+		len(onsets), len(markers), bestN, len(onsets), early, ms, worst*1000, before, after))
 	if n, _ := r.Extra["overrun_lines"].(float64); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("attuned logged %.0f audio overruns", n))
 	}
