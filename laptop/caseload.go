@@ -59,21 +59,37 @@ type Withdrawal struct {
 	Recorded time.Time `json:"recorded"`
 }
 
-// Grants reports whether a consent entry grants scope.
-func (c Consent) Grants(scope string) bool {
+// field is the consent entry's flag for scope, or nil for no such scope.
+func (c *Consent) field(scope string) *bool {
 	switch scope {
 	case ScopeFilming:
-		return c.Filming
+		return &c.Filming
 	case ScopeSharedReview:
-		return c.SharedReview
+		return &c.SharedReview
 	case ScopeFamilyCopy:
-		return c.ClipsToFamily
+		return &c.ClipsToFamily
 	case ScopeSupervision:
-		return c.Supervision
+		return &c.Supervision
 	case ScopeTraining:
-		return c.Training
+		return &c.Training
 	}
-	return false
+	return nil
+}
+
+// Grants reports whether a consent entry grants scope.
+func (c Consent) Grants(scope string) bool {
+	f := c.field(scope)
+	return f != nil && *f
+}
+
+// Grant adds scope to a consent entry; an unknown scope is an error.
+func (c *Consent) Grant(scope string) error {
+	f := c.field(scope)
+	if f == nil {
+		return fmt.Errorf("consent: no scope %q", scope)
+	}
+	*f = true
+	return nil
 }
 
 // Number is the case's short number, as the device shows it ("c042").

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -107,17 +108,9 @@ func caseType(supervision bool) string {
 func (c *cli) caseUse(args []string) error {
 	fs, homeDir := c.command("case use", "CASE", true)
 	device := fs.String("device", "", "device address HOST:PORT (default: where it was paired)")
-	pos, err := c.parse(fs, args, 1)
+	home, cs, err := c.parseCase(fs, "case use", homeDir, args)
 	if err != nil {
 		return err
-	}
-	home, err := c.openHome(*homeDir)
-	if err != nil {
-		return err
-	}
-	cs, err := home.FindCase(arg(pos, 0))
-	if err != nil {
-		return fmt.Errorf("case use: %v", err)
 	}
 	dev, err := c.device(home, *device)
 	if err != nil {
@@ -289,17 +282,9 @@ func (c *cli) caseConsent(args []string) error {
 
 func (c *cli) consentShow(args []string) error {
 	fs, homeDir := c.command("case consent show", "CASE", true)
-	pos, err := c.parse(fs, args, 1)
+	_, cs, err := c.parseCase(fs, "case consent show", homeDir, args)
 	if err != nil {
 		return err
-	}
-	home, err := c.openHome(*homeDir)
-	if err != nil {
-		return err
-	}
-	cs, err := home.FindCase(arg(pos, 0))
-	if err != nil {
-		return fmt.Errorf("case consent show: %v", err)
 	}
 	fmt.Fprintf(c.stdout, "case %s (%q)\n", cs.Number(), cs.Label)
 	if len(cs.Consent) == 0 {
@@ -347,17 +332,9 @@ func (c *cli) consentWithdraw(args []string) error {
 	scope := fs.String("scope", "", "the scope withdrawn: "+strings.Join(laptop.Scopes, ", ")+" (required)")
 	who := fs.String("who", "", "who withdrew consent (required)")
 	date := fs.String("date", time.Now().Format("2006-01-02"), "when consent was withdrawn, YYYY-MM-DD (not in the future)")
-	pos, err := c.parse(fs, args, 1)
+	home, cs, err := c.parseCase(fs, "case consent withdraw", homeDir, args)
 	if err != nil {
 		return err
-	}
-	home, err := c.openHome(*homeDir)
-	if err != nil {
-		return err
-	}
-	cs, err := home.FindCase(arg(pos, 0))
-	if err != nil {
-		return fmt.Errorf("case consent withdraw: %v", err)
 	}
 	sc := strings.ReplaceAll(*scope, "-", "_")
 	if err := home.WithdrawConsent(cs, sc, *who, *date, time.Now()); err != nil {
@@ -370,17 +347,9 @@ func (c *cli) consentWithdraw(args []string) error {
 func (c *cli) caseErase(args []string) error {
 	fs, homeDir := c.command("case erase", "CASE", true)
 	yes := fs.Bool("yes", false, "do not ask for the label to be typed (for scripts)")
-	pos, err := c.parse(fs, args, 1)
+	home, cs, err := c.parseCase(fs, "case erase", homeDir, args)
 	if err != nil {
 		return err
-	}
-	home, err := c.openHome(*homeDir)
-	if err != nil {
-		return err
-	}
-	cs, err := home.FindCase(arg(pos, 0))
-	if err != nil {
-		return fmt.Errorf("case erase: %v", err)
 	}
 	if cs.Erased != nil {
 		fmt.Fprintf(c.stdout, "case %q was already erased on %s\n", cs.Label, cs.Erased.Local().Format("2006-01-02"))
@@ -496,17 +465,9 @@ func (c *cli) caseClose(args []string) error {
 func (c *cli) audit(args []string) error {
 	fs, homeDir := c.command("audit", "CASE", true)
 	htmlOut := fs.String("html", "", "also write the report as a printable HTML page to this file")
-	pos, err := c.parse(fs, args, 1)
+	home, cs, err := c.parseCase(fs, "audit", homeDir, args)
 	if err != nil {
 		return err
-	}
-	home, err := c.openHome(*homeDir)
-	if err != nil {
-		return err
-	}
-	cs, err := home.FindCase(arg(pos, 0))
-	if err != nil {
-		return fmt.Errorf("audit: %v", err)
 	}
 	var text strings.Builder
 	if err := home.CaseReport(cs, "text", &text); err != nil {
@@ -523,4 +484,22 @@ func (c *cli) audit(args []string) error {
 		}
 	}
 	return nil
+}
+
+// parseCase parses a command that names one case (by label, number, id or
+// id prefix): its flags, then the home and the case.
+func (c *cli) parseCase(fs *flag.FlagSet, name string, homeDir *string, args []string) (*laptop.Home, *laptop.Case, error) {
+	pos, err := c.parse(fs, args, 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	home, err := c.openHome(*homeDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := home.FindCase(arg(pos, 0))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return home, cs, nil
 }

@@ -130,19 +130,8 @@ func (s *Server) apiConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	cn := laptop.Consent{Date: req.Date, Who: strings.TrimSpace(req.Who), Note: req.Note, RetentionDays: req.RetentionDays}
 	for _, sc := range req.Scopes {
-		switch sc {
-		case laptop.ScopeFilming:
-			cn.Filming = true
-		case laptop.ScopeSharedReview:
-			cn.SharedReview = true
-		case laptop.ScopeFamilyCopy:
-			cn.ClipsToFamily = true
-		case laptop.ScopeSupervision:
-			cn.Supervision = true
-		case laptop.ScopeTraining:
-			cn.Training = true
-		default:
-			fail(w, 400, fmt.Errorf("consent: no scope %q", sc))
+		if err := cn.Grant(sc); err != nil {
+			fail(w, 400, err)
 			return
 		}
 	}
