@@ -1,14 +1,17 @@
 package laptop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"filippo.io/age"
@@ -170,5 +173,58 @@ func TestExportGaps(t *testing.T) {
 	}
 	if info, _, err := h.ExportRecording(context.Background(), vr, id, out, false); err != nil || len(info.Gaps) != 0 {
 		t.Errorf("whole recording: %v, gaps %v", err, info.Gaps)
+	}
+}
+
+// TestStreamAheadAndClose: the stream, decrypted ahead by workers, is the
+// segments' plaintexts in order without their seals; closing it part-way
+// stops the workers.
+func TestStreamAheadAndClose(t *testing.T) {
+	h, c, rcpt := newSyncCase(t)
+	id, err := h.Identity(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := vaultRecording(t, h, c, rcpt, 8*time.Second)
+	if n := len(vr.Index.Segments); n <= streamAhead+streamWorkers {
+		t.Fatalf("%d segments: too few to fill the workers", n)
+	}
+	var want []byte
+	for n := range vr.Index.Segments {
+		p := decryptAll(t, filepath.Join(vr.Dir, storage.SegmentName(n)), id)
+		want = append(want, p[:len(p)-storage.SealSize]...)
+	}
+	s, err := vr.Stream(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(s, 100))) // tiny reads first
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(s)
+	s.Close()
+	if err != nil || !bytes.Equal(append(got, rest...), want) {
+		t.Fatalf("stream: %d bytes (%v), want the %d bytes of the plaintexts", len(got)+len(rest), err, len(want))
+	}
+	base := runtime.NumGoroutine()
+	for range 3 {
+		s, err := vr.Stream(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		unopened, _ := vr.Stream(id)
+		unopened.Close()
+	}
+	// Close waits for the workers' last step; let them leave the scheduler.
+	for i := 0; runtime.NumGoroutine() > base && i < 10000; i++ {
+		runtime.Gosched()
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		t.Errorf("%d goroutines after closing the streams, %d before", n, base)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -17,73 +18,184 @@ import (
 	"attune.dev/attune/storage"
 )
 
-// segmentStream decrypts a recording's segments one after another, each
-// whole into memory (one segment, about a second of footage), and hands
-// out its plaintext only once its seal checks out (docs/FORMAT.md, "The
-// seal chain"): its number, its recording and its link to the segment
-// before it. A segment that fails is an error, before any of its bytes.
+// segmentStream decrypts a recording's segments one after another and
+// hands out each one's plaintext only once its seal checks out (docs/
+// FORMAT.md, "The seal chain"): its number, its recording and its link to
+// the segment before it. A segment that fails is an error, before any of
+// its bytes.
+//
+// Segments are decrypted and their seals checked ahead of the reader, by
+// streamWorkers goroutines at most streamAhead segments ahead (each one
+// whole in memory, about a second of footage); the links between them are
+// checked in order as the reader reaches them. Close stops the work.
 type segmentStream struct {
 	segs  []int // segment numbers, in order
 	dir   string
 	recID string
 	id    age.Identity
 	ck    *chainKey
-	prev  *storage.Seal // the seal of the segment before segs[0], if held
-	pn    int
-	buf   []byte
-	off   int
+
+	start sync.Once
+	order chan *segmentJob // the segments being decrypted, in order
+	quit  chan struct{}
+	wg    sync.WaitGroup
+	free  chan []byte // buffers handed back for reuse
+
+	prev *storage.Seal // the seal of the segment before cur, if held
+	pn   int
+	cur  *segmentJob
+	off  int
+	err  error // sticky
 }
 
+// segmentJob is one segment decrypted ahead: its plaintext without the
+// seal, or why it failed.
+type segmentJob struct {
+	n    int
+	buf  []byte
+	seal storage.Seal
+	err  error
+	done chan struct{}
+}
+
+const (
+	streamWorkers = 2
+	streamAhead   = 4
+)
+
 func (s *segmentStream) Read(p []byte) (int, error) {
-	for s.off == len(s.buf) {
-		if len(s.segs) == 0 {
+	s.start.Do(s.run)
+	for s.cur == nil || s.off == len(s.cur.buf) {
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.cur != nil {
+			s.recycle(s.cur.buf)
+			s.cur = nil
+		}
+		j, ok := <-s.order
+		if !ok {
+			s.err = io.EOF
 			return 0, io.EOF
 		}
-		n := s.segs[0]
-		s.segs = s.segs[1:]
-		if err := s.load(n); err != nil {
+		<-j.done
+		if err := s.link(j); err != nil {
+			s.err = err
 			return 0, err
 		}
+		s.cur, s.off = j, 0
 	}
-	c := copy(p, s.buf[s.off:])
+	c := copy(p, s.cur.buf[s.off:])
 	s.off += c
 	return c, nil
 }
 
-// load decrypts and checks segment n into the buffer, its seal left out.
-func (s *segmentStream) load(n int) error {
+// run starts the workers: the segments go to them in order, and to the
+// reader in the same order.
+func (s *segmentStream) run() {
+	s.order = make(chan *segmentJob, streamAhead)
+	s.free = make(chan []byte, streamAhead+2)
+	work := make(chan *segmentJob)
+	s.wg.Add(1 + streamWorkers)
+	go func() {
+		defer s.wg.Done()
+		defer close(s.order)
+		defer close(work)
+		for _, n := range s.segs {
+			j := &segmentJob{n: n, done: make(chan struct{})}
+			select {
+			case s.order <- j:
+			case <-s.quit:
+				return
+			}
+			select {
+			case work <- j:
+			case <-s.quit:
+				return
+			}
+		}
+	}()
+	for range streamWorkers {
+		go func() {
+			defer s.wg.Done()
+			for j := range work {
+				j.buf, j.seal, j.err = s.load(j.n, s.buffer())
+				close(j.done)
+			}
+		}()
+	}
+}
+
+func (s *segmentStream) buffer() []byte {
+	select {
+	case b := <-s.free:
+		return b[:0]
+	default:
+		return nil
+	}
+}
+
+func (s *segmentStream) recycle(b []byte) {
+	select {
+	case s.free <- b:
+	default:
+	}
+}
+
+// load decrypts segment n into buf and checks its seal; the plaintext is
+// returned without the seal.
+func (s *segmentStream) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 	name := storage.SegmentName(n)
 	f, err := os.Open(filepath.Join(s.dir, name))
 	if err != nil {
-		return err
+		return buf, storage.Seal{}, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && int64(cap(buf)) < fi.Size() {
+		buf = make([]byte, 0, fi.Size()) // the plaintext is a little smaller than the file
+	}
 	r, err := age.Decrypt(f, s.id)
 	if err != nil {
-		return fmt.Errorf("decrypt %s: %w", name, err)
+		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	b := bytes.NewBuffer(s.buf[:0])
+	b := bytes.NewBuffer(buf)
 	if _, err := b.ReadFrom(r); err != nil {
-		return fmt.Errorf("decrypt %s: %w", name, err)
+		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	s.buf, s.off = b.Bytes(), 0
-	seal, serr := storage.ReadSeal(s.buf)
+	buf = b.Bytes()
+	seal, serr := storage.ReadSeal(buf)
 	if msg := s.ck.verify(&seal, serr, s.recID, n); msg != "" {
-		s.buf = s.buf[:0]
-		return fmt.Errorf("segment %d in the vault: %s", n, msg)
+		return buf[:0], seal, fmt.Errorf("segment %d in the vault: %s", n, msg)
 	}
-	if s.prev != nil && s.pn == n-1 {
-		if err := seal.Link(s.prev); err != nil {
-			s.buf = s.buf[:0]
-			return fmt.Errorf("segment %d in the vault: %v", n, err)
+	return buf[:len(buf)-storage.SealSize], seal, nil
+}
+
+// link checks, in order, that segment j follows the one before it.
+func (s *segmentStream) link(j *segmentJob) error {
+	if j.err != nil {
+		return j.err
+	}
+	if s.prev != nil && s.pn == j.n-1 {
+		if err := j.seal.Link(s.prev); err != nil {
+			return fmt.Errorf("segment %d in the vault: %v", j.n, err)
 		}
 	}
-	s.prev, s.pn = &seal, n
-	s.buf = s.buf[:len(s.buf)-storage.SealSize]
+	seal := j.seal
+	s.prev, s.pn = &seal, j.n
 	return nil
 }
 
-func (s *segmentStream) Close() error { return nil }
+// Close stops the decryption ahead and waits for it.
+func (s *segmentStream) Close() error {
+	s.start.Do(func() {}) // never started: nothing to stop
+	select {
+	case <-s.quit:
+	default:
+		close(s.quit)
+	}
+	s.wg.Wait()
+	return nil
+}
 
 // Stream returns the decrypted stream of a vault recording: the segments
 // it holds, in order, each checked against the recording's seal chain (a
@@ -105,7 +217,7 @@ func (vr VaultRecording) Stream(id age.Identity) (io.ReadCloser, error) {
 			}
 		}
 	}
-	return &segmentStream{segs: segs, dir: vr.Dir, recID: vr.ID, id: id, ck: ck}, nil
+	return &segmentStream{segs: segs, dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
 }
 
 // Held counts the recording's segments the vault holds.

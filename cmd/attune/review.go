@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
+	"attune.dev/attune/laptop"
 	"attune.dev/attune/laptop/review"
 	"attune.dev/attune/storage"
 )
@@ -69,8 +72,20 @@ func (c *cli) ui(args []string) error {
 	return nil
 }
 
-// openFilm decrypts a vault recording into memory for clip and still.
-func (c *cli) openFilm(cmd, homeDir, ref string) (*review.Film, error) {
+// cut is a clip or a still being made: the recording, its case and key,
+// and the consent scope the copy is for.
+type cut struct {
+	home    *laptop.Home
+	vr      laptop.VaultRecording
+	cs      *laptop.Case
+	id      age.Identity
+	purpose string
+}
+
+// openCut finds the recording ref, checks that its case's consent permits
+// a copy for purpose (a consent scope; "" is shared_review), and opens the
+// case key.
+func (c *cli) openCut(cmd, homeDir, ref, purpose string) (*cut, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("%s: give a recording id (attune list shows them)", cmd)
 	}
@@ -86,28 +101,54 @@ func (c *cli) openFilm(cmd, homeDir, ref string) (*review.Film, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", cmd, err)
 	}
+	purpose, err = cs.ExportPurpose(strings.ReplaceAll(purpose, "-", "_"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", cmd, err)
+	}
 	id, err := home.Identity(cs, c.passphrase("case key passphrase: "))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", cmd, err)
 	}
-	f, err := review.LoadFilm(c.ctx, vr, id)
+	return &cut{home: home, vr: vr, cs: cs, id: id, purpose: purpose}, nil
+}
+
+// span decrypts the frames from..to of the recording, and no more of it
+// than they need.
+func (k *cut) span(ctx context.Context, cmd string, from, to review.Point) (*review.Film, error) {
+	f, err := review.LoadSpan(ctx, k.vr, k.id, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", cmd, err)
 	}
 	return f, nil
 }
 
-func point(f *review.Film, flag, s string) (int, error) {
-	p, err := review.ParsePoint(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v", flag, err)
+// record records the file written at path with the case: case close and
+// erase list it, attune audit shows it.
+func (k *cut) record(cmd, what, path string) error {
+	now := time.Now()
+	e, err := laptop.NewExportRecord(k.vr.ID, k.purpose, what, path, now)
+	if err == nil {
+		err = k.home.RecordExports(k.cs, []laptop.ExportRecord{e}, now)
 	}
-	n, err := f.Resolve(p)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %v", flag, err)
+		return fmt.Errorf("%s: %s was written but not recorded with the case: %v", cmd, path, err)
 	}
-	return n, nil
+	return nil
 }
+
+func points(flags ...string) ([]review.Point, error) {
+	var out []review.Point
+	for i := 0; i < len(flags); i += 2 {
+		p, err := review.ParsePoint(flags[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", flags[i], err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+const forUsage = "what the copy is for, a consent scope: shared_review (default), family_copy, supervision (a supervision case's only purpose), training"
 
 func (c *cli) clip(args []string) error {
 	fs, homeDir := c.command("clip", "RECORDING-ID", true)
@@ -115,6 +156,7 @@ func (c *cli) clip(args []string) error {
 	to := fs.String("to", "", "last frame, included: mm:ss.fff or a frame number (required)")
 	format := fs.String("format", "", "mp4 (needs ffmpeg), avi or mkv (default: from --out's extension)")
 	out := fs.String("out", "", "output file (required)")
+	purpose := fs.String("for", "", forUsage)
 	pos, err := c.parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -130,23 +172,27 @@ func (c *cli) clip(args []string) error {
 	if err != nil {
 		return fmt.Errorf("clip: %v", err)
 	}
-	film, err := c.openFilm("clip", *homeDir, arg(pos, 0))
-	if err != nil {
-		return err
-	}
-	a, err := point(film, "--from", *from)
+	pts, err := points("--from", *from, "--to", *to)
 	if err != nil {
 		return fmt.Errorf("clip: %v", err)
 	}
-	b, err := point(film, "--to", *to)
+	k, err := c.openCut("clip", *homeDir, arg(pos, 0), *purpose)
 	if err != nil {
-		return fmt.Errorf("clip: %v", err)
-	}
-	if err := film.WriteClip(c.ctx, a, b, f0, *out, review.ClipOptions{}); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "clip: frames %d to %d (%s to %s, %d frames) → %s, %s\n", a, b,
-		review.FormatTime(film.PTS[a]-film.PTS[0]), review.FormatTime(film.PTS[b]-film.PTS[0]), b-a+1, *out, f0.Describe())
+	film, err := k.span(c.ctx, "clip", pts[0], pts[1])
+	if err != nil {
+		return err
+	}
+	n := len(film.Frames) - 1
+	if err := film.WriteClip(c.ctx, 0, n, f0, *out, review.ClipOptions{}); err != nil {
+		return err
+	}
+	if err := k.record("clip", film.ClipWhat(0, n), *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "clip: frames %d to %d (%s to %s, %d frames) → %s, %s\n", film.First, film.First+n,
+		review.FormatTime(film.PTS[0]-film.Origin), review.FormatTime(film.PTS[n]-film.Origin), n+1, *out, f0.Describe())
 	return nil
 }
 
@@ -154,6 +200,7 @@ func (c *cli) still(args []string) error {
 	fs, homeDir := c.command("still", "RECORDING-ID", true)
 	at := fs.String("at", "", "the frame: mm:ss.fff or a frame number (required)")
 	out := fs.String("out", "", "output FILE.jpg (required)")
+	purpose := fs.String("for", "", forUsage)
 	pos, err := c.parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -164,17 +211,24 @@ func (c *cli) still(args []string) error {
 	if ext := strings.ToLower(filepath.Ext(*out)); ext != ".jpg" && ext != ".jpeg" {
 		return fmt.Errorf("still: --out %s: name it FILE.jpg (a still is the recorded JPEG)", *out)
 	}
-	film, err := c.openFilm("still", *homeDir, arg(pos, 0))
+	pts, err := points("--at", *at)
+	if err != nil {
+		return fmt.Errorf("still: %v", err)
+	}
+	k, err := c.openCut("still", *homeDir, arg(pos, 0), *purpose)
 	if err != nil {
 		return err
 	}
-	n, err := point(film, "--at", *at)
+	film, err := k.span(c.ctx, "still", pts[0], pts[0])
 	if err != nil {
+		return err
+	}
+	if err := storage.WriteFileAtomic(*out, film.Frames[0], 0o644); err != nil {
 		return fmt.Errorf("still: %v", err)
 	}
-	if err := storage.WriteFileAtomic(*out, film.Frames[n], 0o644); err != nil {
-		return fmt.Errorf("still: %v", err)
+	if err := k.record("still", film.StillWhat(0), *out); err != nil {
+		return err
 	}
-	fmt.Fprintf(c.stdout, "still: frame %d (%s) → %s\n", n, review.FormatTime(film.PTS[n]-film.PTS[0]), *out)
+	fmt.Fprintf(c.stdout, "still: frame %d (%s) → %s\n", film.First, review.FormatTime(film.PTS[0]-film.Origin), *out)
 	return nil
 }

@@ -76,6 +76,23 @@ func TestClipStillUI(t *testing.T) {
 	if b, _ := os.ReadFile(still); !bytes.Equal(b, film.Frames[39]) {
 		t.Error("the still is not the recorded JPEG of frame 39")
 	}
+	// Both copies are recorded with the case, with the frames they hold.
+	ex, err := home.Exports(cs)
+	if err != nil || len(ex) != 2 || !strings.Contains(ex[0].What, "(frames 10–39)") || ex[0].Path != clip ||
+		!strings.Contains(ex[1].What, "(frame 39)") || ex[1].Purpose != laptop.ScopeSharedReview {
+		t.Errorf("exports recorded: %+v %v, want the clip and the still", ex, err)
+	}
+	// Without consent to a family copy, a copy for the family is refused and nothing is written.
+	if out, err := e.attune("case", "consent", cs.Label, "--who", "parent", "--filming", "--shared-review"); err != nil {
+		t.Fatalf("consent: %v\n%s", err, out)
+	}
+	refused := filepath.Join(e.dir, "family.mkv")
+	if out, err := e.attune("clip", rec, "--from", "0", "--to", "5", "--for", "family-copy", "--out", refused); err == nil || !strings.Contains(out, "family_copy") {
+		t.Errorf("clip for the family without consent: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(refused); err == nil {
+		t.Error("the refused clip was written")
+	}
 	for _, bad := range [][]string{
 		{"clip", rec, "--from", "10:00.000", "--to", "20", "--out", clip},
 		{"clip", rec, "--from", "20", "--to", "10", "--out", clip},

@@ -51,7 +51,7 @@ func (f Format) Describe() string {
 	return "Matroska (the recorded pictures and sound, unchanged): opens in VLC"
 }
 
-// ClipPackets are frames a to b (inclusive) with the sound that goes with
+// ClipPackets are frames a to b (inclusive) of the film with the sound that goes with
 // them, rebased to start at 0: each frame followed by the audio samples up
 // to the next frame, the samples unchanged.
 func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
@@ -70,12 +70,14 @@ func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
 		if i < b {
 			end = f.PTS[i+1]
 		}
-		s0, s1 := max(0, f.sampleAt(f.PTS[i])), max(0, f.sampleAt(end))
-		n := int64(len(f.PCM) / fb)
+		// Sample numbers from AudioStart; PCM holds them from lo on.
+		lo := f.pcmBase / int64(fb)
+		s0, s1 := max(lo, f.sampleAt(f.PTS[i])), max(lo, f.sampleAt(end))
+		n := lo + int64(len(f.PCM)/fb)
 		s0, s1 = min(s0, n), min(s1, n)
 		if s1 > s0 {
 			out = append(out, mkv.Packet{Kind: mkv.Audio, PTS: f.AudioStart + time.Duration(float64(s0)/float64(f.Audio.SampleRate)*float64(time.Second)) - base,
-				Data: f.PCM[s0*int64(fb) : s1*int64(fb)], Key: true})
+				Data: f.PCM[(s0-lo)*int64(fb) : (s1-lo)*int64(fb)], Key: true})
 		}
 	}
 	return out, nil

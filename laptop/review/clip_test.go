@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,5 +168,84 @@ func TestClipFormats(t *testing.T) {
 	s0 := f.sampleAt(f.PTS[10]) * int64(f.frameBytes())
 	if !bytes.Equal(wantPCM, f.PCM[s0:s0+int64(len(wantPCM))]) {
 		t.Error("clip sound is not the film's samples from its first frame on")
+	}
+}
+
+// TestReadSpan: a span read from the stream holds the same frames, and its
+// clip the same packets, as that part of the whole film, for frame
+// numbers, times and both mixed; a span past the end or ending before it
+// starts is refused with what the recording holds.
+func TestReadSpan(t *testing.T) {
+	b, err := stream3s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := testFilm(t)
+	defer func(v int64) { pcmTrimStep = v }(pcmTrimStep)
+	pcmTrimStep = 4096 // so that the sound before a span is dropped as it would be from a long film
+	at := func(n int) Point { return Point{Frame: -1, Time: whole.PTS[n] - whole.PTS[0]} }
+	mid := func(n int) Point { return Point{Frame: -1, Time: whole.PTS[n] - whole.PTS[0] + time.Millisecond} }
+	last := len(whole.Frames) - 1
+	for _, c := range []struct {
+		name     string
+		from, to Point
+		a, b     int
+	}{
+		{"frames", Point{Frame: 40}, Point{Frame: 69}, 40, 69},
+		{"one frame", Point{Frame: 50}, Point{Frame: 50}, 50, 50},
+		{"times on frames", at(40), at(69), 40, 69},
+		{"times within frames", mid(40), mid(69), 40, 69},
+		{"time to frame", mid(40), Point{Frame: 40}, 40, 40},
+		{"frame to time", Point{Frame: 40}, mid(41), 40, 41},
+		{"from the start", Point{Frame: 0}, Point{Frame: 9}, 0, 9},
+		{"to the end", mid(70), mid(last), 70, last},
+	} {
+		f, err := ReadSpan(context.Background(), bytes.NewReader(b), c.from, c.to)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if f.First != c.a || len(f.Frames) != c.b-c.a+1 || f.Origin != whole.PTS[0] {
+			t.Errorf("%s: frames %d to %d (origin %v), want %d to %d", c.name, f.First, f.First+len(f.Frames)-1, f.Origin, c.a, c.b)
+			continue
+		}
+		got, err := f.ClipPackets(0, len(f.Frames)-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := whole.ClipPackets(c.a, c.b)
+		if len(got) != len(want) {
+			t.Errorf("%s: %d packets, want %d", c.name, len(got), len(want))
+			continue
+		}
+		for i := range got {
+			if got[i].Kind != want[i].Kind || got[i].PTS != want[i].PTS || !bytes.Equal(got[i].Data, want[i].Data) {
+				t.Errorf("%s: packet %d (%s at %v, %d bytes) differs from the whole film's (%s at %v, %d bytes)", c.name, i,
+					got[i].Kind, got[i].PTS, len(got[i].Data), want[i].Kind, want[i].PTS, len(want[i].Data))
+				break
+			}
+		}
+		if c.a > 40 && f.pcmBase == 0 {
+			t.Errorf("%s: the sound before the span stayed in memory", c.name)
+		}
+		if w := f.ClipWhat(0, len(f.Frames)-1); w != whole.ClipWhat(c.a, c.b) {
+			t.Errorf("%s: described as %q, want %q", c.name, w, whole.ClipWhat(c.a, c.b))
+		}
+	}
+	for _, c := range []struct {
+		from, to Point
+		want     string
+	}{
+		{Point{Frame: 20}, Point{Frame: 10}, "end must not be before the start"},
+		{mid(20), mid(10), "end must not be before the start"},
+		{Point{Frame: 20}, mid(10), "end must not be before the start"},
+		{mid(20), Point{Frame: 10}, "end must not be before the start"},
+		{Point{Frame: 5}, Point{Frame: last + 1}, fmt.Sprintf("the recording has frames 0 to %d", last)},
+		{Point{Frame: last + 1}, Point{Frame: last + 2}, fmt.Sprintf("the recording has frames 0 to %d", last)},
+		{mid(5), Point{Frame: -1, Time: time.Hour}, "the recording is " + FormatTime(whole.Duration()-whole.PTS[0]) + " long"},
+	} {
+		if _, err := ReadSpan(context.Background(), bytes.NewReader(b), c.from, c.to); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v to %v: %v, want %q", c.from, c.to, err, c.want)
+		}
 	}
 }

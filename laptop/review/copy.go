@@ -127,14 +127,15 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 	return res, nil
 }
 
-// ClipWhat describes frames a to b of the film, as a copy's record says it.
+// ClipWhat describes frames a to b of the film, as a copy's record says it:
+// times and frame numbers in the recording.
 func (f *Film) ClipWhat(a, b int) string {
-	return fmt.Sprintf("clip %s–%s (frames %d–%d)", FormatTime(f.PTS[a]-f.PTS[0]), FormatTime(f.PTS[b]-f.PTS[0]), a, b)
+	return fmt.Sprintf("clip %s–%s (frames %d–%d)", FormatTime(f.PTS[a]-f.Origin), FormatTime(f.PTS[b]-f.Origin), f.First+a, f.First+b)
 }
 
 // StillWhat describes frame n of the film as a picture.
 func (f *Film) StillWhat(n int) string {
-	return fmt.Sprintf("picture at %s (frame %d)", FormatTime(f.PTS[n]-f.PTS[0]), n)
+	return fmt.Sprintf("picture at %s (frame %d)", FormatTime(f.PTS[n]-f.Origin), f.First+n)
 }
 
 var familyPage = template.Must(template.New("family").Parse(`<!doctype html>

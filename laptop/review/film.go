@@ -16,19 +16,25 @@ import (
 	"attune.dev/attune/mkv"
 )
 
-// Film is a recording decrypted into memory: its JPEG frames as recorded,
-// byte for byte, and its sound as one run of 16-bit PCM. It is never
-// written to disk.
+// Film is a recording, or a span of it, decrypted into memory: its JPEG
+// frames as recorded, byte for byte, and its sound as one run of 16-bit
+// PCM. It is never written to disk.
 type Film struct {
 	ID     string
 	Video  mkv.Track
 	Audio  *mkv.Track // nil without sound
 	Frames [][]byte
 	PTS    []time.Duration // of each frame
+	// First is the recording's frame number of Frames[0], and Origin the
+	// time of the recording's first frame: 0 and PTS[0] for a whole film.
+	First  int
+	Origin time.Duration
 	// PCM is the sound, interleaved signed 16-bit little-endian samples
-	// starting at AudioStart; gaps in the recording are silence.
+	// starting at AudioStart; gaps in the recording are silence. A span
+	// holds the sound from pcmBase bytes on.
 	PCM        []byte
 	AudioStart time.Duration
+	pcmBase    int64
 	Marks      []time.Duration
 	Started    time.Time // wall time of the start, if the device clock was trusted
 	Damaged    error     // set when the recording is damaged part-way: the film holds what came before
@@ -36,6 +42,18 @@ type Film struct {
 
 // LoadFilm decrypts a vault recording into memory.
 func LoadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity) (*Film, error) {
+	return loadFilm(ctx, vr, id, nil)
+}
+
+// LoadSpan decrypts the part of a vault recording from one point to
+// another (both included): it reads the recording only as far as it needs
+// to, and keeps only those frames and the sound that goes with them. The
+// Film's frame 0 is recording frame First.
+func LoadSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, from, to Point) (*Film, error) {
+	return loadFilm(ctx, vr, id, &span{from: from, to: to})
+}
+
+func loadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp *span) (*Film, error) {
 	m, err := vr.Manifest(id)
 	if err != nil {
 		return nil, fmt.Errorf("open recording: %v", err)
@@ -45,8 +63,11 @@ func LoadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity) (*
 		return nil, fmt.Errorf("open recording: %w", err)
 	}
 	defer s.Close()
-	f, err := ReadFilm(ctx, s)
+	f, err := readFilm(ctx, s, sp)
 	if err != nil {
+		if sp != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open recording: %w", err)
 	}
 	f.ID = vr.ID
@@ -62,6 +83,110 @@ func LoadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity) (*
 
 // ReadFilm reads a recording's decrypted stream into memory.
 func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
+	return readFilm(ctx, stream, nil)
+}
+
+// ReadSpan is LoadSpan on a decrypted stream.
+func ReadSpan(ctx context.Context, stream io.Reader, from, to Point) (*Film, error) {
+	return readFilm(ctx, stream, &span{from: from, to: to})
+}
+
+// span is the part of a recording readFilm keeps: from the frame showing
+// at one point to the frame showing at another.
+type span struct {
+	from, to Point
+	started  bool          // the frame at from was reached
+	done     bool          // the frame at to was reached
+	end      time.Duration // when done: the end of the last frame kept
+	prev     []byte        // the frame before the current one, until started
+	prevPTS  time.Duration
+}
+
+// spanSlack is how far past a span's end the stream is read for its
+// sound: the device writes sound a little after the pictures of its time.
+const spanSlack = time.Second
+
+func (sp *span) check() error {
+	if sp.from.Frame >= 0 && sp.to.Frame >= 0 && sp.to.Frame < sp.from.Frame ||
+		sp.from.Frame < 0 && sp.to.Frame < 0 && sp.to.Time < sp.from.Time {
+		return errors.New("the end must not be before the start")
+	}
+	return nil
+}
+
+// video takes frame i of the recording; it says whether to keep it, and
+// for a frame past the span's end whether to stop reading.
+func (sp *span) video(f *Film, i int, p mkv.Packet) (keep, stop bool, err error) {
+	if sp.done {
+		return false, p.PTS > sp.end+spanSlack, nil
+	}
+	if !sp.started {
+		switch {
+		case sp.from.Frame >= 0 && i == sp.from.Frame, sp.from.Frame < 0 && p.PTS == f.Origin+sp.from.Time:
+			f.First = i
+		case sp.from.Frame < 0 && p.PTS > f.Origin+sp.from.Time:
+			// The frame before this one shows at from.
+			f.First = i - 1
+			if sp.to.Frame >= 0 && sp.to.Frame < f.First {
+				return false, true, errors.New("the end must not be before the start")
+			}
+			f.Frames, f.PTS = append(f.Frames, sp.prev), append(f.PTS, sp.prevPTS)
+			if sp.to.Frame == f.First {
+				sp.started, sp.prev = true, nil
+				sp.done, sp.end = true, sp.prevPTS+f.FrameDuration()
+				return false, p.PTS > sp.end+spanSlack, nil
+			}
+		default:
+			if sp.to.Frame >= 0 && sp.to.Frame < i-1 { // from is at frame i-1 or later
+				return false, true, errors.New("the end must not be before the start")
+			}
+			sp.prev, sp.prevPTS = p.Data, p.PTS
+			return false, false, nil
+		}
+		sp.started, sp.prev = true, nil
+	}
+	if sp.to.Frame < 0 && p.PTS > f.Origin+sp.to.Time {
+		if len(f.Frames) == 0 {
+			return false, true, errors.New("the end must not be before the start")
+		}
+		sp.done, sp.end = true, f.PTS[len(f.PTS)-1]+f.FrameDuration()
+		return false, p.PTS > sp.end+spanSlack, nil
+	}
+	if sp.to.Frame == i {
+		sp.done, sp.end = true, p.PTS+f.FrameDuration()
+	}
+	return true, false, nil
+}
+
+// atEnd checks, at the end of the stream, that the span was all there;
+// n is the number of frames the recording has.
+func (sp *span) atEnd(f *Film, n int, last time.Duration) error {
+	length := last + f.FrameDuration() - f.Origin
+	switch {
+	case n == 0:
+		return nil
+	case !sp.started && sp.from.Frame >= 0:
+		return fmt.Errorf("frame %d: the recording has frames 0 to %d", sp.from.Frame, n-1)
+	case !sp.started:
+		return fmt.Errorf("%s: the recording is %s long", FormatTime(sp.from.Time), FormatTime(length))
+	case sp.done:
+		return nil
+	case sp.to.Frame >= 0:
+		return fmt.Errorf("frame %d: the recording has frames 0 to %d", sp.to.Frame, n-1)
+	case sp.to.Time >= length:
+		return fmt.Errorf("%s: the recording is %s long", FormatTime(sp.to.Time), FormatTime(length))
+	}
+	return nil
+}
+
+// readFilm reads a recording's decrypted stream into memory: all of it, or
+// only span sp (nil: all), reading no further than sp needs.
+func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
+	if sp != nil {
+		if err := sp.check(); err != nil {
+			return nil, err
+		}
+	}
 	rd, err := mkv.NewReader(stream, true)
 	if err != nil {
 		return nil, err
@@ -77,6 +202,8 @@ func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
 		}
 	}
 	haveAudio := false
+	n := 0 // frames read
+	var last time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -86,11 +213,33 @@ func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
 			break
 		}
 		if err != nil {
+			if sp != nil && !sp.done {
+				return nil, fmt.Errorf("the recording is damaged before the end of the span: %v", err)
+			}
 			f.Damaged = err
 			break
 		}
 		switch p.Kind {
 		case mkv.Video:
+			if n == 0 {
+				f.Origin = p.PTS
+			}
+			n, last = n+1, p.PTS
+			if sp != nil {
+				keep, stop, err := sp.video(f, n-1, p)
+				if err != nil {
+					return nil, err
+				}
+				if stop {
+					return f.finishSpan(sp, n, last)
+				}
+				if !keep {
+					if !sp.started {
+						f.trimPCM(p.PTS - spanSlack)
+					}
+					continue
+				}
+			}
 			f.Frames = append(f.Frames, p.Data)
 			f.PTS = append(f.PTS, p.PTS)
 		case mkv.Audio:
@@ -100,8 +249,14 @@ func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
 			if !haveAudio {
 				f.AudioStart, haveAudio = p.PTS, true
 			}
+			if sp != nil && sp.done && p.PTS > sp.end+spanSlack {
+				return f.finishSpan(sp, n, last)
+			}
 			f.placePCM(p)
 		}
+	}
+	if sp != nil {
+		return f.finishSpan(sp, n, last)
 	}
 	if len(f.Frames) == 0 {
 		return nil, errors.New("the recording holds no pictures")
@@ -122,6 +277,36 @@ func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
 	return f, nil
 }
 
+// finishSpan ends reading a span: n frames were read, the last at last.
+func (f *Film) finishSpan(sp *span, n int, last time.Duration) (*Film, error) {
+	if err := sp.atEnd(f, n, last); err != nil {
+		return nil, err
+	}
+	if len(f.Frames) == 0 {
+		return nil, errors.New("the recording holds no pictures")
+	}
+	return f, nil
+}
+
+// pcmTrimStep is the least sound trimPCM drops at once (a variable for
+// tests).
+var pcmTrimStep int64 = 1 << 20
+
+// trimPCM drops the sound before t from memory, while a span is looked
+// for: the samples keep their places (pcmBase counts what was dropped).
+func (f *Film) trimPCM(t time.Duration) {
+	if f.Audio == nil || len(f.PCM) == 0 {
+		return
+	}
+	cut := f.sampleAt(t)*int64(f.frameBytes()) - f.pcmBase
+	if cut < pcmTrimStep {
+		return
+	}
+	cut = min(cut, int64(len(f.PCM)))
+	f.PCM = append(f.PCM[:0], f.PCM[cut:]...)
+	f.pcmBase += cut
+}
+
 // frameBytes is the size of one sample frame (all channels).
 func (f *Film) frameBytes() int {
 	if f.Audio == nil {
@@ -139,12 +324,16 @@ func (f *Film) sampleAt(t time.Duration) int64 {
 // filled with silence, an overlap is overwritten.
 func (f *Film) placePCM(p mkv.Packet) {
 	fb := f.frameBytes()
-	at := int(max(0, f.sampleAt(p.PTS))) * fb
+	at := int(max(0, f.sampleAt(p.PTS))*int64(fb) - f.pcmBase)
 	// Packets within a couple of milliseconds of the end simply continue.
 	if d := at - len(f.PCM); d < 0 && d > -2*fb*f.Audio.SampleRate/1000 || d > 0 && d < 2*fb*f.Audio.SampleRate/1000 {
 		at = len(f.PCM)
 	}
 	data := p.Data[:len(p.Data)/fb*fb]
+	if at < 0 { // overlaps sound already dropped (a span)
+		data = data[min(len(data), -at):]
+		at = 0
+	}
 	if at > len(f.PCM) {
 		f.PCM = append(f.PCM, make([]byte, at-len(f.PCM))...)
 	}

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,7 +22,6 @@ import (
 
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/link"
-	"attune.dev/attune/storage"
 )
 
 //go:embed app.html
@@ -133,7 +130,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/notes/{case}", s.apiNotes)
 	mux.HandleFunc("PUT /api/notes/{case}", s.apiNotesPut)
 	mux.HandleFunc("POST /api/notes/{case}/undo", s.apiUndo)
-	mux.HandleFunc("POST /api/still", s.apiStill)
 	mux.HandleFunc("POST /api/copy", s.apiCopy)
 	mux.HandleFunc("POST /api/case/use", s.apiCaseUse)
 	mux.HandleFunc("POST /api/case/consent", s.apiConsent)
@@ -816,37 +812,6 @@ func (s *Server) apiUndo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"notes": st.cur, "undo": len(st.undo)})
 }
 
-func (s *Server) apiStill(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Recording string
-		Frame     int
-		Folder    string
-	}
-	if err := readJSON(r, &req); err != nil {
-		fail(w, 400, err)
-		return
-	}
-	f, _, err := s.film(r.Context(), req.Recording)
-	if err != nil {
-		fail(w, 404, err)
-		return
-	}
-	if req.Frame < 0 || req.Frame >= len(f.Frames) || strings.TrimSpace(req.Folder) == "" {
-		fail(w, 400, errors.New("save picture: choose a frame and a folder"))
-		return
-	}
-	if err := os.MkdirAll(req.Folder, 0o755); err != nil {
-		fail(w, 400, fmt.Errorf("save picture: cannot write to %s: %v", req.Folder, err))
-		return
-	}
-	p := filepath.Join(req.Folder, fmt.Sprintf("Picture %s.jpg", strings.ReplaceAll(FormatTime(f.PTS[req.Frame]-f.PTS[0]), ":", "-")))
-	if err := writeStill(p, f.Frames[req.Frame]); err != nil {
-		fail(w, 500, err)
-		return
-	}
-	writeJSON(w, map[string]string{"file": p})
-}
-
 func (s *Server) apiCopy(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Case   string
@@ -892,12 +857,4 @@ func (s *Server) apiCopy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, res)
-}
-
-// writeStill writes a recorded JPEG, byte for byte.
-func writeStill(path string, jpeg []byte) error {
-	if err := storage.WriteFileAtomic(path, jpeg, 0o644); err != nil {
-		return fmt.Errorf("save picture: %v", err)
-	}
-	return nil
 }
