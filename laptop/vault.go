@@ -201,6 +201,42 @@ func (s *segmentStream) Close() error {
 // it holds, in order, each checked against the recording's seal chain (a
 // gap where a segment is missing; Gaps lists them).
 func (vr VaultRecording) Stream(id age.Identity) (io.ReadCloser, error) {
+	return vr.StreamFrom(id, 0)
+}
+
+// StreamFrom is Stream from segment first on: whole clusters, which follow
+// the headers at the start of segment 0 (see Segment and mkv.Reader.
+// HeadSize).
+func (vr VaultRecording) StreamFrom(id age.Identity, first int) (io.ReadCloser, error) {
+	s, err := vr.segments(id)
+	if err != nil {
+		return nil, err
+	}
+	if vr.Index != nil {
+		for n := max(0, first); n < len(vr.Index.Segments); n++ {
+			if fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) {
+				s.segs = append(s.segs, n)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Segment decrypts segment n of the recording alone and checks its seal:
+// its number and its recording (the links to its neighbours are checked
+// by Stream). It returns the plaintext without the seal.
+func (vr VaultRecording) Segment(id age.Identity, n int) ([]byte, error) {
+	s, err := vr.segments(id)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := s.load(n, nil)
+	return b, err
+}
+
+// segments is a stream of none of the recording's segments yet, with the
+// seal key from its manifest.
+func (vr VaultRecording) segments(id age.Identity) (*segmentStream, error) {
 	m, err := vr.Manifest(id)
 	if err != nil {
 		return nil, err
@@ -209,15 +245,7 @@ func (vr VaultRecording) Stream(id age.Identity) (io.ReadCloser, error) {
 	if ck.key == nil {
 		return nil, fmt.Errorf("recording %s: %s", vr.ID, ck.problem)
 	}
-	var segs []int
-	if vr.Index != nil {
-		for n := range vr.Index.Segments {
-			if fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) {
-				segs = append(segs, n)
-			}
-		}
-	}
-	return &segmentStream{segs: segs, dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
+	return &segmentStream{dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
 }
 
 // Held counts the recording's segments the vault holds.

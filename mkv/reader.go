@@ -1,6 +1,14 @@
 package mkv
 
-import "io"
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"attune.dev/attune/internal/demux"
+)
 
 // A Reader reads back a Matroska stream such as the LiveWriter writes (the
 // decrypted concatenation of a recording's segments), or any Matroska file
@@ -45,4 +53,54 @@ func (s *Reader) Next() (Packet, error) {
 		return Packet{}, err
 	}
 	return p, nil
+}
+
+// HeadSize is the length of the stream's headers: the offset of its first
+// Cluster. Those bytes followed by any run of whole clusters of the same
+// stream read as a stream of their own.
+func (s *Reader) HeadSize() int64 {
+	if s.m.hasPend {
+		return s.m.pending.off
+	}
+	return s.m.s.Pos
+}
+
+// TimecodeScale is the length of one timecode tick.
+func (s *Reader) TimecodeScale() time.Duration { return time.Duration(s.m.scale) }
+
+// ClusterTime reads the timecode of the Cluster that b starts with, in a
+// stream of the given TimecodeScale (the plaintext of a recording's
+// segment after the first starts so: docs/FORMAT.md).
+func ClusterTime(b []byte, scale time.Duration) (time.Duration, error) {
+	s := demux.NewStream(bytes.NewReader(b))
+	e, err := mkvrReadElem(s)
+	if err != nil || e.id != eidCluster {
+		return 0, errors.New("not the start of a cluster")
+	}
+	for {
+		c, err := mkvrReadElem(s)
+		if err != nil {
+			return 0, fmt.Errorf("cluster: no timecode: %v", err)
+		}
+		if c.id == eidTimecode {
+			if c.size < 1 || c.size > 8 {
+				return 0, errors.New("cluster: malformed timecode")
+			}
+			v := make([]byte, c.size)
+			if err := s.ReadFull(v); err != nil {
+				return 0, fmt.Errorf("cluster: timecode: %v", err)
+			}
+			t, err := mkvrUint(v)
+			if err != nil {
+				return 0, err
+			}
+			return time.Duration(t) * scale, nil
+		}
+		if c.size < 0 {
+			return 0, errors.New("cluster: no timecode before its blocks")
+		}
+		if err := s.Skip(c.size); err != nil {
+			return 0, fmt.Errorf("cluster: no timecode: %v", err)
+		}
+	}
 }

@@ -191,8 +191,12 @@ func (c *cli) clip(args []string) error {
 	if err := k.record("clip", film.ClipWhat(0, n), *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "clip: frames %d to %d (%s to %s, %d frames) → %s, %s\n", film.First, film.First+n,
-		review.FormatTime(film.PTS[0]-film.Origin), review.FormatTime(film.PTS[n]-film.Origin), n+1, *out, f0.Describe())
+	frames := ""
+	if film.First >= 0 {
+		frames = fmt.Sprintf("frames %d to %d, ", film.First, film.First+n)
+	}
+	fmt.Fprintf(c.stdout, "clip: %s to %s (%s%d frames) → %s, %s\n", review.FormatTime(film.PTS[0]-film.Origin), review.FormatTime(film.PTS[n]-film.Origin),
+		frames, n+1, *out, f0.Describe())
 	return nil
 }
 
@@ -229,6 +233,10 @@ func (c *cli) still(args []string) error {
 	if err := k.record("still", film.StillWhat(0), *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "still: frame %d (%s) → %s\n", film.First, review.FormatTime(film.PTS[0]-film.Origin), *out)
+	frame := ""
+	if film.First >= 0 {
+		frame = fmt.Sprintf(" (frame %d)", film.First)
+	}
+	fmt.Fprintf(c.stdout, "still: %s%s → %s\n", review.FormatTime(film.PTS[0]-film.Origin), frame, *out)
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"attune.dev/attune/avi"
 	"attune.dev/attune/capture"
+	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
 )
 
@@ -247,5 +248,77 @@ func TestReadSpan(t *testing.T) {
 		if _, err := ReadSpan(context.Background(), bytes.NewReader(b), c.from, c.to); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v to %v: %v, want %q", c.from, c.to, err, c.want)
 		}
+	}
+}
+
+// TestLoadSpanSeeks: a span given by times, well into a vault recording,
+// is read from the segment before it on (the frames before it are not
+// decrypted; their numbers are then not known), and holds the same frames
+// as that part of the whole film, and its sound; one near the start reads
+// from the start and knows its frame numbers; one past the end says how
+// long the recording is.
+func TestLoadSpanSeeks(t *testing.T) {
+	home, err := laptop.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := home.NewCase("Seek family", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := vaultRecording(t, home, c, 160, 120, 8)
+	if n := len(vr.Index.Segments); n < 5 {
+		t.Fatalf("%d segments: too few to seek in", n)
+	}
+	id, err := home.Identity(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := LoadFilm(context.Background(), vr, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, to := Point{Frame: -1, Time: 5*time.Second + 10*time.Millisecond}, Point{Frame: -1, Time: 6500 * time.Millisecond}
+	f, err := LoadSpan(context.Background(), vr, id, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := whole.Resolve(from)
+	b, _ := whole.Resolve(to)
+	if f.First != -1 || len(f.Frames) != b-a+1 || f.Origin != whole.PTS[0] || f.PTS[0] != whole.PTS[a] {
+		t.Fatalf("span: first %d, %d frames from %v (origin %v), want a seek: %d frames from %v", f.First, len(f.Frames), f.PTS[0], f.Origin, b-a+1, whole.PTS[a])
+	}
+	for i := range f.Frames {
+		if !bytes.Equal(f.Frames[i], whole.Frames[a+i]) {
+			t.Fatalf("frame %d of the span is not frame %d of the film", i, a+i)
+		}
+	}
+	got, _ := f.ClipPackets(0, len(f.Frames)-1)
+	want, _ := whole.ClipPackets(a, b)
+	var gotPCM, wantPCM []byte
+	for _, p := range got {
+		if p.Kind == mkv.Audio {
+			gotPCM = append(gotPCM, p.Data...)
+		}
+	}
+	for _, p := range want {
+		if p.Kind == mkv.Audio {
+			wantPCM = append(wantPCM, p.Data...)
+		}
+	}
+	// The sound is placed on the span's own sample grid: the same samples,
+	// give or take the 2 ms a packet may be moved to join the one before.
+	if d := len(gotPCM) - len(wantPCM); len(wantPCM) == 0 || d < -192 || d > 192 || !bytes.Contains(wantPCM, gotPCM[400:len(gotPCM)-400]) {
+		t.Errorf("span sound: %d bytes, the film's %d, or different samples", len(gotPCM), len(wantPCM))
+	}
+	if w := f.ClipWhat(0, len(f.Frames)-1); !strings.HasPrefix(w, "clip 00:05.0") || !strings.Contains(w, fmt.Sprintf("(%d frames)", b-a+1)) {
+		t.Errorf("described as %q", w)
+	}
+	near, err := LoadSpan(context.Background(), vr, id, Point{Frame: -1, Time: 500 * time.Millisecond}, Point{Frame: -1, Time: time.Second})
+	if err != nil || near.First != whole.FrameAt(whole.PTS[0]+500*time.Millisecond) {
+		t.Errorf("span near the start: %v, first %d", err, near.First)
+	}
+	if _, err := LoadSpan(context.Background(), vr, id, from, Point{Frame: -1, Time: time.Hour}); err == nil || !strings.Contains(err.Error(), "the recording is 00:0") {
+		t.Errorf("span past the end: %v", err)
 	}
 }

@@ -130,11 +130,17 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 // ClipWhat describes frames a to b of the film, as a copy's record says it:
 // times and frame numbers in the recording.
 func (f *Film) ClipWhat(a, b int) string {
+	if f.First < 0 {
+		return fmt.Sprintf("clip %s–%s (%d frames)", FormatTime(f.PTS[a]-f.Origin), FormatTime(f.PTS[b]-f.Origin), b-a+1)
+	}
 	return fmt.Sprintf("clip %s–%s (frames %d–%d)", FormatTime(f.PTS[a]-f.Origin), FormatTime(f.PTS[b]-f.Origin), f.First+a, f.First+b)
 }
 
 // StillWhat describes frame n of the film as a picture.
 func (f *Film) StillWhat(n int) string {
+	if f.First < 0 {
+		return fmt.Sprintf("picture at %s", FormatTime(f.PTS[n]-f.Origin))
+	}
 	return fmt.Sprintf("picture at %s (frame %d)", FormatTime(f.PTS[n]-f.Origin), f.First+n)
 }
 

@@ -1,10 +1,13 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
+	"attune.dev/attune/storage"
 )
 
 // Film is a recording, or a span of it, decrypted into memory: its JPEG
@@ -25,8 +29,9 @@ type Film struct {
 	Audio  *mkv.Track // nil without sound
 	Frames [][]byte
 	PTS    []time.Duration // of each frame
-	// First is the recording's frame number of Frames[0], and Origin the
-	// time of the recording's first frame: 0 and PTS[0] for a whole film.
+	// First is the recording's frame number of Frames[0] (-1: not known,
+	// for a span read from part-way), and Origin the time of the
+	// recording's first frame: 0 and PTS[0] for a whole film.
 	First  int
 	Origin time.Duration
 	// PCM is the sound, interleaved signed 16-bit little-endian samples
@@ -58,12 +63,13 @@ func loadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	if err != nil {
 		return nil, fmt.Errorf("open recording: %v", err)
 	}
-	s, err := vr.Stream(id)
-	if err != nil {
-		return nil, fmt.Errorf("open recording: %w", err)
+	var f *Film
+	if sp != nil && sp.from.Frame < 0 && sp.to.Frame < 0 {
+		f, err = seekSpan(ctx, vr, id, sp)
 	}
-	defer s.Close()
-	f, err := readFilm(ctx, s, sp)
+	if f == nil && (err == nil || errors.Is(err, errNoSeek)) {
+		f, err = streamFilm(ctx, vr, id, sp)
+	}
 	if err != nil {
 		if sp != nil {
 			return nil, err
@@ -79,6 +85,78 @@ func loadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 		f.Started = m.Started
 	}
 	return f, nil
+}
+
+func streamFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp *span) (*Film, error) {
+	s, err := vr.Stream(id)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if sp != nil {
+		sp.seek = nil
+	}
+	return readFilm(ctx, s, sp)
+}
+
+// errNoSeek: a span is read from the start of the recording instead.
+var errNoSeek = errors.New("no seek")
+
+// seekSpan reads a span given by times from the segment a second before
+// it on, skipping the segments before: the headers come from segment 0,
+// the first frame's time too, and the segment to start from is found by
+// the times of the clusters segments start with. Frame numbers are then
+// not known (First is -1). It returns errNoSeek when the span starts too
+// near the start for a seek to save anything, or the seek landed after
+// it.
+func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp *span) (*Film, error) {
+	if vr.Index == nil {
+		return nil, errNoSeek
+	}
+	seg0, err := vr.Segment(id, 0)
+	if err != nil {
+		return nil, errNoSeek // the whole read reports it
+	}
+	rd, err := mkv.NewReader(bytes.NewReader(seg0), true)
+	if err != nil {
+		return nil, errNoSeek
+	}
+	head, scale := rd.HeadSize(), rd.TimecodeScale()
+	origin, found := time.Duration(0), false
+	for !found {
+		p, err := rd.Next()
+		if err != nil {
+			return nil, errNoSeek
+		}
+		origin, found = p.PTS, p.Kind == mkv.Video
+	}
+	var held []int
+	for n := 1; n < len(vr.Index.Segments); n++ {
+		if _, err := os.Stat(filepath.Join(vr.Dir, storage.SegmentName(n))); err == nil {
+			held = append(held, n)
+		}
+	}
+	// The segments' clusters are in time order: the first segment starting
+	// after target, less one.
+	target := origin + sp.from.Time - spanSlack
+	k := sort.Search(len(held), func(i int) bool {
+		b, err := vr.Segment(id, held[i])
+		if err != nil {
+			return true
+		}
+		t, err := mkv.ClusterTime(b, scale)
+		return err != nil || t > target
+	}) - 1
+	if k < 0 || held[k] <= 1 {
+		return nil, errNoSeek
+	}
+	s, err := vr.StreamFrom(id, held[k])
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	sp.seek = &origin
+	return readFilm(ctx, io.MultiReader(bytes.NewReader(seg0[:head]), s), sp)
 }
 
 // ReadFilm reads a recording's decrypted stream into memory.
@@ -100,6 +178,9 @@ type span struct {
 	end      time.Duration // when done: the end of the last frame kept
 	prev     []byte        // the frame before the current one, until started
 	prevPTS  time.Duration
+	// seek, when the stream starts part-way (seekSpan), is the time of the
+	// recording's first frame: frame numbers are then not known.
+	seek *time.Duration
 }
 
 // spanSlack is how far past a span's end the stream is read for its
@@ -223,6 +304,11 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 		case mkv.Video:
 			if n == 0 {
 				f.Origin = p.PTS
+				if sp != nil && sp.seek != nil {
+					if f.Origin = *sp.seek; p.PTS > f.Origin+sp.from.Time {
+						return nil, errNoSeek // landed after the start
+					}
+				}
 			}
 			n, last = n+1, p.PTS
 			if sp != nil {
@@ -284,6 +370,9 @@ func (f *Film) finishSpan(sp *span, n int, last time.Duration) (*Film, error) {
 	}
 	if len(f.Frames) == 0 {
 		return nil, errors.New("the recording holds no pictures")
+	}
+	if sp.seek != nil {
+		f.First = -1
 	}
 	return f, nil
 }
