@@ -12,9 +12,10 @@ import (
 )
 
 // A Writer writes an AVI 1.0 file of MJPEG video and, optionally, 16-bit
-// PCM audio, the form QuickTime, Windows Media Player and VLC open: the
-// chunks are the packets' bytes unchanged (every MJPEG frame is a key
-// frame, so a cut at any frame is lossless). AVI has no timestamps: frame n
+// PCM audio, the form Windows Media Player and VLC open (macOS's QuickTime
+// Player does not; package mov writes the form it opens): the chunks are
+// the packets' bytes unchanged (every MJPEG frame is a key frame, so a cut
+// at any frame is lossless). AVI has no timestamps: frame n
 // plays at n / FPS, and the audio follows from the samples before it, so the
 // caller gives the frames in order at a steady rate and the audio whole.
 // The sizes and the idx1 index are written at Close through out's Seek.

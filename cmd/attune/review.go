@@ -154,7 +154,7 @@ func (c *cli) clip(args []string) error {
 	fs, homeDir := c.command("clip", "RECORDING-ID", true)
 	from := fs.String("from", "", "first frame: mm:ss.fff or a frame number (required)")
 	to := fs.String("to", "", "last frame, included: mm:ss.fff or a frame number (required)")
-	format := fs.String("format", "", "mp4 (needs ffmpeg), avi or mkv (default: from --out's extension)")
+	format := fs.String("format", "", "mp4 (needs ffmpeg), mov, avi or mkv (default: from --out's extension)")
 	out := fs.String("out", "", "output file (required)")
 	purpose := fs.String("for", "", forUsage)
 	pos, err := c.parse(fs, args, 1)

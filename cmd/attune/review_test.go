@@ -96,7 +96,7 @@ func TestClipStillUI(t *testing.T) {
 	for _, bad := range [][]string{
 		{"clip", rec, "--from", "10:00.000", "--to", "20", "--out", clip},
 		{"clip", rec, "--from", "20", "--to", "10", "--out", clip},
-		{"clip", rec, "--from", "0", "--to", "10", "--format", "mov", "--out", clip},
+		{"clip", rec, "--from", "0", "--to", "10", "--format", "webm", "--out", clip},
 		{"still", rec, "--at", "1", "--out", filepath.Join(e.dir, "s.png")},
 	} {
 		if out, err := e.attune(bad...); err == nil || !strings.Contains(out, "attune:") {

@@ -30,7 +30,7 @@ const usage = `usage:
   attune case new|use|list|consent|close|erase|retention …   (attune case for details)
   attune audit CASE [--html FILE]              the chain of custody, as text and a printable page
   attune ui     [--addr 127.0.0.1:PORT] [--no-open] [--home DIR]   the review workspace in the browser
-  attune clip   RECORDING-ID --from T --to T [--format mp4|avi|mkv] --out FILE
+  attune clip   RECORDING-ID --from T --to T [--format mp4|mov|avi|mkv] --out FILE
   attune still  RECORDING-ID --at T --out FILE.jpg   (T is mm:ss.fff or a frame number)
   attune version
 

@@ -52,6 +52,7 @@ var rules = []struct {
 	// Formats import neither side.
 	{"custody", []string{"linux", "windows"}, []string{mod}, nil},
 	{"mkv", []string{"linux", "windows"}, []string{mod}, []string{mod + "internal/demux"}},
+	{"mov", []string{"linux", "windows", "darwin"}, []string{mod}, []string{mod + "mkv", mod + "internal/demux"}},
 	{"device", []string{"linux", "windows"}, []string{mod}, nil},
 	{"board/hw", []string{"linux", "windows"}, []string{mod, "periph.io/x/host", "periph.io/x/devices"}, nil},
 }

@@ -14,6 +14,7 @@ import (
 
 	"attune.dev/attune/avi"
 	"attune.dev/attune/mkv"
+	"attune.dev/attune/mov"
 )
 
 // Format is the form a clip is written in.
@@ -23,9 +24,13 @@ const (
 	// MP4 is H.264 and AAC, made by ffmpeg: it plays on Windows' and
 	// macOS's default players, phones and TVs.
 	MP4 Format = "mp4"
+	// MOV is the recorded MJPEG and PCM in a QuickTime movie, cut
+	// losslessly at frame boundaries: no ffmpeg needed; QuickTime Player
+	// and VLC open it.
+	MOV Format = "mov"
 	// AVI is the recorded MJPEG and PCM, cut losslessly at frame
-	// boundaries: no ffmpeg needed; QuickTime, Windows Media Player and VLC
-	// open it.
+	// boundaries: no ffmpeg needed; Windows Media Player and VLC open it
+	// (macOS's QuickTime Player does not).
 	AVI Format = "avi"
 	// MKV is the recorded MJPEG and PCM in Matroska, cut losslessly.
 	MKV Format = "mkv"
@@ -34,10 +39,10 @@ const (
 // ParseFormat reads a format name.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(strings.ToLower(strings.TrimPrefix(s, "."))); f {
-	case MP4, AVI, MKV:
+	case MP4, MOV, AVI, MKV:
 		return f, nil
 	}
-	return "", fmt.Errorf("format %q: choose mp4 (needs ffmpeg), avi or mkv", s)
+	return "", fmt.Errorf("format %q: choose mp4 (needs ffmpeg), mov, avi or mkv", s)
 }
 
 // Describe says in words what a file of this format is.
@@ -45,8 +50,10 @@ func (f Format) Describe() string {
 	switch f {
 	case MP4:
 		return "MP4 (H.264 video, AAC sound): plays everywhere"
+	case MOV:
+		return "QuickTime movie (the recorded pictures and sound, unchanged): opens in QuickTime Player and VLC"
 	case AVI:
-		return "AVI (the recorded pictures and sound, unchanged): opens in QuickTime, Windows Media Player and VLC"
+		return "AVI (the recorded pictures and sound, unchanged): opens in Windows Media Player and VLC"
 	}
 	return "Matroska (the recorded pictures and sound, unchanged): opens in VLC"
 }
@@ -121,7 +128,7 @@ func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path stri
 	switch format {
 	case MP4:
 		err = f.encodeMP4(ctx, pkts, tmp, opts)
-	case AVI, MKV:
+	case MOV, AVI, MKV:
 		err = f.writeLossless(pkts, format, tmp)
 	default:
 		err = fmt.Errorf("clip: unknown format %q", format)
@@ -146,16 +153,24 @@ func (f *Film) writeLossless(pkts []mkv.Packet, format Format, path string) erro
 	type packetWriter interface{ WritePacket(mkv.Packet) error }
 	var w packetWriter
 	var finish func() error
-	if format == AVI {
+	if format == AVI || format == MOV {
 		var aud *mkv.Track
 		if t := f.tracks(); len(t) > 1 {
 			aud = &t[1]
 		}
-		aw, err := avi.NewWriter(out, f.Video, aud)
+		var fw interface {
+			packetWriter
+			Close() error
+		}
+		if format == MOV {
+			fw, err = mov.NewWriter(out, f.Video, aud)
+		} else {
+			fw, err = avi.NewWriter(out, f.Video, aud)
+		}
 		if err != nil {
 			return fmt.Errorf("clip: %v", err)
 		}
-		w, finish = aw, aw.Close
+		w, finish = fw, fw.Close
 	} else {
 		mw, err := mkv.NewFileWriter(out, f.tracks(), mkv.FileOptions{WritingApp: "attune"})
 		if err != nil {
@@ -201,7 +216,7 @@ func (f *Film) encodeMP4(ctx context.Context, pkts []mkv.Packet, path string, op
 	bin := opts.FFmpeg
 	if bin == "" {
 		if bin = FindFFmpeg(); bin == "" {
-			return errors.New("clip: MP4 needs ffmpeg, which is not installed: install ffmpeg, or choose AVI (plays in QuickTime and Windows Media Player)")
+			return errors.New("clip: MP4 needs ffmpeg, which is not installed: install ffmpeg, or choose MOV (plays in QuickTime Player and VLC) or AVI (Windows Media Player and VLC)")
 		}
 	}
 	args := FFmpegArgs(path, opts)

@@ -84,6 +84,27 @@ func frameHash(t *testing.T, path string, n int) string {
 	return hex.EncodeToString(s[:])
 }
 
+// copiedFrames are path's video packets as ffmpeg copies them out, one
+// JPEG file each: the frames the file holds, unchanged.
+func copiedFrames(t *testing.T, path string) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-i", path, "-map", "0:v", "-c", "copy", "-f", "image2",
+		filepath.Join(dir, "%04d.jpg")).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg copying the frames of %s: %v %s", path, err, out)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	var frames [][]byte
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, b)
+	}
+	return frames
+}
+
 func TestParsePoint(t *testing.T) {
 	for in, want := range map[string]Point{
 		"0": {Frame: 0}, "1875": {Frame: 1875}, "01:02.500": {Frame: -1, Time: 62500 * time.Millisecond},
@@ -103,7 +124,8 @@ func TestParsePoint(t *testing.T) {
 // TestClipFormats cuts frames 10 to 39 in each format: ffprobe counts 30
 // frames, the lossless clips' first frame decodes to the same pixels as
 // frame 10 of the whole film, and their sound is the film's, sample for
-// sample.
+// sample. The QuickTime movie's frames, as ffmpeg copies them out, are the
+// film's JPEGs byte for byte.
 func TestClipFormats(t *testing.T) {
 	need(t, "ffmpeg", "ffprobe")
 	f := testFilm(t)
@@ -116,7 +138,7 @@ func TestClipFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := frameHash(t, full, 10)
-	for _, format := range []Format{MKV, AVI, MP4} {
+	for _, format := range []Format{MKV, MOV, AVI, MP4} {
 		path := filepath.Join(dir, "clip."+string(format))
 		if err := f.WriteClip(context.Background(), 10, 39, format, path, ClipOptions{}); err != nil {
 			t.Fatalf("%s: %v", format, err)
@@ -165,6 +187,13 @@ func TestClipFormats(t *testing.T) {
 	}
 	if frames != 30 || !bytes.Equal(pcm, wantPCM) || len(pcm) == 0 {
 		t.Errorf("avi read back: %d frames, %d audio bytes (want 30, %d identical)", frames, len(pcm), len(wantPCM))
+	}
+	mov := filepath.Join(dir, "clip.mov")
+	if frames := copiedFrames(t, mov); len(frames) != 30 || !bytes.Equal(frames[0], f.Frames[10]) || !bytes.Equal(frames[29], f.Frames[39]) {
+		t.Errorf("mov: ffmpeg copies out %d frames; want 30, the first and last the film's frames 10 and 39 byte for byte", len(frames))
+	}
+	if pcm, err := exec.Command("ffmpeg", "-v", "error", "-i", mov, "-map", "0:a", "-c:a", "pcm_s16le", "-f", "s16le", "-").Output(); err != nil || !bytes.Equal(pcm, wantPCM) {
+		t.Errorf("mov: ffmpeg decodes %d bytes of sound (%v), want the clip's %d bytes unchanged", len(pcm), err, len(wantPCM))
 	}
 	s0 := f.sampleAt(f.PTS[10]) * int64(f.frameBytes())
 	if !bytes.Equal(wantPCM, f.PCM[s0:s0+int64(len(wantPCM))]) {

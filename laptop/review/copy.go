@@ -30,7 +30,8 @@ type CopyResult struct {
 }
 
 // FamilyCopy writes the chosen clips (MP4 when ffmpeg is there, else the
-// lossless AVI) and stills (the recorded JPEGs) to req.Folder with an
+// lossless QuickTime movie, MOV, which macOS's QuickTime Player opens as
+// well as VLC) and stills (the recorded JPEGs) to req.Folder with an
 // index.html that plays them. It needs the case's consent for the
 // family_copy scope (laptop.Case.ExportPurpose), and records each clip and
 // picture written as a plaintext export of the case (laptop.Home.
@@ -55,7 +56,7 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		return CopyResult{}, fmt.Errorf("family copy: cannot write to %s: %v; is the stick plugged in and not write-protected?", folder, err)
 	}
-	format := AVI
+	format := MOV
 	if opts.FFmpeg != "" || FindFFmpeg() != "" {
 		format = MP4
 	}

@@ -1,6 +1,7 @@
 package review
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -88,5 +89,43 @@ func TestFamilyCopyRecorded(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(req.Folder, "*")); len(m) != 0 {
 		t.Errorf("the refused copy wrote %v", m)
+	}
+}
+
+// TestFamilyCopyWithoutFFmpeg: with no ffmpeg on the PATH the family's
+// clip is the recorded pictures and sound in a QuickTime movie, which
+// macOS's QuickTime Player opens (it does not open AVI): the clip's 30
+// frames, the first the film's frame 10 byte for byte.
+func TestFamilyCopyWithoutFFmpeg(t *testing.T) {
+	need(t, "ffmpeg", "ffprobe")
+	home, err := laptop.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := home.NewCase("The Brook family", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := testFilm(t)
+	f.ID = "0123456789abcdef"
+	stick := filepath.Join(t.TempDir(), "stick")
+	var res CopyResult
+	t.Run("no ffmpeg", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		res, err = FamilyCopy(context.Background(), home, c, func(string) (*Film, error) { return f, nil },
+			CopyRequest{Folder: stick, Clips: []Clip{{Recording: f.ID, In: 10, Out: 39, Label: "she waits"}}}, ClipOptions{}, time.Now())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Format != MOV || len(res.Files) != 2 || res.Files[0] != "Clip 1.mov" || !strings.Contains(res.Form, "QuickTime Player") {
+		t.Fatalf("family copy without ffmpeg: %+v, want Clip 1.mov, a QuickTime movie", res)
+	}
+	clip := filepath.Join(stick, res.Files[0])
+	if n := frameCount(t, clip); n != 30 {
+		t.Errorf("the family's movie: ffprobe counts %d frames, want 30", n)
+	}
+	if frames := copiedFrames(t, clip); len(frames) == 0 || !bytes.Equal(frames[0], f.Frames[10]) {
+		t.Errorf("the family's movie does not start with the film's frame 10 byte for byte (%d frames)", len(frames))
 	}
 }
