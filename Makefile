@@ -169,7 +169,7 @@ bench: deps build
 	fi
 	$(GO) test -run '^$$' -bench . -benchmem ./capture/ ./storage/ ./laptop/ ./system/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	cat $(BIN)/gobench.txt
-	ATTUNE_REVIEW_BENCH=1 $(GO) test -count=1 -run TestReviewBench -v ./laptop/review/ | grep -E 'frame step|FAIL|ok'
+	ATTUNE_REVIEW_BENCH=1 ATTUNE_REVIEW_BENCH_DOC=$(CURDIR)/docs/BENCHMARKS.md $(GO) test -count=1 -run TestReviewBench -v ./laptop/review/ | grep -E 'frame step|FAIL|ok'
 	$(GO) run ./internal/benchrec -attuned $(BIN)/attuned -attune $(BIN)/attune -out docs/BENCHMARKS.md -readme README.md -gobench $(BIN)/gobench.txt
 	$(GO) run ./internal/benchsync -attuned $(BIN)/attuned -attune $(BIN)/attune $(BENCHSYNC_FLAGS) -out docs/BENCHMARKS.md -readme README.md
 
