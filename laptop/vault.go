@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +19,7 @@ import (
 	"attune.dev/attune/storage"
 )
 
-// segmentStream decrypts a recording's segments one after another and
+// A RecordingStream decrypts a vault recording's segments one after another and
 // hands out each one's plaintext only once its seal checks out (docs/
 // FORMAT.md, "The seal chain"): its number, its recording and its link to
 // the segment before it. A segment that fails is an error, before any of
@@ -28,7 +29,7 @@ import (
 // streamWorkers goroutines at most streamAhead segments ahead (each one
 // whole in memory, about a second of footage); the links between them are
 // checked in order as the reader reaches them. Close stops the work.
-type segmentStream struct {
+type RecordingStream struct {
 	segs  []int // segment numbers, in order
 	dir   string
 	recID string
@@ -41,11 +42,37 @@ type segmentStream struct {
 	wg    sync.WaitGroup
 	free  chan []byte // buffers handed back for reuse
 
-	prev *storage.Seal // the seal of the segment before cur, if held
-	pn   int
-	cur  *segmentJob
-	off  int
-	err  error // sticky
+	prev   *storage.Seal // the seal of the segment before cur, if held
+	pn     int
+	cur    *segmentJob
+	off    int
+	err    error // sticky
+	read   int64          // bytes handed out
+	starts []segmentStart // where each segment reached began in the stream
+}
+
+// segmentStart is where a segment's plaintext begins in the stream.
+type segmentStart struct {
+	n   int
+	off int64
+}
+
+// Locate says where byte off of the stream (one already read) lies: in
+// segment n's plaintext, at offset at. A run of bytes from off on lies in
+// that segment as long as at+size is at most end, the segment's length.
+func (s *RecordingStream) Locate(off int64) (n int, at, end int64, ok bool) {
+	i := sort.Search(len(s.starts), func(i int) bool { return s.starts[i].off > off }) - 1
+	if i < 0 || off >= s.read {
+		return 0, 0, 0, false
+	}
+	next := s.read
+	if i+1 < len(s.starts) {
+		next = s.starts[i+1].off
+	} else if s.cur != nil {
+		next = s.starts[i].off + int64(len(s.cur.buf))
+	}
+	st := s.starts[i]
+	return st.n, off - st.off, next - st.off, true
 }
 
 // segmentJob is one segment decrypted ahead: its plaintext without the
@@ -63,7 +90,7 @@ const (
 	streamAhead   = 4
 )
 
-func (s *segmentStream) Read(p []byte) (int, error) {
+func (s *RecordingStream) Read(p []byte) (int, error) {
 	s.start.Do(s.run)
 	for s.cur == nil || s.off == len(s.cur.buf) {
 		if s.err != nil {
@@ -84,15 +111,17 @@ func (s *segmentStream) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		s.cur, s.off = j, 0
+		s.starts = append(s.starts, segmentStart{j.n, s.read})
 	}
 	c := copy(p, s.cur.buf[s.off:])
 	s.off += c
+	s.read += int64(c)
 	return c, nil
 }
 
 // run starts the workers: the segments go to them in order, and to the
 // reader in the same order.
-func (s *segmentStream) run() {
+func (s *RecordingStream) run() {
 	s.order = make(chan *segmentJob, streamAhead)
 	s.free = make(chan []byte, streamAhead+2)
 	work := make(chan *segmentJob)
@@ -126,7 +155,7 @@ func (s *segmentStream) run() {
 	}
 }
 
-func (s *segmentStream) buffer() []byte {
+func (s *RecordingStream) buffer() []byte {
 	select {
 	case b := <-s.free:
 		return b[:0]
@@ -135,7 +164,7 @@ func (s *segmentStream) buffer() []byte {
 	}
 }
 
-func (s *segmentStream) recycle(b []byte) {
+func (s *RecordingStream) recycle(b []byte) {
 	select {
 	case s.free <- b:
 	default:
@@ -144,7 +173,7 @@ func (s *segmentStream) recycle(b []byte) {
 
 // load decrypts segment n into buf and checks its seal; the plaintext is
 // returned without the seal.
-func (s *segmentStream) load(n int, buf []byte) ([]byte, storage.Seal, error) {
+func (s *RecordingStream) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 	name := storage.SegmentName(n)
 	f, err := os.Open(filepath.Join(s.dir, name))
 	if err != nil {
@@ -171,7 +200,7 @@ func (s *segmentStream) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 }
 
 // link checks, in order, that segment j follows the one before it.
-func (s *segmentStream) link(j *segmentJob) error {
+func (s *RecordingStream) link(j *segmentJob) error {
 	if j.err != nil {
 		return j.err
 	}
@@ -186,7 +215,7 @@ func (s *segmentStream) link(j *segmentJob) error {
 }
 
 // Close stops the decryption ahead and waits for it.
-func (s *segmentStream) Close() error {
+func (s *RecordingStream) Close() error {
 	s.start.Do(func() {}) // never started: nothing to stop
 	select {
 	case <-s.quit:
@@ -200,14 +229,14 @@ func (s *segmentStream) Close() error {
 // Stream returns the decrypted stream of a vault recording: the segments
 // it holds, in order, each checked against the recording's seal chain (a
 // gap where a segment is missing; Gaps lists them).
-func (vr VaultRecording) Stream(id age.Identity) (io.ReadCloser, error) {
+func (vr VaultRecording) Stream(id age.Identity) (*RecordingStream, error) {
 	return vr.StreamFrom(id, 0)
 }
 
 // StreamFrom is Stream from segment first on: whole clusters, which follow
 // the headers at the start of segment 0 (see Segment and mkv.Reader.
 // HeadSize).
-func (vr VaultRecording) StreamFrom(id age.Identity, first int) (io.ReadCloser, error) {
+func (vr VaultRecording) StreamFrom(id age.Identity, first int) (*RecordingStream, error) {
 	s, err := vr.segments(id)
 	if err != nil {
 		return nil, err
@@ -236,7 +265,7 @@ func (vr VaultRecording) Segment(id age.Identity, n int) ([]byte, error) {
 
 // segments is a stream of none of the recording's segments yet, with the
 // seal key from its manifest.
-func (vr VaultRecording) segments(id age.Identity) (*segmentStream, error) {
+func (vr VaultRecording) segments(id age.Identity) (*RecordingStream, error) {
 	m, err := vr.Manifest(id)
 	if err != nil {
 		return nil, err
@@ -245,7 +274,7 @@ func (vr VaultRecording) segments(id age.Identity) (*segmentStream, error) {
 	if ck.key == nil {
 		return nil, fmt.Errorf("recording %s: %s", vr.ID, ck.problem)
 	}
-	return &segmentStream{dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
+	return &RecordingStream{dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
 }
 
 // Held counts the recording's segments the vault holds.

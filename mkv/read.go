@@ -63,6 +63,9 @@ type mkvReader struct {
 	pending   mkvrElem // read but not handled; valid if hasPend
 	hasPend   bool
 	skipTo    int64 // rest of a BlockGroup to skip before reading on
+	noVideo   bool  // video blocks' data is skipped, not read
+	dataOff   int64 // where the last packet's data began
+	dataSize  int64 // and its size
 }
 
 // newMatroskaReader reads a Matroska file's headers up to its first Cluster.
@@ -520,11 +523,21 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 	if rest == 0 {
 		return Packet{}, false, nil
 	}
+	m.dataOff, m.dataSize = m.s.Pos, rest
+	pts := time.Duration((m.clTime + rel) * m.scale)
+	if kind == Video && m.noVideo {
+		if rest > demux.MaxElement {
+			return Packet{}, false, fmt.Errorf("element of %d bytes exceeds the %d-byte limit", rest, demux.MaxElement)
+		}
+		if err := m.s.Discard(rest); err != nil { // read through: a seek would not find the stream cut short
+			return Packet{}, false, err
+		}
+		return Packet{Kind: kind, PTS: pts, Key: true}, true, nil
+	}
 	data, err := m.s.ReadBlob(rest)
 	if err != nil {
 		return Packet{}, false, err
 	}
-	pts := time.Duration((m.clTime + rel) * m.scale)
 	return Packet{Kind: kind, PTS: pts, Data: data, Key: true}, true, nil
 }
 

@@ -151,3 +151,82 @@ func FuzzMatroska(f *testing.F) {
 		})
 	})
 }
+
+// TestSkipVideoData: with SkipVideoData the reader delivers the same
+// packets with the video data left in the stream, and DataAt says where it
+// is; the audio data is read as before; a stream cut inside a frame ends
+// before it.
+func TestSkipVideoData(t *testing.T) {
+	file := demuxtest.SynthMKV()
+	full, err := mkv.NewReader(bytes.NewReader(file), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := demuxtest.Demux(full)
+	for _, seek := range []bool{true, false} {
+		var r io.Reader = bytes.NewReader(file)
+		if !seek {
+			r = struct{ io.Reader }{r}
+		}
+		d, err := mkv.NewReader(r, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.SkipVideoData()
+		var got []mkv.Packet
+		for {
+			p, err := d.Next()
+			if err != nil {
+				break
+			}
+			if p.Kind == mkv.Video {
+				if p.Data != nil {
+					t.Fatal("video data read")
+				}
+				off, size := d.DataAt()
+				p.Data = file[off : off+size]
+			}
+			got = append(got, p)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("seek %v: %d packets, want %d", seek, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Kind != want[i].Kind || got[i].PTS != want[i].PTS || !bytes.Equal(got[i].Data, want[i].Data) {
+				t.Errorf("seek %v: packet %d differs", seek, i)
+			}
+		}
+	}
+	// Cut inside the last frame: the frame is not delivered.
+	d, _ := mkv.NewReader(bytes.NewReader(file), true)
+	d.SkipVideoData()
+	var end int64
+	for {
+		p, err := d.Next()
+		if err != nil {
+			break
+		}
+		if p.Kind == mkv.Video {
+			off, _ := d.DataAt()
+			end = off + 2
+		}
+	}
+	for _, seek := range []bool{true, false} {
+		var r io.Reader = bytes.NewReader(file[:end])
+		if !seek {
+			r = struct{ io.Reader }{r}
+		}
+		d, _ := mkv.NewReader(r, true)
+		d.SkipVideoData()
+		n := 0
+		for {
+			if _, err := d.Next(); err != nil {
+				break
+			}
+			n++
+		}
+		if n != len(want)-1 {
+			t.Errorf("seek %v: cut stream: %d packets, want %d", seek, n, len(want)-1)
+		}
+	}
+}

@@ -55,6 +55,15 @@ func (s *Reader) Next() (Packet, error) {
 	return p, nil
 }
 
+// SkipVideoData makes Next deliver video packets without their data, the
+// bytes read past rather than kept in memory: Data is nil, and DataAt says
+// where they lie (to index a stream whose frames are fetched later).
+func (s *Reader) SkipVideoData() { s.m.noVideo = true }
+
+// DataAt is where the data of the packet Next last returned lies in the
+// stream: its offset from the start of the stream, and its size.
+func (s *Reader) DataAt() (off, size int64) { return s.m.dataOff, s.m.dataSize }
+
 // HeadSize is the length of the stream's headers: the offset of its first
 // Cluster. Those bytes followed by any run of whole clusters of the same
 // stream read as a stream of their own.

@@ -184,7 +184,7 @@ func (c *cli) clip(args []string) error {
 	if err != nil {
 		return err
 	}
-	n := len(film.Frames) - 1
+	n := film.Len() - 1
 	if err := film.WriteClip(c.ctx, 0, n, f0, *out, review.ClipOptions{}); err != nil {
 		return err
 	}
@@ -227,7 +227,11 @@ func (c *cli) still(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := storage.WriteFileAtomic(*out, film.Frames[0], 0o644); err != nil {
+	jpeg, err := film.Frame(0)
+	if err != nil {
+		return fmt.Errorf("still: %v", err)
+	}
+	if err := storage.WriteFileAtomic(*out, jpeg, 0o644); err != nil {
 		return fmt.Errorf("still: %v", err)
 	}
 	if err := k.record("still", film.StillWhat(0), *out); err != nil {

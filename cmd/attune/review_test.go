@@ -73,7 +73,7 @@ func TestClipStillUI(t *testing.T) {
 	if out, err := e.attune("still", rec, "--at", "39", "--out", still); err != nil {
 		t.Fatalf("attune still: %v\n%s", err, out)
 	}
-	if b, _ := os.ReadFile(still); !bytes.Equal(b, film.Frames[39]) {
+	if b, _ := os.ReadFile(still); !bytes.Equal(b, frameOf(t, film, 39)) {
 		t.Error("the still is not the recorded JPEG of frame 39")
 	}
 	// Both copies are recorded with the case, with the frames they hold.
@@ -122,4 +122,14 @@ func TestClipStillUI(t *testing.T) {
 	if r, err := (&http.Client{Jar: jar}).Get(u); err != nil || r.StatusCode != 200 {
 		t.Errorf("with the token: %v %v", r, err)
 	}
+}
+
+// frameOf is frame i of f.
+func frameOf(t *testing.T, f *review.Film, i int) []byte {
+	t.Helper()
+	b, err := f.Frame(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -91,9 +91,13 @@ func setupExports(ctx context.Context, c config, in input, dir string) (*exports
 // from 15 s, the last one included.
 func clipFrames() (int, int) { return clipFromS * inFPS, clipToS*inFPS - 1 }
 
+// oursArgs give attune clip the clip as times, as ffmpeg is given it: the
+// frame showing at 15 s to the one showing at the start of the last frame
+// before 45 s.
 func (e *exports) oursArgs(format, out string) []string {
 	a, b := clipFrames()
-	return []string{"clip", e.id, "--from", strconv.Itoa(a), "--to", strconv.Itoa(b), "--format", format, "--out", out, "--home", e.home}
+	at := func(n int) string { return review.FormatTime(time.Duration(n) * time.Second / inFPS) }
+	return []string{"clip", e.id, "--from", at(a), "--to", at(b), "--format", format, "--out", out, "--home", e.home}
 }
 
 // ffmpegCopyArgs cut the same 30 s of the plaintext input losslessly.
@@ -304,7 +308,8 @@ func (r exportsReport) markdown() string {
 		r.when.Format("2006-01-02 15:04 MST"), r.load)
 	a, z := clipFrames()
 	fmt.Fprintf(&b, "The recording benchmark's input (%.0f s of %dx%d %d fps MJPEG + 48 kHz PCM, %.1f MB), recorded once by `attuned record` sealed to a fresh X25519 case "+
-		"and put in that case's vault as `attune sync` leaves it. `attune clip` decrypts the whole recording into memory and writes frames %d to %d (%d s to %d s, %d frames); "+
+		"and put in that case's vault as `attune sync` leaves it. `attune clip` is given the times of frames %d to %d (%d s to %d s, %d frames): it decrypts segment 0 for the headers, "+
+		"finds the segment a second before the start by the time of the cluster each segment starts with, and decrypts, checks and cuts from there to just past the end; "+
 		"ffmpeg cuts the same %d s from the plaintext input file, which it finds already decrypted, seeking to %d s. "+
 		"The MP4 baseline is ffmpeg with exactly the arguments `attune clip` gives the ffmpeg it feeds through a pipe (`review.FFmpegArgs`: libx264 `-preset veryfast -crf 20 -pix_fmt yuv420p`, AAC 128k, `+faststart`), "+
 		"reading the file instead of the pipe. An untimed first run of each checked its output has the clip's %d frames (±1, ffprobe). "+

@@ -106,6 +106,23 @@ func (s *Stream) Skip(n int64) error {
 	return nil
 }
 
+// Discard advances n bytes by reading them, never seeking: a stream that
+// ends before them is io.ErrUnexpectedEOF.
+func (s *Stream) Discard(n int64) error {
+	for n > 0 {
+		d, err := s.br.Discard(int(min(n, 1<<30)))
+		s.Pos += int64(d)
+		n -= int64(d)
+		if err == io.EOF {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ReadBlob reads n bytes into a fresh slice. It grows the slice as data
 // arrives, so a corrupt size in a short file cannot cause a large allocation.
 func (s *Stream) ReadBlob(n int64) ([]byte, error) {

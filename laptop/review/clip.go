@@ -62,14 +62,18 @@ func (f Format) Describe() string {
 // them, rebased to start at 0: each frame followed by the audio samples up
 // to the next frame, the samples unchanged.
 func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
-	if a < 0 || b >= len(f.Frames) || a > b {
-		return nil, fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, len(f.Frames)-1)
+	if a < 0 || b >= f.Len() || a > b {
+		return nil, fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, f.Len()-1)
 	}
 	base := f.PTS[a]
 	fb := f.frameBytes()
 	var out []mkv.Packet
 	for i := a; i <= b; i++ {
-		out = append(out, mkv.Packet{Kind: mkv.Video, PTS: f.PTS[i] - base, Data: f.Frames[i], Key: true})
+		jpeg, err := f.Frame(i)
+		if err != nil {
+			return nil, fmt.Errorf("clip: %v", err)
+		}
+		out = append(out, mkv.Packet{Kind: mkv.Video, PTS: f.PTS[i] - base, Data: jpeg, Key: true})
 		if f.Audio == nil || len(f.PCM) == 0 {
 			continue
 		}

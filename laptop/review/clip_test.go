@@ -129,12 +129,12 @@ func TestParsePoint(t *testing.T) {
 func TestClipFormats(t *testing.T) {
 	need(t, "ffmpeg", "ffprobe")
 	f := testFilm(t)
-	if len(f.Frames) < 80 || f.Audio == nil || len(f.PCM) == 0 {
-		t.Fatalf("film: %d frames, audio %v", len(f.Frames), f.Audio)
+	if f.Len() < 80 || f.Audio == nil || len(f.PCM) == 0 {
+		t.Fatalf("film: %d frames, audio %v", f.Len(), f.Audio)
 	}
 	dir := t.TempDir()
 	full := filepath.Join(dir, "full.mkv")
-	if err := f.WriteClip(context.Background(), 0, len(f.Frames)-1, MKV, full, ClipOptions{}); err != nil {
+	if err := f.WriteClip(context.Background(), 0, f.Len()-1, MKV, full, ClipOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := frameHash(t, full, 10)
@@ -170,7 +170,7 @@ func TestClipFormats(t *testing.T) {
 			break
 		}
 		if p.Kind == mkv.Video {
-			if !bytes.Equal(p.Data, f.Frames[10+frames]) {
+			if !bytes.Equal(p.Data, frameOf(t, f, 10+frames)) {
 				t.Errorf("avi frame %d differs from film frame %d", frames, 10+frames)
 			}
 			frames++
@@ -189,7 +189,7 @@ func TestClipFormats(t *testing.T) {
 		t.Errorf("avi read back: %d frames, %d audio bytes (want 30, %d identical)", frames, len(pcm), len(wantPCM))
 	}
 	mov := filepath.Join(dir, "clip.mov")
-	if frames := copiedFrames(t, mov); len(frames) != 30 || !bytes.Equal(frames[0], f.Frames[10]) || !bytes.Equal(frames[29], f.Frames[39]) {
+	if frames := copiedFrames(t, mov); len(frames) != 30 || !bytes.Equal(frames[0], frameOf(t, f, 10)) || !bytes.Equal(frames[29], frameOf(t, f, 39)) {
 		t.Errorf("mov: ffmpeg copies out %d frames; want 30, the first and last the film's frames 10 and 39 byte for byte", len(frames))
 	}
 	if pcm, err := exec.Command("ffmpeg", "-v", "error", "-i", mov, "-map", "0:a", "-c:a", "pcm_s16le", "-f", "s16le", "-").Output(); err != nil || !bytes.Equal(pcm, wantPCM) {
@@ -215,7 +215,7 @@ func TestReadSpan(t *testing.T) {
 	pcmTrimStep = 4096 // so that the sound before a span is dropped as it would be from a long film
 	at := func(n int) Point { return Point{Frame: -1, Time: whole.PTS[n] - whole.PTS[0]} }
 	mid := func(n int) Point { return Point{Frame: -1, Time: whole.PTS[n] - whole.PTS[0] + time.Millisecond} }
-	last := len(whole.Frames) - 1
+	last := whole.Len() - 1
 	for _, c := range []struct {
 		name     string
 		from, to Point
@@ -235,11 +235,11 @@ func TestReadSpan(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		if f.First != c.a || len(f.Frames) != c.b-c.a+1 || f.Origin != whole.PTS[0] {
-			t.Errorf("%s: frames %d to %d (origin %v), want %d to %d", c.name, f.First, f.First+len(f.Frames)-1, f.Origin, c.a, c.b)
+		if f.First != c.a || f.Len() != c.b-c.a+1 || f.Origin != whole.PTS[0] {
+			t.Errorf("%s: frames %d to %d (origin %v), want %d to %d", c.name, f.First, f.First+f.Len()-1, f.Origin, c.a, c.b)
 			continue
 		}
-		got, err := f.ClipPackets(0, len(f.Frames)-1)
+		got, err := f.ClipPackets(0, f.Len()-1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func TestReadSpan(t *testing.T) {
 		if c.a > 40 && f.pcmBase == 0 {
 			t.Errorf("%s: the sound before the span stayed in memory", c.name)
 		}
-		if w := f.ClipWhat(0, len(f.Frames)-1); w != whole.ClipWhat(c.a, c.b) {
+		if w := f.ClipWhat(0, f.Len()-1); w != whole.ClipWhat(c.a, c.b) {
 			t.Errorf("%s: described as %q, want %q", c.name, w, whole.ClipWhat(c.a, c.b))
 		}
 	}
@@ -307,6 +307,12 @@ func TestLoadSpanSeeks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The whole film keeps where its frames lie, not the frames: they are
+	// decrypted from the vault when asked for (and compared with the
+	// span's, read in memory, below).
+	if whole.frames != nil || len(whole.refs) != whole.Len() || whole.Len() < 200 {
+		t.Fatalf("whole film: %d frames in memory, %d in the vault, of %d", len(whole.frames), len(whole.refs), whole.Len())
+	}
 	from, to := Point{Frame: -1, Time: 5*time.Second + 10*time.Millisecond}, Point{Frame: -1, Time: 6500 * time.Millisecond}
 	f, err := LoadSpan(context.Background(), vr, id, from, to)
 	if err != nil {
@@ -314,15 +320,15 @@ func TestLoadSpanSeeks(t *testing.T) {
 	}
 	a, _ := whole.Resolve(from)
 	b, _ := whole.Resolve(to)
-	if f.First != -1 || len(f.Frames) != b-a+1 || f.Origin != whole.PTS[0] || f.PTS[0] != whole.PTS[a] {
-		t.Fatalf("span: first %d, %d frames from %v (origin %v), want a seek: %d frames from %v", f.First, len(f.Frames), f.PTS[0], f.Origin, b-a+1, whole.PTS[a])
+	if f.First != -1 || f.Len() != b-a+1 || f.Origin != whole.PTS[0] || f.PTS[0] != whole.PTS[a] {
+		t.Fatalf("span: first %d, %d frames from %v (origin %v), want a seek: %d frames from %v", f.First, f.Len(), f.PTS[0], f.Origin, b-a+1, whole.PTS[a])
 	}
-	for i := range f.Frames {
-		if !bytes.Equal(f.Frames[i], whole.Frames[a+i]) {
+	for i := range f.Len() {
+		if !bytes.Equal(frameOf(t, f, i), frameOf(t, whole, a+i)) {
 			t.Fatalf("frame %d of the span is not frame %d of the film", i, a+i)
 		}
 	}
-	got, _ := f.ClipPackets(0, len(f.Frames)-1)
+	got, _ := f.ClipPackets(0, f.Len()-1)
 	want, _ := whole.ClipPackets(a, b)
 	var gotPCM, wantPCM []byte
 	for _, p := range got {
@@ -340,7 +346,7 @@ func TestLoadSpanSeeks(t *testing.T) {
 	if d := len(gotPCM) - len(wantPCM); len(wantPCM) == 0 || d < -192 || d > 192 || !bytes.Contains(wantPCM, gotPCM[400:len(gotPCM)-400]) {
 		t.Errorf("span sound: %d bytes, the film's %d, or different samples", len(gotPCM), len(wantPCM))
 	}
-	if w := f.ClipWhat(0, len(f.Frames)-1); !strings.HasPrefix(w, "clip 00:05.0") || !strings.Contains(w, fmt.Sprintf("(%d frames)", b-a+1)) {
+	if w := f.ClipWhat(0, f.Len()-1); !strings.HasPrefix(w, "clip 00:05.0") || !strings.Contains(w, fmt.Sprintf("(%d frames)", b-a+1)) {
 		t.Errorf("described as %q", w)
 	}
 	near, err := LoadSpan(context.Background(), vr, id, Point{Frame: -1, Time: 500 * time.Millisecond}, Point{Frame: -1, Time: time.Second})
@@ -350,4 +356,14 @@ func TestLoadSpanSeeks(t *testing.T) {
 	if _, err := LoadSpan(context.Background(), vr, id, from, Point{Frame: -1, Time: time.Hour}); err == nil || !strings.Contains(err.Error(), "the recording is 00:0") {
 		t.Errorf("span past the end: %v", err)
 	}
+}
+
+// frameOf is frame i of f.
+func frameOf(t *testing.T, f *Film, i int) []byte {
+	t.Helper()
+	b, err := f.Frame(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -100,11 +100,12 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		if err != nil {
 			return res, err
 		}
-		if st.Frame < 0 || st.Frame >= len(f.Frames) {
-			return res, fmt.Errorf("family copy: still %q: frame %d is not in the recording", st.Label, st.Frame)
+		jpeg, err := f.Frame(st.Frame)
+		if err != nil {
+			return res, fmt.Errorf("family copy: still %q: %v", st.Label, err)
 		}
 		name := fmt.Sprintf("Picture %d.jpg", i+1)
-		if err := storage.WriteFileAtomic(filepath.Join(folder, name), f.Frames[st.Frame], 0o644); err != nil {
+		if err := storage.WriteFileAtomic(filepath.Join(folder, name), jpeg, 0o644); err != nil {
 			return res, fmt.Errorf("family copy: %v", err)
 		}
 		if err := keep(st.Recording, f.StillWhat(st.Frame), name); err != nil {

@@ -52,7 +52,7 @@ func TestFamilyCopyRecorded(t *testing.T) {
 	if ex[0].Purpose != laptop.ScopeFamilyCopy || ex[0].Path != clip || ex[0].Recording != f.ID || !strings.Contains(ex[0].What, "frames 10–39") || ex[0].SHA256 == "" {
 		t.Errorf("the clip's record: %+v", ex[0])
 	}
-	if ex[1].Path != filepath.Join(stick, "Picture 1.jpg") || !strings.Contains(ex[1].What, "frame 39") || ex[1].Bytes != int64(len(f.Frames[39])) {
+	if ex[1].Path != filepath.Join(stick, "Picture 1.jpg") || !strings.Contains(ex[1].What, "frame 39") || ex[1].Bytes != int64(len(frameOf(t, f, 39))) {
 		t.Errorf("the picture's record: %+v", ex[1])
 	}
 	chain, err := home.LaptopChain(c)
@@ -125,7 +125,7 @@ func TestFamilyCopyWithoutFFmpeg(t *testing.T) {
 	if n := frameCount(t, clip); n != 30 {
 		t.Errorf("the family's movie: ffprobe counts %d frames, want 30", n)
 	}
-	if frames := copiedFrames(t, clip); len(frames) == 0 || !bytes.Equal(frames[0], f.Frames[10]) {
+	if frames := copiedFrames(t, clip); len(frames) == 0 || !bytes.Equal(frames[0], frameOf(t, f, 10)) {
 		t.Errorf("the family's movie does not start with the film's frame 10 byte for byte (%d frames)", len(frames))
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -20,16 +22,21 @@ import (
 	"attune.dev/attune/storage"
 )
 
-// Film is a recording, or a span of it, decrypted into memory: its JPEG
-// frames as recorded, byte for byte, and its sound as one run of 16-bit
-// PCM. It is never written to disk.
+// Film is a recording, or a span of it, decrypted: its JPEG frames as
+// recorded, byte for byte (Frame), and its sound as one run of 16-bit PCM
+// in memory. Nothing of it is written to disk. A whole recording's frames
+// stay in the vault: the film knows where each lies, and decrypts the
+// segments that hold the frames asked for, a few at a time (LoadFilm); a
+// span, and a film read from a stream, hold theirs in memory.
 type Film struct {
 	ID     string
 	Video  mkv.Track
-	Audio  *mkv.Track // nil without sound
-	Frames [][]byte
+	Audio  *mkv.Track      // nil without sound
 	PTS    []time.Duration // of each frame
-	// First is the recording's frame number of Frames[0] (-1: not known,
+	frames [][]byte        // the frames in memory, or
+	refs   []frameRef      // where each lies in the vault, decrypted through
+	segs   *segmentCache
+	// First is the recording's frame number of frame 0 (-1: not known,
 	// for a span read from part-way), and Origin the time of the
 	// recording's first frame: 0 and PTS[0] for a whole film.
 	First  int
@@ -45,7 +52,89 @@ type Film struct {
 	Damaged    error     // set when the recording is damaged part-way: the film holds what came before
 }
 
-// LoadFilm decrypts a vault recording into memory.
+// frameRef is where a frame lies in a vault recording: in the plaintext of
+// segment seg, from off, size bytes.
+type frameRef struct {
+	seg       int
+	off, size int64
+}
+
+// Len is the number of frames.
+func (f *Film) Len() int { return len(f.PTS) }
+
+// Frame is frame i's JPEG as recorded. The bytes may be shared with the
+// film's cache: they must not be changed.
+func (f *Film) Frame(i int) ([]byte, error) {
+	if i < 0 || i >= f.Len() {
+		return nil, fmt.Errorf("frame %d: the recording has frames 0 to %d", i, f.Len()-1)
+	}
+	if f.refs == nil {
+		return f.frames[i], nil
+	}
+	r := f.refs[i]
+	b, err := f.segs.get(r.seg)
+	if err != nil {
+		return nil, fmt.Errorf("frame %d: %v", i, err)
+	}
+	if int64(len(b)) < r.off+r.size {
+		return nil, fmt.Errorf("frame %d: segment %d of the recording changed since it was opened: open it again", i, r.seg)
+	}
+	return b[r.off : r.off+r.size : r.off+r.size], nil
+}
+
+// cacheSegments is how many decrypted segments a film keeps (about a
+// second of footage each: 4 MB at 1080p).
+const cacheSegments = 16
+
+// segmentCache holds the segments a film decrypted last, and decrypts each
+// one once however many ask for it at the same time.
+type segmentCache struct {
+	vr   laptop.VaultRecording
+	id   age.Identity
+	mu   sync.Mutex
+	have map[int]*cachedSegment
+	lru  []int // segment numbers, the one used last at the end
+}
+
+type cachedSegment struct {
+	ready chan struct{}
+	b     []byte
+	err   error
+}
+
+func (c *segmentCache) get(n int) ([]byte, error) {
+	c.mu.Lock()
+	e, ok := c.have[n]
+	if !ok {
+		e = &cachedSegment{ready: make(chan struct{})}
+		c.have[n] = e
+	}
+	if i := slices.Index(c.lru, n); i >= 0 {
+		c.lru = slices.Delete(c.lru, i, i+1)
+	}
+	c.lru = append(c.lru, n)
+	for len(c.lru) > cacheSegments {
+		delete(c.have, c.lru[0])
+		c.lru = c.lru[1:]
+	}
+	c.mu.Unlock()
+	if !ok {
+		e.b, e.err = c.vr.Segment(c.id, n)
+		if e.err != nil {
+			c.mu.Lock()
+			if c.have[n] == e {
+				delete(c.have, n) // try again next time
+			}
+			c.mu.Unlock()
+		}
+		close(e.ready)
+	}
+	<-e.ready
+	return e.b, e.err
+}
+
+// LoadFilm opens a vault recording: it decrypts it once through, checking
+// every segment, and keeps where each frame lies and the sound.
 func LoadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity) (*Film, error) {
 	return loadFilm(ctx, vr, id, nil)
 }
@@ -95,8 +184,14 @@ func streamFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, 
 	defer s.Close()
 	if sp != nil {
 		sp.seek = nil
+		return readFilm(ctx, s, sp, nil)
 	}
-	return readFilm(ctx, s, sp)
+	f, err := readFilm(ctx, s, nil, s)
+	if err != nil {
+		return nil, err
+	}
+	f.segs = &segmentCache{vr: vr, id: id, have: map[int]*cachedSegment{}}
+	return f, nil
 }
 
 // errNoSeek: a span is read from the start of the recording instead.
@@ -156,17 +251,17 @@ func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	}
 	defer s.Close()
 	sp.seek = &origin
-	return readFilm(ctx, io.MultiReader(bytes.NewReader(seg0[:head]), s), sp)
+	return readFilm(ctx, io.MultiReader(bytes.NewReader(seg0[:head]), s), sp, nil)
 }
 
 // ReadFilm reads a recording's decrypted stream into memory.
 func ReadFilm(ctx context.Context, stream io.Reader) (*Film, error) {
-	return readFilm(ctx, stream, nil)
+	return readFilm(ctx, stream, nil, nil)
 }
 
 // ReadSpan is LoadSpan on a decrypted stream.
 func ReadSpan(ctx context.Context, stream io.Reader, from, to Point) (*Film, error) {
-	return readFilm(ctx, stream, &span{from: from, to: to})
+	return readFilm(ctx, stream, &span{from: from, to: to}, nil)
 }
 
 // span is the part of a recording readFilm keeps: from the frame showing
@@ -211,7 +306,7 @@ func (sp *span) video(f *Film, i int, p mkv.Packet) (keep, stop bool, err error)
 			if sp.to.Frame >= 0 && sp.to.Frame < f.First {
 				return false, true, errors.New("the end must not be before the start")
 			}
-			f.Frames, f.PTS = append(f.Frames, sp.prev), append(f.PTS, sp.prevPTS)
+			f.frames, f.PTS = append(f.frames, sp.prev), append(f.PTS, sp.prevPTS)
 			if sp.to.Frame == f.First {
 				sp.started, sp.prev = true, nil
 				sp.done, sp.end = true, sp.prevPTS+f.FrameDuration()
@@ -227,7 +322,7 @@ func (sp *span) video(f *Film, i int, p mkv.Packet) (keep, stop bool, err error)
 		sp.started, sp.prev = true, nil
 	}
 	if sp.to.Frame < 0 && p.PTS > f.Origin+sp.to.Time {
-		if len(f.Frames) == 0 {
+		if len(f.frames) == 0 {
 			return false, true, errors.New("the end must not be before the start")
 		}
 		sp.done, sp.end = true, f.PTS[len(f.PTS)-1]+f.FrameDuration()
@@ -261,8 +356,10 @@ func (sp *span) atEnd(f *Film, n int, last time.Duration) error {
 }
 
 // readFilm reads a recording's decrypted stream into memory: all of it, or
-// only span sp (nil: all), reading no further than sp needs.
-func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
+// only span sp (nil: all), reading no further than sp needs. Given the
+// vault stream vs of the whole recording, it keeps where each frame lies
+// in the vault instead of the frame.
+func readFilm(ctx context.Context, stream io.Reader, sp *span, vs *laptop.RecordingStream) (*Film, error) {
 	if sp != nil {
 		if err := sp.check(); err != nil {
 			return nil, err
@@ -271,6 +368,9 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 	rd, err := mkv.NewReader(stream, true)
 	if err != nil {
 		return nil, err
+	}
+	if vs != nil {
+		rd.SkipVideoData()
 	}
 	f := &Film{}
 	for _, t := range rd.Tracks() {
@@ -285,6 +385,7 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 	haveAudio := false
 	n := 0 // frames read
 	var last time.Duration
+read:
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -326,7 +427,17 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 					continue
 				}
 			}
-			f.Frames = append(f.Frames, p.Data)
+			if vs != nil {
+				off, size := rd.DataAt()
+				seg, at, end, ok := vs.Locate(off)
+				if !ok || at+size > end {
+					f.Damaged = fmt.Errorf("frame %d is not within one segment", n-1)
+					break read
+				}
+				f.refs = append(f.refs, frameRef{seg: seg, off: at, size: size})
+			} else {
+				f.frames = append(f.frames, p.Data)
+			}
 			f.PTS = append(f.PTS, p.PTS)
 		case mkv.Audio:
 			if f.Audio == nil {
@@ -344,7 +455,7 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 	if sp != nil {
 		return f.finishSpan(sp, n, last)
 	}
-	if len(f.Frames) == 0 {
+	if f.Len() == 0 {
 		return nil, errors.New("the recording holds no pictures")
 	}
 	// Frames in presentation order (the device writes them so; be sure).
@@ -354,13 +465,23 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span) (*Film, error) {
 			idx[i] = i
 		}
 		sort.SliceStable(idx, func(i, j int) bool { return f.PTS[idx[i]] < f.PTS[idx[j]] })
-		fr, pts := make([][]byte, len(idx)), make([]time.Duration, len(idx))
-		for i, k := range idx {
-			fr[i], pts[i] = f.Frames[k], f.PTS[k]
-		}
-		f.Frames, f.PTS = fr, pts
+		f.PTS = permute(f.PTS, idx)
+		f.frames = permute(f.frames, idx)
+		f.refs = permute(f.refs, idx)
 	}
 	return f, nil
+}
+
+// permute is xs in the order idx gives (nil stays nil).
+func permute[T any](xs []T, idx []int) []T {
+	if xs == nil {
+		return nil
+	}
+	out := make([]T, len(idx))
+	for i, k := range idx {
+		out[i] = xs[k]
+	}
+	return out
 }
 
 // finishSpan ends reading a span: n frames were read, the last at last.
@@ -368,7 +489,7 @@ func (f *Film) finishSpan(sp *span, n int, last time.Duration) (*Film, error) {
 	if err := sp.atEnd(f, n, last); err != nil {
 		return nil, err
 	}
-	if len(f.Frames) == 0 {
+	if f.Len() == 0 {
 		return nil, errors.New("the recording holds no pictures")
 	}
 	if sp.seek != nil {
@@ -493,8 +614,8 @@ func ParsePoint(s string) (Point, error) {
 // frame for times; an error says what the film holds when it is past the end.
 func (f *Film) Resolve(p Point) (int, error) {
 	if p.Frame >= 0 {
-		if p.Frame >= len(f.Frames) {
-			return 0, fmt.Errorf("frame %d: the recording has frames 0 to %d", p.Frame, len(f.Frames)-1)
+		if p.Frame >= f.Len() {
+			return 0, fmt.Errorf("frame %d: the recording has frames 0 to %d", p.Frame, f.Len()-1)
 		}
 		return p.Frame, nil
 	}

@@ -660,7 +660,7 @@ func (s *Server) apiFilm(w http.ResponseWriter, r *http.Request) {
 		markFrames[i] = f.FrameAt(m)
 	}
 	out := map[string]any{
-		"id": f.ID, "case": c.ID, "case_label": c.Label, "frames": len(f.Frames), "pts_ms": pts,
+		"id": f.ID, "case": c.ID, "case_label": c.Label, "frames": f.Len(), "pts_ms": pts,
 		"fps": f.Video.FPS, "width": f.Video.Width, "height": f.Video.Height,
 		"marks_ms": marks, "mark_frames": markFrames, "duration_ms": float64(f.Duration()-f.PTS[0]) / float64(time.Millisecond),
 		"audio": f.Audio != nil && len(f.PCM) > 0,
@@ -683,16 +683,21 @@ func (s *Server) apiFrame(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 0 || n >= len(f.Frames) {
+	if err != nil || n < 0 || n >= f.Len() {
 		fail(w, 404, fmt.Errorf("no frame %s", r.PathValue("n")))
+		return
+	}
+	jpeg, err := f.Frame(n)
+	if err != nil {
+		fail(w, 500, err)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "image/jpeg")
 	// Kept in the browser's memory cache only, never its disk cache.
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(f.Frames[n])))
-	w.Write(f.Frames[n])
+	h.Set("Content-Length", strconv.Itoa(len(jpeg)))
+	w.Write(jpeg)
 }
 
 func (s *Server) apiAudio(w http.ResponseWriter, r *http.Request) {
