@@ -46,7 +46,7 @@ type RecordingStream struct {
 	pn     int
 	cur    *segmentJob
 	off    int
-	err    error // sticky
+	err    error          // sticky
 	read   int64          // bytes handed out
 	starts []segmentStart // where each segment reached began in the stream
 }
