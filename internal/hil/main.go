@@ -61,9 +61,9 @@ func main() {
 }
 
 // defaultScenarios is what make hil (and so make test) runs. gadget is
-// left out until its flake is found: in about one run in three under a
-// loaded host the laptop end's DHCP DISCOVERs never reach attuned's
-// server (docs/HIL.md); run it with -only gadget, or all with -only "".
+// left out until its flake is found: in some runs on a loaded host the
+// laptop's cdc_ncm end never gets carrier, so its DHCP DISCOVERs never
+// leave it (docs/HIL.md); run it with -only gadget, or all with -only "".
 const defaultScenarios = "panel,mjpeg,yuyv,sync,unplug,powercut"
 
 // vm is the VM to boot: its architecture, its Debian kernel's version and

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // The gadget scenario's laptop side lives in its own network namespace:
@@ -73,15 +76,26 @@ func laptopDHCP(ifname string) error {
 		}
 	}
 	// The NCM link carries frames only once both ends are up: wait for
-	// carrier, then ask, a few times over (a busy TCG host can be slow to
-	// bring the gadget's side up).
-	for t := time.Now(); time.Since(t) < 15*time.Second; time.Sleep(100 * time.Millisecond) {
-		if b, err := os.ReadFile("/sys/class/net/" + ifname + "/carrier"); err == nil && strings.TrimSpace(string(b)) == "1" {
+	// carrier (read with netlink: this namespace's interfaces are not in
+	// the /sys mounted from the first one).
+	t0 := time.Now()
+	carrier := false
+	for time.Since(t0) < 15*time.Second {
+		if l, err := netlink.LinkByName(ifname); err == nil && l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0 {
+			carrier = true
 			break
 		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "laptop-dhcp: carrier %v after %.2fs\n", carrier, time.Since(t0).Seconds())
+	if !carrier {
+		// Frames to an interface without carrier are dropped before they
+		// leave: DHCP cannot work, and retrying it only hides why.
+		return fmt.Errorf("no carrier on %s after 15 s: the laptop's NCM end never saw the device's NETWORK_CONNECTION notification", ifname)
 	}
 	var lease *nclient4.Lease
 	for attempt := 1; ; attempt++ {
+		fmt.Fprintf(os.Stderr, "laptop-dhcp: attempt %d at %.2fs\n", attempt, time.Since(t0).Seconds())
 		c, err := nclient4.New(ifname, nclient4.WithTimeout(5*time.Second), nclient4.WithRetry(4))
 		if err != nil {
 			return err
@@ -139,6 +153,57 @@ func hostIface(d time.Duration) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no cdc_ncm interface after %v", d)
+}
+
+// netState is the network as both namespaces see it, for a failure's
+// report: links with their flags and counters, addresses, the UDP and
+// packet sockets, and the kernel's last messages.
+func netState(nsPid int) string {
+	var b strings.Builder
+	for _, ns := range []struct {
+		name string
+		cmd  func(...string) *exec.Cmd
+	}{
+		{"device", func(argv ...string) *exec.Cmd { return exec.Command(argv[0], argv[1:]...) }},
+		{"laptop", func(argv ...string) *exec.Cmd { return inLaptop(nsPid, argv...) }},
+	} {
+		for _, argv := range [][]string{
+			{"/bin/busybox", "ip", "link"},
+			{"/bin/busybox", "ip", "addr"},
+			{"/bin/busybox", "cat", "/proc/net/dev", "/proc/net/udp", "/proc/net/packet"},
+		} {
+			out, err := ns.cmd(argv...).CombinedOutput()
+			fmt.Fprintf(&b, "--- %s: %s (%v)\n%s", ns.name, strings.Join(argv[1:], " "), err, out)
+		}
+	}
+	out, _ := exec.Command("/bin/busybox", "dmesg").CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	fmt.Fprintf(&b, "--- dmesg (last %d lines)\n%s\n", len(lines), strings.Join(lines, "\n"))
+	return b.String()
+}
+
+// vmCPU is the VM's busy and total CPU time so far, in clock ticks, from
+// /proc/stat's first line (idle and iowait count as not busy).
+func vmCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 // inLaptop runs argv in the laptop's network namespace (busybox nsenter).
@@ -282,9 +347,13 @@ log_level = "info"
 	if err := netlink.LinkSetNsPid(l, holder.Process.Pid); err != nil {
 		return fmt.Errorf("move %s to the laptop's namespace: %w", host, err)
 	}
-	out, err := inLaptop(holder.Process.Pid, "/init", "laptop-dhcp", host).CombinedOutput()
+	dhcp := inLaptop(holder.Process.Pid, "/init", "laptop-dhcp", host)
+	var dhcpErr bytes.Buffer
+	dhcp.Stderr = &dhcpErr
+	out, err := dhcp.Output()
+	logf("gadget: %s", strings.TrimSpace(dhcpErr.String()))
 	if err != nil {
-		return fail(fmt.Errorf("laptop DHCP: %v: %s", err, out))
+		return fail(fmt.Errorf("laptop DHCP: %v: %s%s\n%s", err, out, dhcpErr.String(), netState(holder.Process.Pid)))
 	}
 	var lease struct {
 		Address, Server, Offer, Ack, Lease string
@@ -322,10 +391,14 @@ log_level = "info"
 	if err != nil {
 		return failD(err)
 	}
+	var attuneCPU time.Duration // the last attune command's user and system time
 	attune := func(args ...string) (string, error) {
 		cmd := inLaptop(holder.Process.Pid, append([]string{"/hil/attune"}, args...)...)
 		cmd.Env = append(os.Environ(), "ATTUNE_HOME="+laptopHome)
 		b, err := cmd.CombinedOutput()
+		if cmd.ProcessState != nil {
+			attuneCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		}
 		return string(b), err
 	}
 	// No --device: found by DNS-SD over the USB link. The case key stays
@@ -354,9 +427,13 @@ log_level = "info"
 	}
 	onDevice := dirBytes("/data/gadget/recordings")
 	before := dirBytes(laptopHome)
+	devCPU0, _ := procCPU(d.cmd.Process.Pid)
+	busy0, total0 := vmCPU()
 	t := time.Now()
 	out3, err := attune("sync", "--json")
 	syncSecs := time.Since(t).Seconds()
+	devCPU1, _ := procCPU(d.cmd.Process.Pid)
+	busy1, total1 := vmCPU()
 	if err != nil || !strings.Contains(out3, `"event":"result"`) {
 		return failD(fmt.Errorf("attune sync: %v\n%s", err, out3))
 	}
@@ -383,6 +460,11 @@ log_level = "info"
 	}
 	syncRate := float64(synced) / syncSecs / 1e6
 	note("attune sync over the USB link: recording complete and verified; %d bytes into the vault (%d on the device) in %.2f s: %.2f MB/s (the whole command: start, TLS, decrypt-verify, fsync)", synced, onDevice, syncSecs, syncRate)
+	vmBusy := 0.0
+	if total1 > total0 {
+		vmBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
+	note("CPU during the sync: attune %.2f s, attuned %.2f s; the VM's %d CPUs %.0f%% busy", attuneCPU.Seconds(), (devCPU1 - devCPU0).Seconds(), runtime.NumCPU(), 100*vmBusy)
 
 	// The yardstick: a plain TCP transfer of as many bytes, device to
 	// laptop, over the same link.
@@ -422,7 +504,8 @@ log_level = "info"
 	tcpRate := float64(n) / secs / 1e6
 	ratio := syncRate / tcpRate
 	note("plain TCP over the USB link: %d bytes in %.2f s: %.2f MB/s; sync/TCP = %.2f× (goal 0.9×; TCG emulates every CPU instruction, and sync decrypts and hashes each byte)", n, secs, tcpRate, ratio)
-	r.Extra = map[string]any{"sync_mbps": syncRate, "tcp_mbps": tcpRate, "ratio": ratio, "bytes": synced}
+	r.Extra = map[string]any{"sync_mbps": syncRate, "tcp_mbps": tcpRate, "ratio": ratio, "bytes": synced,
+		"sync_attune_cpu_s": attuneCPU.Seconds(), "sync_attuned_cpu_s": (devCPU1 - devCPU0).Seconds(), "sync_vm_busy": vmBusy}
 
 	if err := d.stop(); err != nil {
 		return failD(err)
