@@ -261,15 +261,28 @@ type ExportRecord struct {
 // NewExportRecord describes a plaintext file written at path from
 // recording, for purpose, hashing it as it is on disk.
 func NewExportRecord(recording, purpose, what, path string, now time.Time) (ExportRecord, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
 	sum, n, err := fileDigest(path)
 	if err != nil {
 		return ExportRecord{}, fmt.Errorf("record the export: %v", err)
 	}
-	return ExportRecord{When: now.UTC(), Recording: recording, Purpose: purpose, What: what, Path: abs, Bytes: n, SHA256: sum}, nil
+	return ExportRecordOf(recording, purpose, what, path, Digest{Bytes: n, SHA256: sum}, now), nil
+}
+
+// Digest is a file's size and SHA-256 (hex), as an export record keeps
+// them.
+type Digest struct {
+	Bytes  int64
+	SHA256 string
+}
+
+// ExportRecordOf is NewExportRecord for a file whose digest was taken as
+// it was written.
+func ExportRecordOf(recording, purpose, what, path string, d Digest, now time.Time) ExportRecord {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return ExportRecord{When: now.UTC(), Recording: recording, Purpose: purpose, What: what, Path: abs, Bytes: d.Bytes, SHA256: d.SHA256}
 }
 
 const exportsFile = "exports.json"

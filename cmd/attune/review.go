@@ -123,10 +123,17 @@ func (k *cut) span(ctx context.Context, cmd string, from, to review.Point) (*rev
 }
 
 // record records the file written at path with the case: case close and
-// erase list it, attune audit shows it.
-func (k *cut) record(cmd, what, path string) error {
+// erase list it, attune audit shows it. d is its digest if it was taken as
+// the file was written (nil: hash the file).
+func (k *cut) record(cmd, what, path string, d *laptop.Digest) error {
 	now := time.Now()
-	e, err := laptop.NewExportRecord(k.vr.ID, k.purpose, what, path, now)
+	var e laptop.ExportRecord
+	var err error
+	if d != nil {
+		e = laptop.ExportRecordOf(k.vr.ID, k.purpose, what, path, *d, now)
+	} else {
+		e, err = laptop.NewExportRecord(k.vr.ID, k.purpose, what, path, now)
+	}
 	if err == nil {
 		err = k.home.RecordExports(k.cs, []laptop.ExportRecord{e}, now)
 	}
@@ -185,10 +192,11 @@ func (c *cli) clip(args []string) error {
 		return err
 	}
 	n := film.Len() - 1
-	if err := film.WriteClip(c.ctx, 0, n, f0, *out, review.ClipOptions{}); err != nil {
+	d, err := film.WriteClip(c.ctx, 0, n, f0, *out, review.ClipOptions{})
+	if err != nil {
 		return err
 	}
-	if err := k.record("clip", film.ClipWhat(0, n), *out); err != nil {
+	if err := k.record("clip", film.ClipWhat(0, n), *out, &d); err != nil {
 		return err
 	}
 	frames := ""
@@ -234,7 +242,7 @@ func (c *cli) still(args []string) error {
 	if err := storage.WriteFileAtomic(*out, jpeg, 0o644); err != nil {
 		return fmt.Errorf("still: %v", err)
 	}
-	if err := k.record("still", film.StillWhat(0), *out); err != nil {
+	if err := k.record("still", film.StillWhat(0), *out, nil); err != nil {
 		return err
 	}
 	frame := ""

@@ -3,6 +3,8 @@ package review
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"attune.dev/attune/avi"
+	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
 	"attune.dev/attune/mov"
 )
@@ -121,12 +124,14 @@ func FindFFmpeg() string {
 }
 
 // WriteClip writes frames a to b (inclusive) to path in format, under a
-// temporary name renamed when complete. MP4 is encoded by ffmpeg, fed the
-// plaintext through a pipe: nothing decrypted is written but the clip.
-func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path string, opts ClipOptions) error {
+// temporary name renamed once complete and on disk; it returns the file's
+// digest for the record of the copy (laptop.ExportRecordOf). MP4 is
+// encoded by ffmpeg, fed the plaintext through a pipe: nothing decrypted
+// is written but the clip.
+func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path string, opts ClipOptions) (laptop.Digest, error) {
 	pkts, err := f.ClipPackets(a, b)
 	if err != nil {
-		return err
+		return laptop.Digest{}, err
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part")
 	switch format {
@@ -137,15 +142,40 @@ func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path stri
 	default:
 		err = fmt.Errorf("clip: unknown format %q", format)
 	}
+	var d laptop.Digest
+	if err == nil {
+		d, err = syncAndDigest(tmp)
+	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return d, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("clip: %v", err)
+		return d, fmt.Errorf("clip: %v", err)
 	}
-	return nil
+	return d, nil
+}
+
+// syncAndDigest makes the file at path durable and hashes it, the two at
+// once.
+func syncAndDigest(path string) (laptop.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return laptop.Digest{}, fmt.Errorf("clip: %v", err)
+	}
+	defer f.Close()
+	synced := make(chan error, 1)
+	go func() { synced <- f.Sync() }()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), make([]byte, 1<<20))
+	if serr := <-synced; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return laptop.Digest{}, fmt.Errorf("clip: %v", err)
+	}
+	return laptop.Digest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func (f *Film) writeLossless(pkts []mkv.Packet, format Format, path string) error {
@@ -188,9 +218,6 @@ func (f *Film) writeLossless(pkts []mkv.Packet, format Format, path string) erro
 		}
 	}
 	if err := finish(); err != nil {
-		return fmt.Errorf("clip: %v", err)
-	}
-	if err := out.Sync(); err != nil {
 		return fmt.Errorf("clip: %v", err)
 	}
 	return out.Close()

@@ -134,14 +134,18 @@ func TestClipFormats(t *testing.T) {
 	}
 	dir := t.TempDir()
 	full := filepath.Join(dir, "full.mkv")
-	if err := f.WriteClip(context.Background(), 0, f.Len()-1, MKV, full, ClipOptions{}); err != nil {
+	if _, err := f.WriteClip(context.Background(), 0, f.Len()-1, MKV, full, ClipOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	want := frameHash(t, full, 10)
 	for _, format := range []Format{MKV, MOV, AVI, MP4} {
 		path := filepath.Join(dir, "clip."+string(format))
-		if err := f.WriteClip(context.Background(), 10, 39, format, path, ClipOptions{}); err != nil {
+		d, err := f.WriteClip(context.Background(), 10, 39, format, path, ClipOptions{})
+		if err != nil {
 			t.Fatalf("%s: %v", format, err)
+		}
+		if b, _ := os.ReadFile(path); d.Bytes != int64(len(b)) || d.SHA256 != fmt.Sprintf("%x", sha256.Sum256(b)) {
+			t.Errorf("%s: digest %+v is not the file's (%d bytes)", format, d, len(b))
 		}
 		if n := frameCount(t, path); n != 30 {
 			t.Errorf("%s: ffprobe counts %d frames, want 30", format, n)

@@ -72,8 +72,13 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 			}
 		}
 	}()
-	keep := func(rec, what, name string) error {
-		e, err := laptop.NewExportRecord(rec, purpose, what, filepath.Join(folder, name), now)
+	keep := func(rec, what, name string, d *laptop.Digest) error {
+		path := filepath.Join(folder, name)
+		if d != nil {
+			written = append(written, laptop.ExportRecordOf(rec, purpose, what, path, *d, now))
+			return nil
+		}
+		e, err := laptop.NewExportRecord(rec, purpose, what, path, now)
 		if err != nil {
 			return fmt.Errorf("family copy: %v", err)
 		}
@@ -86,10 +91,11 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 			return res, err
 		}
 		name := fmt.Sprintf("Clip %d.%s", i+1, format)
-		if err := f.WriteClip(ctx, cl.In, cl.Out, format, filepath.Join(folder, name), opts); err != nil {
+		d, err := f.WriteClip(ctx, cl.In, cl.Out, format, filepath.Join(folder, name), opts)
+		if err != nil {
 			return res, err
 		}
-		if err := keep(cl.Recording, f.ClipWhat(cl.In, cl.Out), name); err != nil {
+		if err := keep(cl.Recording, f.ClipWhat(cl.In, cl.Out), name, &d); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, name)
@@ -108,7 +114,7 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		if err := storage.WriteFileAtomic(filepath.Join(folder, name), jpeg, 0o644); err != nil {
 			return res, fmt.Errorf("family copy: %v", err)
 		}
-		if err := keep(st.Recording, f.StillWhat(st.Frame), name); err != nil {
+		if err := keep(st.Recording, f.StillWhat(st.Frame), name, nil); err != nil {
 			return res, err
 		}
 		res.Files = append(res.Files, name)

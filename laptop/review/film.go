@@ -200,7 +200,9 @@ var errNoSeek = errors.New("no seek")
 // seekSpan reads a span given by times from the segment a second before
 // it on, skipping the segments before: the headers come from segment 0,
 // the first frame's time too, and the segment to start from is found by
-// the times of the clusters segments start with. Frame numbers are then
+// the times of the clusters segments start with (a hint: each is read from
+// the segment's first bytes alone; the stream then checks every segment
+// it reads, and a seek that lands after the span is not used). Frame numbers are then
 // not known (First is -1). It returns errNoSeek when the span starts too
 // near the start for a seek to save anything, or the seek landed after
 // it.
@@ -235,7 +237,7 @@ func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	// after target, less one.
 	target := origin + sp.from.Time - spanSlack
 	k := sort.Search(len(held), func(i int) bool {
-		b, err := vr.Segment(id, held[i])
+		b, err := vr.SegmentHead(id, held[i], 256)
 		if err != nil {
 			return true
 		}

@@ -466,7 +466,7 @@ func TestWorkspace(t *testing.T) {
 		t.Fatal(err)
 	}
 	lossless := filepath.Join(out, "clip.avi")
-	if err := film.WriteClip(context.Background(), n.Clips[0].In, n.Clips[0].Out, AVI, lossless, ClipOptions{}); err != nil {
+	if _, err := film.WriteClip(context.Background(), n.Clips[0].In, n.Clips[0].Out, AVI, lossless, ClipOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if c := frameCount(t, lossless); c != 30 {
