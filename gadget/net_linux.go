@@ -3,12 +3,15 @@
 package gadget
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // SetAddress gives the interface ifname the address prefix (replacing it
@@ -33,4 +36,39 @@ func SetAddress(ifname string, prefix netip.Prefix, wait time.Duration) error {
 		return fmt.Errorf("gadget: %s up: %v", ifname, err)
 	}
 	return nil
+}
+
+// watchLink announces the link again (down and up) when the laptop seems
+// to have missed its announcement (reannouncer), until ctx is done.
+func watchLink(ctx context.Context, ifname string, log *slog.Logger) {
+	r := newReannouncer()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			link, err := netlink.LinkByName(ifname)
+			if err != nil {
+				continue
+			}
+			a := link.Attrs()
+			var rx uint64
+			if a.Statistics != nil {
+				rx = a.Statistics.RxPackets
+			}
+			if !r.step(now, a.RawFlags&unix.IFF_LOWER_UP != 0, rx) {
+				continue
+			}
+			log.Warn("usb link: the laptop has sent nothing since it connected; announcing the link again", "interface", ifname)
+			if err := netlink.LinkSetDown(link); err != nil {
+				log.Warn("usb link: announce again", "err", err)
+				continue
+			}
+			if err := netlink.LinkSetUp(link); err != nil {
+				log.Warn("usb link: announce again", "err", err)
+			}
+		}
+	}
 }

@@ -12,7 +12,9 @@ import (
 
 // Run makes the USB link and keeps it until ctx is done: the gadget (Create),
 // DeviceAddr on its interface, and the DHCP server giving the laptop its
-// address; then it takes the gadget down again. It returns once all is
+// address, while it watches that a laptop that connects hears of the link
+// (announcing it again if not: reannouncer); then it takes the gadget down
+// again. It returns once all is
 // undone. ready, if not nil, is called with the interface's name once the
 // DHCP server is about to answer.
 func Run(ctx context.Context, c Config, log *slog.Logger, ready func(ifname string)) (err error) {
@@ -42,6 +44,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger, ready func(ifname stri
 	if ready != nil {
 		ready(ifname)
 	}
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchLink(wctx, ifname, log) }()
+	defer func() { stop(); <-watched }()
 	return ServeDHCP(ctx, ifname, DefaultLease, log)
 }
 

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -49,6 +50,7 @@ type RecordingStream struct {
 	err    error          // sticky
 	read   int64          // bytes handed out
 	starts []segmentStart // where each segment reached began in the stream
+	loaded atomic.Int32   // segments the workers decrypted
 }
 
 // segmentStart is where a segment's plaintext begins in the stream.
@@ -148,6 +150,7 @@ func (s *RecordingStream) run() {
 		go func() {
 			defer s.wg.Done()
 			for j := range work {
+				s.loaded.Add(1)
 				j.buf, j.seal, j.err = s.load(j.n, s.buffer())
 				close(j.done)
 			}
