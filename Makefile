@@ -181,7 +181,7 @@ hil:
 	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
 	$(GO) run ./internal/hil -cache $(HIL)
 
-## hil-gadget: the USB link scenario alone (not yet in make test: the laptop end sometimes never gets carrier, see docs/HIL.md).
+## hil-gadget: the USB link scenario alone (make hil runs it with the others).
 hil-gadget:
 	@SUDO=$(SUDO) sh internal/hil/setup.sh $(HIL)
 	$(GO) run ./internal/hil -cache $(HIL) -only gadget
