@@ -187,15 +187,11 @@ func (c *cli) clip(args []string) error {
 	if err != nil {
 		return err
 	}
-	film, err := k.span(c.ctx, "clip", pts[0], pts[1])
+	film, d, err := review.WriteSpan(c.ctx, k.vr, k.id, pts[0], pts[1], f0, *out, review.ClipOptions{})
 	if err != nil {
-		return err
+		return fmt.Errorf("clip: %v", strings.TrimPrefix(err.Error(), "clip: "))
 	}
 	n := film.Len() - 1
-	d, err := film.WriteClip(c.ctx, 0, n, f0, *out, review.ClipOptions{})
-	if err != nil {
-		return err
-	}
 	if err := k.record("clip", film.ClipWhat(0, n), *out, &d); err != nil {
 		return err
 	}

@@ -309,7 +309,8 @@ func (r exportsReport) markdown() string {
 	a, z := clipFrames()
 	fmt.Fprintf(&b, "The recording benchmark's input (%.0f s of %dx%d %d fps MJPEG + 48 kHz PCM, %.1f MB), recorded once by `attuned record` sealed to a fresh X25519 case "+
 		"and put in that case's vault as `attune sync` leaves it. `attune clip` is given the times of frames %d to %d (%d s to %d s, %d frames): it decrypts segment 0 for the headers, "+
-		"finds the segment a second before the start by the time of the cluster each segment starts with, and decrypts, checks and cuts from there to just past the end; "+
+		"finds the segment a second before the start by the time of the cluster each segment starts with, and decrypts, checks and writes the clip from there as it reads (two workers decrypt ahead), "+
+		"then fsyncs it and hashes it (SHA-256) for the record of the copy kept with the case, which ffmpeg does not do; "+
 		"ffmpeg cuts the same %d s from the plaintext input file, which it finds already decrypted, seeking to %d s. "+
 		"The MP4 baseline is ffmpeg with exactly the arguments `attune clip` gives the ffmpeg it feeds through a pipe (`review.FFmpegArgs`: libx264 `-preset veryfast -crf 20 -pix_fmt yuv420p`, AAC 128k, `+faststart`), "+
 		"reading the file instead of the pipe. An untimed first run of each checked its output has the clip's %d frames (±1, ffprobe). "+

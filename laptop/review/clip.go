@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"attune.dev/attune/avi"
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
@@ -61,38 +63,55 @@ func (f Format) Describe() string {
 	return "Matroska (the recorded pictures and sound, unchanged): opens in VLC"
 }
 
-// ClipPackets are frames a to b (inclusive) of the film with the sound that goes with
-// them, rebased to start at 0: each frame followed by the audio samples up
-// to the next frame, the samples unchanged.
+// ClipPackets are frames a to b (inclusive) of the film with the sound
+// that goes with them, rebased to start at 0: each frame followed by the
+// audio samples up to the next frame, the samples unchanged.
 func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
-	if a < 0 || b >= f.Len() || a > b {
-		return nil, fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, f.Len()-1)
+	if err := f.checkRange(a, b); err != nil {
+		return nil, err
 	}
-	base := f.PTS[a]
-	fb := f.frameBytes()
 	var out []mkv.Packet
 	for i := a; i <= b; i++ {
-		jpeg, err := f.Frame(i)
-		if err != nil {
-			return nil, fmt.Errorf("clip: %v", err)
+		var err error
+		if out, err = f.framePackets(out, i, b, f.PTS[a]); err != nil {
+			return nil, err
 		}
-		out = append(out, mkv.Packet{Kind: mkv.Video, PTS: f.PTS[i] - base, Data: jpeg, Key: true})
-		if f.Audio == nil || len(f.PCM) == 0 {
-			continue
-		}
-		end := f.PTS[i] + f.FrameDuration()
-		if i < b {
-			end = f.PTS[i+1]
-		}
-		// Sample numbers from AudioStart; PCM holds them from lo on.
-		lo := f.pcmBase / int64(fb)
-		s0, s1 := max(lo, f.sampleAt(f.PTS[i])), max(lo, f.sampleAt(end))
-		n := lo + int64(len(f.PCM)/fb)
-		s0, s1 = min(s0, n), min(s1, n)
-		if s1 > s0 {
-			out = append(out, mkv.Packet{Kind: mkv.Audio, PTS: f.AudioStart + time.Duration(float64(s0)/float64(f.Audio.SampleRate)*float64(time.Second)) - base,
-				Data: f.PCM[(s0-lo)*int64(fb) : (s1-lo)*int64(fb)], Key: true})
-		}
+	}
+	return out, nil
+}
+
+func (f *Film) checkRange(a, b int) error {
+	if a < 0 || b >= f.Len() || a > b {
+		return fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, f.Len()-1)
+	}
+	return nil
+}
+
+// framePackets appends frame i of a clip whose last frame is b (-1: a
+// later one) to out, rebased to base: the frame, then its sound, up to the
+// next frame (to the end of the frame's time for the last).
+func (f *Film) framePackets(out []mkv.Packet, i, b int, base time.Duration) ([]mkv.Packet, error) {
+	jpeg, err := f.Frame(i)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %v", err)
+	}
+	out = append(out, mkv.Packet{Kind: mkv.Video, PTS: f.PTS[i] - base, Data: jpeg, Key: true})
+	if f.Audio == nil || len(f.PCM) == 0 {
+		return out, nil
+	}
+	end := f.PTS[i] + f.FrameDuration()
+	if i != b {
+		end = f.PTS[i+1]
+	}
+	// Sample numbers from AudioStart; PCM holds them from lo on.
+	fb := f.frameBytes()
+	lo := f.pcmBase / int64(fb)
+	s0, s1 := max(lo, f.sampleAt(f.PTS[i])), max(lo, f.sampleAt(end))
+	n := lo + int64(len(f.PCM)/fb)
+	s0, s1 = min(s0, n), min(s1, n)
+	if s1 > s0 {
+		out = append(out, mkv.Packet{Kind: mkv.Audio, PTS: f.AudioStart + time.Duration(float64(s0)/float64(f.Audio.SampleRate)*float64(time.Second)) - base,
+			Data: f.PCM[(s0-lo)*int64(fb) : (s1-lo)*int64(fb)], Key: true})
 	}
 	return out, nil
 }
@@ -129,32 +148,139 @@ func FindFFmpeg() string {
 // encoded by ffmpeg, fed the plaintext through a pipe: nothing decrypted
 // is written but the clip.
 func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path string, opts ClipOptions) (laptop.Digest, error) {
-	pkts, err := f.ClipPackets(a, b)
+	if err := f.checkRange(a, b); err != nil {
+		return laptop.Digest{}, err
+	}
+	cw, err := openClip(ctx, f.tracks(), format, path, opts)
 	if err != nil {
 		return laptop.Digest{}, err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part")
+	var pkts []mkv.Packet
+	for i := a; i <= b; i++ {
+		if pkts, err = f.framePackets(pkts[:0], i, b, f.PTS[a]); err == nil {
+			err = cw.write(pkts)
+		}
+		if err != nil {
+			cw.discard()
+			return laptop.Digest{}, err
+		}
+	}
+	return cw.close()
+}
+
+// WriteSpan writes the frames from one point of a vault recording to
+// another (both included) as a clip, as LoadSpan reads them: each frame
+// and its sound go to the file once no packet still to come can change
+// them (two seconds of the recording later), so reading, decrypting and
+// writing overlap, and the frames written are not kept. It returns the
+// span read (its times, not its frames) and the clip's digest.
+func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, from, to Point, format Format, path string, opts ClipOptions) (*Film, laptop.Digest, error) {
+	if _, err := ParseFormat(string(format)); err != nil {
+		return nil, laptop.Digest{}, err
+	}
+	var cw *clipWriter
+	next := 0 // frames written
+	var pkts []mkv.Packet
+	emit := func(f *Film, head time.Duration, final bool) error {
+		for next < f.Len() {
+			b := -1
+			if final {
+				b = f.Len() - 1
+			} else if next+1 >= f.Len() || f.PTS[next+1]+writeBehind > head {
+				return nil
+			}
+			if cw == nil {
+				var err error
+				if cw, err = openClip(ctx, f.tracks(), format, path, opts); err != nil {
+					return err
+				}
+			}
+			var err error
+			if pkts, err = f.framePackets(pkts[:0], next, b, f.PTS[0]); err == nil {
+				err = cw.write(pkts)
+			}
+			if err != nil {
+				return err
+			}
+			f.frames[next] = nil
+			next++
+		}
+		return nil
+	}
+	f, err := loadFilm(ctx, vr, id, &span{from: from, to: to, emit: emit})
+	if err != nil {
+		if cw != nil {
+			cw.discard()
+		}
+		return nil, laptop.Digest{}, err
+	}
+	d, err := cw.close()
+	return f, d, err
+}
+
+// writeBehind is how far behind the packets read WriteSpan writes: sound
+// the device wrote late still finds its frame.
+const writeBehind = 2 * time.Second
+
+// clipWriter is a clip file being written: a lossless one by our writers,
+// an MP4 by ffmpeg fed through a pipe.
+type clipWriter struct {
+	tmp, path string
+	w         interface{ WritePacket(mkv.Packet) error }
+	finish    func() error // completes the file
+	abort     func()       // gives it up
+}
+
+func openClip(ctx context.Context, tracks []mkv.Track, format Format, path string, opts ClipOptions) (*clipWriter, error) {
+	cw := &clipWriter{tmp: filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".part"), path: path}
+	var err error
 	switch format {
 	case MP4:
-		err = f.encodeMP4(ctx, pkts, tmp, opts)
+		err = cw.openMP4(ctx, tracks, opts)
 	case MOV, AVI, MKV:
-		err = f.writeLossless(pkts, format, tmp)
+		err = cw.openLossless(tracks, format)
 	default:
 		err = fmt.Errorf("clip: unknown format %q", format)
 	}
+	if err != nil {
+		os.Remove(cw.tmp)
+		return nil, err
+	}
+	return cw, nil
+}
+
+func (cw *clipWriter) write(pkts []mkv.Packet) error {
+	for _, p := range pkts {
+		if err := cw.w.WritePacket(p); err != nil {
+			return fmt.Errorf("clip: %v", err)
+		}
+	}
+	return nil
+}
+
+// close completes the file, makes it durable and hashes it, and gives it
+// its name.
+func (cw *clipWriter) close() (laptop.Digest, error) {
+	err := cw.finish()
 	var d laptop.Digest
 	if err == nil {
-		d, err = syncAndDigest(tmp)
+		d, err = syncAndDigest(cw.tmp)
+	}
+	if err == nil {
+		if err = os.Rename(cw.tmp, cw.path); err != nil {
+			err = fmt.Errorf("clip: %v", err)
+		}
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return d, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return d, fmt.Errorf("clip: %v", err)
+		os.Remove(cw.tmp)
+		return laptop.Digest{}, err
 	}
 	return d, nil
+}
+
+func (cw *clipWriter) discard() {
+	cw.abort()
+	os.Remove(cw.tmp)
 }
 
 // syncAndDigest makes the file at path durable and hashes it, the two at
@@ -178,49 +304,49 @@ func syncAndDigest(path string) (laptop.Digest, error) {
 	return laptop.Digest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-func (f *Film) writeLossless(pkts []mkv.Packet, format Format, path string) error {
-	out, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+func (cw *clipWriter) openLossless(tracks []mkv.Track, format Format) error {
+	out, err := os.OpenFile(cw.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("clip: %v", err)
 	}
-	defer out.Close()
-	type packetWriter interface{ WritePacket(mkv.Packet) error }
-	var w packetWriter
 	var finish func() error
-	if format == AVI || format == MOV {
+	switch format {
+	case AVI, MOV:
 		var aud *mkv.Track
-		if t := f.tracks(); len(t) > 1 {
-			aud = &t[1]
+		if len(tracks) > 1 {
+			aud = &tracks[1]
 		}
 		var fw interface {
-			packetWriter
+			WritePacket(mkv.Packet) error
 			Close() error
 		}
 		if format == MOV {
-			fw, err = mov.NewWriter(out, f.Video, aud)
+			fw, err = mov.NewWriter(out, tracks[0], aud)
 		} else {
-			fw, err = avi.NewWriter(out, f.Video, aud)
+			fw, err = avi.NewWriter(out, tracks[0], aud)
 		}
-		if err != nil {
-			return fmt.Errorf("clip: %v", err)
-		}
-		w, finish = fw, fw.Close
-	} else {
-		mw, err := mkv.NewFileWriter(out, f.tracks(), mkv.FileOptions{WritingApp: "attune"})
-		if err != nil {
-			return fmt.Errorf("clip: %v", err)
-		}
-		w, finish = mw, func() error { return mw.Finish(nil) }
+		cw.w, finish = fw, func() error { return fw.Close() }
+	default:
+		var mw *mkv.FileWriter
+		mw, err = mkv.NewFileWriter(out, tracks, mkv.FileOptions{WritingApp: "attune"})
+		cw.w, finish = mw, func() error { return mw.Finish(nil) }
 	}
-	for _, p := range pkts {
-		if err := w.WritePacket(p); err != nil {
-			return fmt.Errorf("clip: %v", err)
-		}
-	}
-	if err := finish(); err != nil {
+	if err != nil {
+		out.Close()
 		return fmt.Errorf("clip: %v", err)
 	}
-	return out.Close()
+	cw.finish = func() error {
+		err := finish()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("clip: %v", err)
+		}
+		return nil
+	}
+	cw.abort = func() { out.Close() }
+	return nil
 }
 
 // pipeSink is a live writer's sink on ffmpeg's stdin.
@@ -243,15 +369,14 @@ func FFmpegArgs(out string, opts ClipOptions) []string {
 		"-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "mp4", "-y", out}
 }
 
-func (f *Film) encodeMP4(ctx context.Context, pkts []mkv.Packet, path string, opts ClipOptions) error {
+func (cw *clipWriter) openMP4(ctx context.Context, tracks []mkv.Track, opts ClipOptions) error {
 	bin := opts.FFmpeg
 	if bin == "" {
 		if bin = FindFFmpeg(); bin == "" {
 			return errors.New("clip: MP4 needs ffmpeg, which is not installed: install ffmpeg, or choose MOV (plays in QuickTime Player and VLC) or AVI (Windows Media Player and VLC)")
 		}
 	}
-	args := FFmpegArgs(path, opts)
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, bin, FFmpegArgs(cw.tmp, opts)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -261,25 +386,30 @@ func (f *Film) encodeMP4(ctx context.Context, pkts []mkv.Packet, path string, op
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("clip: start ffmpeg: %v", err)
 	}
-	werr := func() error {
-		lw, err := mkv.NewLiveWriter(pipeSink{stdin}, f.tracks(), mkv.LiveOptions{WritingApp: "attune"})
-		if err != nil {
-			return err
-		}
-		for _, p := range pkts {
-			if err := lw.WritePacket(p); err != nil {
-				return err
-			}
-		}
-		return lw.Close()
-	}()
-	stdin.Close()
-	err = cmd.Wait()
+	lw, err := mkv.NewLiveWriter(pipeSink{stdin}, tracks, mkv.LiveOptions{WritingApp: "attune"})
 	if err != nil {
-		return fmt.Errorf("clip: ffmpeg: %v: %s", err, strings.TrimSpace(stderr.String()))
+		stdin.Close()
+		cmd.Wait()
+		return fmt.Errorf("clip: feeding ffmpeg: %v", err)
 	}
-	if werr != nil {
-		return fmt.Errorf("clip: feeding ffmpeg: %v", werr)
+	cw.w = lw
+	cw.finish = func() error {
+		werr := lw.Close()
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("clip: ffmpeg: %v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		if werr != nil {
+			return fmt.Errorf("clip: feeding ffmpeg: %v", werr)
+		}
+		return nil
+	}
+	cw.abort = func() {
+		stdin.Close()
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+		cmd.Wait()
 	}
 	return nil
 }

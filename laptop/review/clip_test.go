@@ -371,3 +371,60 @@ func frameOf(t *testing.T, f *Film, i int) []byte {
 	}
 	return b
 }
+
+// TestWriteSpan: a clip written as the span is read is the same file, byte
+// for byte, as the span read whole and then written, in every lossless
+// format, for a seek by times and for frame numbers.
+func TestWriteSpan(t *testing.T) {
+	home, err := laptop.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := home.NewCase("Span family", true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := vaultRecording(t, home, c, 160, 120, 8)
+	id, err := home.Identity(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, pts := range [][2]Point{
+		{{Frame: -1, Time: 4500 * time.Millisecond}, {Frame: -1, Time: 7 * time.Second}},
+		{{Frame: 20}, {Frame: 130}},
+	} {
+		for _, format := range []Format{MKV, MOV, AVI} {
+			whole, err := LoadSpan(context.Background(), vr, id, pts[0], pts[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := filepath.Join(dir, "want."+string(format))
+			wd, err := whole.WriteClip(context.Background(), 0, whole.Len()-1, format, want, ClipOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := filepath.Join(dir, "got."+string(format))
+			f, d, err := WriteSpan(context.Background(), vr, id, pts[0], pts[1], format, got, ClipOptions{})
+			if err != nil {
+				t.Fatalf("%v %s: %v", pts, format, err)
+			}
+			a, _ := os.ReadFile(want)
+			b, _ := os.ReadFile(got)
+			if !bytes.Equal(a, b) || d != wd || f.Len() != whole.Len() || f.First != whole.First || len(b) < 100000 {
+				t.Errorf("%v %s: written as read: %d bytes (%+v), %d frames; read whole then written: %d bytes (%+v), %d frames",
+					pts, format, len(b), d, f.Len(), len(a), wd, whole.Len())
+			}
+			if f.frames[0] != nil || f.frames[f.Len()-1] != nil {
+				t.Errorf("%s: frames written are still held", format)
+			}
+		}
+	}
+	// A span past the end writes nothing, not even a part file.
+	if _, _, err := WriteSpan(context.Background(), vr, id, Point{Frame: 10}, Point{Frame: 100000}, MKV, filepath.Join(dir, "none.mkv"), ClipOptions{}); err == nil {
+		t.Error("a span past the end was written")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 6 {
+		t.Errorf("%d files left, want the 6 clips", len(ents))
+	}
+}

@@ -278,6 +278,10 @@ type span struct {
 	// seek, when the stream starts part-way (seekSpan), is the time of the
 	// recording's first frame: frame numbers are then not known.
 	seek *time.Duration
+	// emit, if set, is given the film as it grows, with the time of the
+	// last frame read (final: the span is complete), to write it out as it
+	// goes (WriteSpan).
+	emit func(f *Film, head time.Duration, final bool) error
 }
 
 // spanSlack is how far past a span's end the stream is read for its
@@ -441,6 +445,11 @@ read:
 				f.frames = append(f.frames, p.Data)
 			}
 			f.PTS = append(f.PTS, p.PTS)
+			if sp != nil && sp.emit != nil {
+				if err := sp.emit(f, p.PTS, false); err != nil {
+					return nil, err
+				}
+			}
 		case mkv.Audio:
 			if f.Audio == nil {
 				continue
@@ -496,6 +505,11 @@ func (f *Film) finishSpan(sp *span, n int, last time.Duration) (*Film, error) {
 	}
 	if sp.seek != nil {
 		f.First = -1
+	}
+	if sp.emit != nil {
+		if err := sp.emit(f, last, true); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
 }
