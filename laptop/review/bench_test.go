@@ -207,7 +207,7 @@ func TestReviewBench(t *testing.T) {
 		if !r.play.AudioClock {
 			clock = "wall (no sound output)"
 		}
-		fmt.Fprintf(&b, "| %d×%d | %.1f / %.1f ms | %.0f / %.0f ms | %d of %d, %d skipped | %.1f | %d frames (%.0f ms behind) | %s |\n", r.w, r.h,
+		fmt.Fprintf(&b, "| %d×%d | %.1f / %.1f ms | %.0f / %.0f ms | %d of %d, %d skipped | %.1f | %d frames (the sound at most %.0f ms into the frame shown) | %s |\n", r.w, r.h,
 			percentile(r.steps, .5), percentile(r.steps, .95), percentile(r.jumps, .5), percentile(r.jumps, .95),
 			r.play.Drawn, r.play.Frames, r.play.Skipped, float64(r.play.Drawn)/(r.play.Ms/1000), r.play.MaxOff, r.play.MaxLagMs, clock)
 	}
