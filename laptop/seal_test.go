@@ -217,6 +217,9 @@ func TestStreamAheadAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
+		if _, err := s.Read(make([]byte, 10)); err == nil {
+			t.Error("a closed stream read on")
+		}
 		n := s.loaded.Load()
 		if limit := int32(1 + streamAhead + streamWorkers); n > limit || int(n) >= len(vr.Index.Segments) {
 			t.Errorf("closed after 10 bytes: %d of %d segments decrypted, at most %d expected", n, len(vr.Index.Segments), limit)

@@ -93,6 +93,11 @@ const (
 )
 
 func (s *RecordingStream) Read(p []byte) (int, error) {
+	select {
+	case <-s.quit:
+		return 0, errors.New("read of a closed recording stream")
+	default:
+	}
 	s.start.Do(s.run)
 	for s.cur == nil || s.off == len(s.cur.buf) {
 		if s.err != nil {
