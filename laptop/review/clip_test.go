@@ -317,6 +317,20 @@ func TestLoadSpanSeeks(t *testing.T) {
 	if whole.frames != nil || len(whole.refs) != whole.Len() || whole.Len() < 200 {
 		t.Fatalf("whole film: %d frames in memory, %d in the vault, of %d", len(whole.frames), len(whole.refs), whole.Len())
 	}
+	// Its cache keeps to its budget in whole segments, and a frame whose
+	// segment was dropped is decrypted again, the same.
+	whole.segs.budget = 1
+	first := bytes.Clone(frameOf(t, whole, 0))
+	for i := range whole.Len() {
+		frameOf(t, whole, i)
+		if n := len(whole.segs.lru); n > cacheMin || len(whole.segs.have) > cacheMin {
+			t.Fatalf("frame %d: %d segments cached, budget 1 byte", i, n)
+		}
+	}
+	if !bytes.Equal(frameOf(t, whole, 0), first) {
+		t.Fatal("frame 0 decrypted again differs")
+	}
+	whole.segs.budget = cacheBytes
 	from, to := Point{Frame: -1, Time: 5*time.Second + 10*time.Millisecond}, Point{Frame: -1, Time: 6500 * time.Millisecond}
 	f, err := LoadSpan(context.Background(), vr, id, from, to)
 	if err != nil {

@@ -82,18 +82,25 @@ func (f *Film) Frame(i int) ([]byte, error) {
 	return b[r.off : r.off+r.size : r.off+r.size], nil
 }
 
-// cacheSegments is how many decrypted segments a film keeps (about a
-// second of footage each: 4 MB at 1080p).
-const cacheSegments = 16
+// cacheBytes is how much decrypted footage a film keeps at most, in whole
+// segments (about a second each: 4 MB of a 1080p camera's MJPEG), but
+// never fewer than cacheMin segments: the page reads a second and a half
+// ahead of the frame shown and one behind.
+const (
+	cacheBytes = 48 << 20
+	cacheMin   = 3
+)
 
 // segmentCache holds the segments a film decrypted last, and decrypts each
 // one once however many ask for it at the same time.
 type segmentCache struct {
-	vr   laptop.VaultRecording
-	id   age.Identity
-	mu   sync.Mutex
-	have map[int]*cachedSegment
-	lru  []int // segment numbers, the one used last at the end
+	vr     laptop.VaultRecording
+	id     age.Identity
+	mu     sync.Mutex
+	have   map[int]*cachedSegment
+	lru    []int // segment numbers, the one used last at the end
+	bytes  int   // of the segments held
+	budget int   // cacheBytes (a field for tests)
 }
 
 type cachedSegment struct {
@@ -113,24 +120,38 @@ func (c *segmentCache) get(n int) ([]byte, error) {
 		c.lru = slices.Delete(c.lru, i, i+1)
 	}
 	c.lru = append(c.lru, n)
-	for len(c.lru) > cacheSegments {
-		delete(c.have, c.lru[0])
-		c.lru = c.lru[1:]
-	}
 	c.mu.Unlock()
 	if !ok {
-		e.b, e.err = c.vr.Segment(c.id, n)
-		if e.err != nil {
-			c.mu.Lock()
+		b, err := c.vr.Segment(c.id, n)
+		c.mu.Lock()
+		e.b, e.err = b, err
+		if err != nil {
 			if c.have[n] == e {
 				delete(c.have, n) // try again next time
+				c.lru = slices.DeleteFunc(c.lru, func(k int) bool { return k == n })
 			}
-			c.mu.Unlock()
+		} else if c.have[n] == e {
+			c.bytes += len(b)
 		}
+		c.evict()
+		c.mu.Unlock()
 		close(e.ready)
 	}
 	<-e.ready
 	return e.b, e.err
+}
+
+// evict drops the segments used longest ago while the cache holds more
+// than cacheBytes. Its lock is held.
+func (c *segmentCache) evict() {
+	for c.bytes > c.budget && len(c.lru) > cacheMin {
+		old := c.lru[0]
+		c.lru = c.lru[1:]
+		if e := c.have[old]; e != nil {
+			c.bytes -= len(e.b)
+			delete(c.have, old)
+		}
+	}
 }
 
 // LoadFilm opens a vault recording: it decrypts it once through, checking
@@ -190,7 +211,7 @@ func streamFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	f.segs = &segmentCache{vr: vr, id: id, have: map[int]*cachedSegment{}}
+	f.segs = &segmentCache{vr: vr, id: id, have: map[int]*cachedSegment{}, budget: cacheBytes}
 	return f, nil
 }
 
