@@ -3,6 +3,7 @@ package linktest
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ func TestNetwork(t *testing.T) {
 		buf := make([]byte, 10)
 		k, _ := c.Read(buf)
 		c.Write(buf[:k])
+		// Take the rest before closing: closing first could fail the
+		// client's write of it (the pipe is closed).
+		io.Copy(io.Discard, c)
 		c.Close()
 	}()
 	c, err := n.DialContext(context.Background(), "tcp", "dev:1")
