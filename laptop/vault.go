@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,11 +32,8 @@ import (
 // whole in memory, about a second of footage); the links between them are
 // checked in order as the reader reaches them. Close stops the work.
 type RecordingStream struct {
-	segs  []int // segment numbers, in order
-	dir   string
-	recID string
-	id    age.Identity
-	ck    *chainKey
+	src  *Segments
+	segs []int // segment numbers, in order
 
 	start sync.Once
 	order chan *segmentJob // the segments being decrypted, in order
@@ -156,7 +154,7 @@ func (s *RecordingStream) run() {
 			defer s.wg.Done()
 			for j := range work {
 				s.loaded.Add(1)
-				j.buf, j.seal, j.err = s.load(j.n, s.buffer())
+				j.buf, j.seal, j.err = s.src.load(j.n, s.buffer())
 				close(j.done)
 			}
 		}()
@@ -181,9 +179,9 @@ func (s *RecordingStream) recycle(b []byte) {
 
 // load decrypts segment n into buf and checks its seal; the plaintext is
 // returned without the seal.
-func (s *RecordingStream) load(n int, buf []byte) ([]byte, storage.Seal, error) {
+func (s *Segments) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 	name := storage.SegmentName(n)
-	f, err := os.Open(filepath.Join(s.dir, name))
+	f, err := os.Open(filepath.Join(s.vr.Dir, name))
 	if err != nil {
 		return buf, storage.Seal{}, err
 	}
@@ -201,7 +199,7 @@ func (s *RecordingStream) load(n int, buf []byte) ([]byte, storage.Seal, error) 
 	}
 	buf = b.Bytes()
 	seal, serr := storage.ReadSeal(buf)
-	if msg := s.ck.verify(&seal, serr, s.recID, n); msg != "" {
+	if msg := s.ck.verify(&seal, serr, s.vr.ID, n); msg != "" {
 		return buf[:0], seal, fmt.Errorf("segment %d in the vault: %s", n, msg)
 	}
 	return buf[:len(buf)-storage.SealSize], seal, nil
@@ -238,55 +236,70 @@ func (s *RecordingStream) Close() error {
 // it holds, in order, each checked against the recording's seal chain (a
 // gap where a segment is missing; Gaps lists them).
 func (vr VaultRecording) Stream(id age.Identity) (*RecordingStream, error) {
-	return vr.StreamFrom(id, 0)
-}
-
-// StreamFrom is Stream from segment first on: whole clusters, which follow
-// the headers at the start of segment 0 (see Segment and mkv.Reader.
-// HeadSize).
-func (vr VaultRecording) StreamFrom(id age.Identity, first int) (*RecordingStream, error) {
-	s, err := vr.segments(id)
+	s, err := vr.Segments(id, nil)
 	if err != nil {
 		return nil, err
 	}
-	if vr.Index != nil {
-		for n := max(0, first); n < len(vr.Index.Segments); n++ {
-			if fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) {
-				s.segs = append(s.segs, n)
-			}
+	return s.Stream(0), nil
+}
+
+// Segments decrypts a vault recording's segments, each checked against its
+// seal, with the seal key read from the manifest once.
+type Segments struct {
+	vr VaultRecording
+	id age.Identity
+	ck *chainKey
+}
+
+// Segments opens the recording's segments for reading; m is its manifest
+// if it was decrypted already (nil: decrypt it).
+func (vr VaultRecording) Segments(id age.Identity, m *storage.Manifest) (*Segments, error) {
+	if m == nil {
+		var err error
+		if m, err = vr.Manifest(id); err != nil {
+			return nil, err
 		}
 	}
-	return s, nil
+	ck := manifestChain(m, vr.ID)
+	if ck.key == nil {
+		return nil, fmt.Errorf("recording %s: %s", vr.ID, ck.problem)
+	}
+	return &Segments{vr: vr, id: id, ck: ck}, nil
 }
 
-// Segment decrypts segment n of the recording alone and checks its seal:
-// its number and its recording (the links to its neighbours are checked
-// by Stream). It returns the plaintext without the seal.
-func (vr VaultRecording) Segment(id age.Identity, n int) ([]byte, error) {
-	s, err := vr.segments(id)
-	if err != nil {
-		return nil, err
-	}
+// Stream is the stream of the segments the vault holds from segment first
+// on (see VaultRecording.Stream): from a later one than 0, whole clusters,
+// which follow the headers at the start of segment 0 (mkv.Reader.HeadSize).
+func (s *Segments) Stream(first int) *RecordingStream {
+	held := s.vr.HeldSegments()
+	i, _ := slices.BinarySearch(held, first)
+	return &RecordingStream{src: s, segs: held[i:], quit: make(chan struct{})}
+}
+
+// Segment decrypts segment n alone and checks its seal: its number and its
+// recording (the links to its neighbours are checked by Stream). It
+// returns the plaintext without the seal.
+func (s *Segments) Segment(n int) ([]byte, error) {
 	b, _, err := s.load(n, nil)
 	return b, err
 }
 
-// SegmentHead decrypts the first n bytes of segment seg's plaintext alone
-// (age decrypts its 64 KiB chunks as they are read), without checking the
+// Head decrypts the first size bytes of segment n's plaintext alone (age
+// decrypts its 64 KiB chunks as they are read), without checking the
 // segment's seal: a hint, such as the time the segment starts, never
 // footage.
-func (vr VaultRecording) SegmentHead(id age.Identity, seg, n int) ([]byte, error) {
-	name := storage.SegmentName(seg)
-	f, err := os.Open(filepath.Join(vr.Dir, name))
+func (s *Segments) Head(n, size int) ([]byte, error) {
+	name := storage.SegmentName(n)
+	f, err := os.Open(filepath.Join(s.vr.Dir, name))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r, err := age.Decrypt(f, id)
+	r, err := age.Decrypt(f, s.id)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	b := make([]byte, n)
+	b := make([]byte, size)
 	k, err := io.ReadFull(r, b)
 	if err != nil && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("decrypt %s: %w", name, err)
@@ -294,32 +307,22 @@ func (vr VaultRecording) SegmentHead(id age.Identity, seg, n int) ([]byte, error
 	return b[:k], nil
 }
 
-// segments is a stream of none of the recording's segments yet, with the
-// seal key from its manifest.
-func (vr VaultRecording) segments(id age.Identity) (*RecordingStream, error) {
-	m, err := vr.Manifest(id)
-	if err != nil {
-		return nil, err
-	}
-	ck := manifestChain(m, vr.ID)
-	if ck.key == nil {
-		return nil, fmt.Errorf("recording %s: %s", vr.ID, ck.problem)
-	}
-	return &RecordingStream{dir: vr.Dir, recID: vr.ID, id: id, ck: ck, quit: make(chan struct{})}, nil
-}
-
-// Held counts the recording's segments the vault holds.
-func (vr VaultRecording) Held() int {
-	n := 0
+// HeldSegments are the numbers of the recording's segments the vault
+// holds, in order.
+func (vr VaultRecording) HeldSegments() []int {
+	var held []int
 	if vr.Index != nil {
-		for i := range vr.Index.Segments {
-			if _, err := os.Stat(filepath.Join(vr.Dir, storage.SegmentName(i))); err == nil {
-				n++
+		for n := range vr.Index.Segments {
+			if fileExists(filepath.Join(vr.Dir, storage.SegmentName(n))) {
+				held = append(held, n)
 			}
 		}
 	}
-	return n
+	return held
 }
+
+// Held counts the recording's segments the vault holds.
+func (vr VaultRecording) Held() int { return len(vr.HeldSegments()) }
 
 // Synced reports whether the vault holds the whole recording: it has ended
 // on the device, and every segment and the final manifest are here.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,7 +17,6 @@ import (
 
 	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
-	"attune.dev/attune/storage"
 )
 
 // Film is a recording, or a span of it, decrypted: its JPEG frames as
@@ -59,6 +56,13 @@ type frameRef struct {
 	off, size int64
 }
 
+// noFrame says that frame i is not among a recording's n.
+func noFrame(i, n int) error {
+	return fmt.Errorf("frame %d: the recording has frames 0 to %d", i, n-1)
+}
+
+var errNoPictures = errors.New("the recording holds no pictures")
+
 // Len is the number of frames.
 func (f *Film) Len() int { return len(f.PTS) }
 
@@ -66,7 +70,7 @@ func (f *Film) Len() int { return len(f.PTS) }
 // film's cache: they must not be changed.
 func (f *Film) Frame(i int) ([]byte, error) {
 	if i < 0 || i >= f.Len() {
-		return nil, fmt.Errorf("frame %d: the recording has frames 0 to %d", i, f.Len()-1)
+		return nil, noFrame(i, f.Len())
 	}
 	if f.refs == nil {
 		return f.frames[i], nil
@@ -94,8 +98,7 @@ const (
 // segmentCache holds the segments a film decrypted last, and decrypts each
 // one once however many ask for it at the same time.
 type segmentCache struct {
-	vr     laptop.VaultRecording
-	id     age.Identity
+	src    *laptop.Segments
 	mu     sync.Mutex
 	have   map[int]*cachedSegment
 	lru    []int // segment numbers, the one used last at the end
@@ -122,7 +125,7 @@ func (c *segmentCache) get(n int) ([]byte, error) {
 	c.lru = append(c.lru, n)
 	c.mu.Unlock()
 	if !ok {
-		b, err := c.vr.Segment(c.id, n)
+		b, err := c.src.Segment(n)
 		c.mu.Lock()
 		e.b, e.err = b, err
 		if err != nil {
@@ -173,12 +176,13 @@ func loadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	if err != nil {
 		return nil, fmt.Errorf("open recording: %v", err)
 	}
+	src, err := vr.Segments(id, m)
 	var f *Film
-	if sp != nil && sp.from.Frame < 0 && sp.to.Frame < 0 {
-		f, err = seekSpan(ctx, vr, id, sp)
+	if err == nil && sp != nil && sp.from.Frame < 0 && sp.to.Frame < 0 {
+		f, err = seekSpan(ctx, vr, src, sp)
 	}
 	if f == nil && (err == nil || errors.Is(err, errNoSeek)) {
-		f, err = streamFilm(ctx, vr, id, sp)
+		f, err = streamFilm(ctx, src, sp)
 	}
 	if err != nil {
 		if sp != nil {
@@ -197,11 +201,8 @@ func loadFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	return f, nil
 }
 
-func streamFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp *span) (*Film, error) {
-	s, err := vr.Stream(id)
-	if err != nil {
-		return nil, err
-	}
+func streamFilm(ctx context.Context, src *laptop.Segments, sp *span) (*Film, error) {
+	s := src.Stream(0)
 	defer s.Close()
 	if sp != nil {
 		sp.seek = nil
@@ -211,7 +212,7 @@ func streamFilm(ctx context.Context, vr laptop.VaultRecording, id age.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	f.segs = &segmentCache{vr: vr, id: id, have: map[int]*cachedSegment{}, budget: cacheBytes}
+	f.segs = &segmentCache{src: src, have: map[int]*cachedSegment{}, budget: cacheBytes}
 	return f, nil
 }
 
@@ -227,11 +228,13 @@ var errNoSeek = errors.New("no seek")
 // not known (First is -1). It returns errNoSeek when the span starts too
 // near the start for a seek to save anything, or the seek landed after
 // it.
-func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp *span) (*Film, error) {
-	if vr.Index == nil {
+func seekSpan(ctx context.Context, vr laptop.VaultRecording, src *laptop.Segments, sp *span) (*Film, error) {
+	held := vr.HeldSegments()
+	if len(held) == 0 || held[0] != 0 {
 		return nil, errNoSeek
 	}
-	seg0, err := vr.Segment(id, 0)
+	held = held[1:]
+	seg0, err := src.Segment(0)
 	if err != nil {
 		return nil, errNoSeek // the whole read reports it
 	}
@@ -248,17 +251,11 @@ func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 		}
 		origin, found = p.PTS, p.Kind == mkv.Video
 	}
-	var held []int
-	for n := 1; n < len(vr.Index.Segments); n++ {
-		if _, err := os.Stat(filepath.Join(vr.Dir, storage.SegmentName(n))); err == nil {
-			held = append(held, n)
-		}
-	}
 	// The segments' clusters are in time order: the first segment starting
 	// after target, less one.
 	target := origin + sp.from.Time - spanSlack
 	k := sort.Search(len(held), func(i int) bool {
-		b, err := vr.SegmentHead(id, held[i], 256)
+		b, err := src.Head(held[i], 256)
 		if err != nil {
 			return true
 		}
@@ -268,10 +265,7 @@ func seekSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, sp
 	if k < 0 || held[k] <= 1 {
 		return nil, errNoSeek
 	}
-	s, err := vr.StreamFrom(id, held[k])
-	if err != nil {
-		return nil, err
-	}
+	s := src.Stream(held[k])
 	defer s.Close()
 	sp.seek = &origin
 	return readFilm(ctx, io.MultiReader(bytes.NewReader(seg0[:head]), s), sp, nil)
@@ -369,13 +363,13 @@ func (sp *span) atEnd(f *Film, n int, last time.Duration) error {
 	case n == 0:
 		return nil
 	case !sp.started && sp.from.Frame >= 0:
-		return fmt.Errorf("frame %d: the recording has frames 0 to %d", sp.from.Frame, n-1)
+		return noFrame(sp.from.Frame, n)
 	case !sp.started:
 		return fmt.Errorf("%s: the recording is %s long", FormatTime(sp.from.Time), FormatTime(length))
 	case sp.done:
 		return nil
 	case sp.to.Frame >= 0:
-		return fmt.Errorf("frame %d: the recording has frames 0 to %d", sp.to.Frame, n-1)
+		return noFrame(sp.to.Frame, n)
 	case sp.to.Time >= length:
 		return fmt.Errorf("%s: the recording is %s long", FormatTime(sp.to.Time), FormatTime(length))
 	}
@@ -488,7 +482,7 @@ read:
 		return f.finishSpan(sp, n, last)
 	}
 	if f.Len() == 0 {
-		return nil, errors.New("the recording holds no pictures")
+		return nil, errNoPictures
 	}
 	// Frames in presentation order (the device writes them so; be sure).
 	if !sort.SliceIsSorted(f.PTS, func(i, j int) bool { return f.PTS[i] < f.PTS[j] }) {
@@ -522,7 +516,7 @@ func (f *Film) finishSpan(sp *span, n int, last time.Duration) (*Film, error) {
 		return nil, err
 	}
 	if f.Len() == 0 {
-		return nil, errors.New("the recording holds no pictures")
+		return nil, errNoPictures
 	}
 	if sp.seek != nil {
 		f.First = -1
@@ -652,7 +646,7 @@ func ParsePoint(s string) (Point, error) {
 func (f *Film) Resolve(p Point) (int, error) {
 	if p.Frame >= 0 {
 		if p.Frame >= f.Len() {
-			return 0, fmt.Errorf("frame %d: the recording has frames 0 to %d", p.Frame, f.Len()-1)
+			return 0, noFrame(p.Frame, f.Len())
 		}
 		return p.Frame, nil
 	}
