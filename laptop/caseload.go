@@ -275,6 +275,12 @@ type Digest struct {
 	SHA256 string
 }
 
+// DigestOf is the digest of a file holding b.
+func DigestOf(b []byte) Digest {
+	sum := sha256.Sum256(b)
+	return Digest{Bytes: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+}
+
 // ExportRecordOf is NewExportRecord for a file whose digest was taken as
 // it was written.
 func ExportRecordOf(recording, purpose, what, path string, d Digest, now time.Time) ExportRecord {

@@ -112,32 +112,12 @@ func (c *cli) openCut(cmd, homeDir, ref, purpose string) (*cut, error) {
 	return &cut{home: home, vr: vr, cs: cs, id: id, purpose: purpose}, nil
 }
 
-// span decrypts the frames from..to of the recording, and no more of it
-// than they need.
-func (k *cut) span(ctx context.Context, cmd string, from, to review.Point) (*review.Film, error) {
-	f, err := review.LoadSpan(ctx, k.vr, k.id, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", cmd, err)
-	}
-	return f, nil
-}
-
-// record records the file written at path with the case: case close and
-// erase list it, attune audit shows it. d is its digest if it was taken as
-// the file was written (nil: hash the file).
-func (k *cut) record(cmd, what, path string, d *laptop.Digest) error {
+// record records the file written at path, of digest d, with the case:
+// case close and erase list it, attune audit shows it.
+func (k *cut) record(cmd, what, path string, d laptop.Digest) error {
 	now := time.Now()
-	var e laptop.ExportRecord
-	var err error
-	if d != nil {
-		e = laptop.ExportRecordOf(k.vr.ID, k.purpose, what, path, *d, now)
-	} else {
-		e, err = laptop.NewExportRecord(k.vr.ID, k.purpose, what, path, now)
-	}
-	if err == nil {
-		err = k.home.RecordExports(k.cs, []laptop.ExportRecord{e}, now)
-	}
-	if err != nil {
+	e := laptop.ExportRecordOf(k.vr.ID, k.purpose, what, path, d, now)
+	if err := k.home.RecordExports(k.cs, []laptop.ExportRecord{e}, now); err != nil {
 		return fmt.Errorf("%s: %s was written but not recorded with the case: %v", cmd, path, err)
 	}
 	return nil
@@ -189,10 +169,10 @@ func (c *cli) clip(args []string) error {
 	}
 	film, d, err := review.WriteSpan(c.ctx, k.vr, k.id, pts[0], pts[1], f0, *out, review.ClipOptions{})
 	if err != nil {
-		return fmt.Errorf("clip: %v", strings.TrimPrefix(err.Error(), "clip: "))
+		return err
 	}
 	n := film.Len() - 1
-	if err := k.record("clip", film.ClipWhat(0, n), *out, &d); err != nil {
+	if err := k.record("clip", film.ClipWhat(0, n), *out, d); err != nil {
 		return err
 	}
 	frames := ""
@@ -227,9 +207,9 @@ func (c *cli) still(args []string) error {
 	if err != nil {
 		return err
 	}
-	film, err := k.span(c.ctx, "still", pts[0], pts[0])
+	film, err := review.LoadSpan(c.ctx, k.vr, k.id, pts[0], pts[0])
 	if err != nil {
-		return err
+		return fmt.Errorf("still: %v", err)
 	}
 	jpeg, err := film.Frame(0)
 	if err != nil {
@@ -238,7 +218,7 @@ func (c *cli) still(args []string) error {
 	if err := storage.WriteFileAtomic(*out, jpeg, 0o644); err != nil {
 		return fmt.Errorf("still: %v", err)
 	}
-	if err := k.record("still", film.StillWhat(0), *out, nil); err != nil {
+	if err := k.record("still", film.StillWhat(0), *out, laptop.DigestOf(jpeg)); err != nil {
 		return err
 	}
 	frame := ""

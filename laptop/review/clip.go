@@ -212,6 +212,9 @@ func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, f
 		if cw != nil {
 			cw.discard()
 		}
+		if !strings.HasPrefix(err.Error(), "clip: ") { // the writer's errors say it already
+			err = fmt.Errorf("clip: %w", err)
+		}
 		return nil, laptop.Digest{}, err
 	}
 	d, err := cw.close()

@@ -72,18 +72,8 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 			}
 		}
 	}()
-	keep := func(rec, what, name string, d *laptop.Digest) error {
-		path := filepath.Join(folder, name)
-		if d != nil {
-			written = append(written, laptop.ExportRecordOf(rec, purpose, what, path, *d, now))
-			return nil
-		}
-		e, err := laptop.NewExportRecord(rec, purpose, what, path, now)
-		if err != nil {
-			return fmt.Errorf("family copy: %v", err)
-		}
-		written = append(written, e)
-		return nil
+	keep := func(rec, what, name string, d laptop.Digest) {
+		written = append(written, laptop.ExportRecordOf(rec, purpose, what, filepath.Join(folder, name), d, now))
 	}
 	for i, cl := range req.Clips {
 		f, err := film(cl.Recording)
@@ -95,9 +85,7 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		if err != nil {
 			return res, err
 		}
-		if err := keep(cl.Recording, f.ClipWhat(cl.In, cl.Out), name, &d); err != nil {
-			return res, err
-		}
+		keep(cl.Recording, f.ClipWhat(cl.In, cl.Out), name, d)
 		res.Files = append(res.Files, name)
 		items = append(items, item{name, cl.Label, "clip"})
 	}
@@ -114,9 +102,7 @@ func FamilyCopy(ctx context.Context, h *laptop.Home, c *laptop.Case, film func(r
 		if err := storage.WriteFileAtomic(filepath.Join(folder, name), jpeg, 0o644); err != nil {
 			return res, fmt.Errorf("family copy: %v", err)
 		}
-		if err := keep(st.Recording, f.StillWhat(st.Frame), name, nil); err != nil {
-			return res, err
-		}
+		keep(st.Recording, f.StillWhat(st.Frame), name, laptop.DigestOf(jpeg))
 		res.Files = append(res.Files, name)
 		items = append(items, item{name, st.Label, "still"})
 	}
