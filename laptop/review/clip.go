@@ -155,12 +155,8 @@ func (f *Film) WriteClip(ctx context.Context, a, b int, format Format, path stri
 	if err != nil {
 		return laptop.Digest{}, err
 	}
-	var pkts []mkv.Packet
 	for i := a; i <= b; i++ {
-		if pkts, err = f.framePackets(pkts[:0], i, b, f.PTS[a]); err == nil {
-			err = cw.write(pkts)
-		}
-		if err != nil {
+		if err := cw.frame(f, i, b, f.PTS[a]); err != nil {
 			cw.discard()
 			return laptop.Digest{}, err
 		}
@@ -180,9 +176,8 @@ func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, f
 	}
 	var cw *clipWriter
 	next := 0 // frames written
-	var pkts []mkv.Packet
 	emit := func(f *Film, head time.Duration, final bool) error {
-		for next < f.Len() {
+		for ; next < f.Len(); next++ {
 			b := -1
 			if final {
 				b = f.Len() - 1
@@ -195,15 +190,10 @@ func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, f
 					return err
 				}
 			}
-			var err error
-			if pkts, err = f.framePackets(pkts[:0], next, b, f.PTS[0]); err == nil {
-				err = cw.write(pkts)
-			}
-			if err != nil {
+			if err := cw.frame(f, next, b, f.PTS[0]); err != nil {
 				return err
 			}
 			f.frames[next] = nil
-			next++
 		}
 		return nil
 	}
@@ -232,6 +222,7 @@ type clipWriter struct {
 	w         interface{ WritePacket(mkv.Packet) error }
 	finish    func() error // completes the file
 	abort     func()       // gives it up
+	pkts      []mkv.Packet // scratch for frame
 }
 
 func openClip(ctx context.Context, tracks []mkv.Track, format Format, path string, opts ClipOptions) (*clipWriter, error) {
@@ -252,8 +243,14 @@ func openClip(ctx context.Context, tracks []mkv.Track, format Format, path strin
 	return cw, nil
 }
 
-func (cw *clipWriter) write(pkts []mkv.Packet) error {
-	for _, p := range pkts {
+// frame writes frame i of f and its sound, of a clip whose last frame is
+// b (-1: a later one), rebased to base (Film.framePackets).
+func (cw *clipWriter) frame(f *Film, i, b int, base time.Duration) error {
+	var err error
+	if cw.pkts, err = f.framePackets(cw.pkts[:0], i, b, base); err != nil {
+		return err
+	}
+	for _, p := range cw.pkts {
 		if err := cw.w.WritePacket(p); err != nil {
 			return fmt.Errorf("clip: %v", err)
 		}
