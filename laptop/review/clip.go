@@ -63,23 +63,6 @@ func (f Format) Describe() string {
 	return "Matroska (the recorded pictures and sound, unchanged): opens in VLC"
 }
 
-// ClipPackets are frames a to b (inclusive) of the film with the sound
-// that goes with them, rebased to start at 0: each frame followed by the
-// audio samples up to the next frame, the samples unchanged.
-func (f *Film) ClipPackets(a, b int) ([]mkv.Packet, error) {
-	if err := f.checkRange(a, b); err != nil {
-		return nil, err
-	}
-	var out []mkv.Packet
-	for i := a; i <= b; i++ {
-		var err error
-		if out, err = f.framePackets(out, i, b, f.PTS[a]); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 func (f *Film) checkRange(a, b int) error {
 	if a < 0 || b >= f.Len() || a > b {
 		return fmt.Errorf("clip: frames %d to %d: the recording has frames 0 to %d, and the end must not be before the start", a, b, f.Len()-1)

@@ -182,7 +182,7 @@ func TestClipFormats(t *testing.T) {
 			pcm = append(pcm, p.Data...)
 		}
 	}
-	pk, _ := f.ClipPackets(10, 39)
+	pk, _ := f.clipPackets(10, 39)
 	var wantPCM []byte
 	for _, p := range pk {
 		if p.Kind == mkv.Audio {
@@ -243,11 +243,11 @@ func TestReadSpan(t *testing.T) {
 			t.Errorf("%s: frames %d to %d (origin %v), want %d to %d", c.name, f.First, f.First+f.Len()-1, f.Origin, c.a, c.b)
 			continue
 		}
-		got, err := f.ClipPackets(0, f.Len()-1)
+		got, err := f.clipPackets(0, f.Len()-1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := whole.ClipPackets(c.a, c.b)
+		want, _ := whole.clipPackets(c.a, c.b)
 		if len(got) != len(want) {
 			t.Errorf("%s: %d packets, want %d", c.name, len(got), len(want))
 			continue
@@ -346,8 +346,8 @@ func TestLoadSpanSeeks(t *testing.T) {
 			t.Fatalf("frame %d of the span is not frame %d of the film", i, a+i)
 		}
 	}
-	got, _ := f.ClipPackets(0, f.Len()-1)
-	want, _ := whole.ClipPackets(a, b)
+	got, _ := f.clipPackets(0, f.Len()-1)
+	want, _ := whole.clipPackets(a, b)
 	var gotPCM, wantPCM []byte
 	for _, p := range got {
 		if p.Kind == mkv.Audio {
@@ -441,4 +441,21 @@ func TestWriteSpan(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 6 {
 		t.Errorf("%d files left, want the 6 clips", len(ents))
 	}
+}
+
+// clipPackets are frames a to b (inclusive) of the film with the sound
+// that goes with them, as WriteClip writes them, rebased to start at 0: each frame followed by the
+// audio samples up to the next frame, the samples unchanged.
+func (f *Film) clipPackets(a, b int) ([]mkv.Packet, error) {
+	if err := f.checkRange(a, b); err != nil {
+		return nil, err
+	}
+	var out []mkv.Packet
+	for i := a; i <= b; i++ {
+		var err error
+		if out, err = f.framePackets(out, i, b, f.PTS[a]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
