@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"attune.dev/attune/internal/procstat"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
@@ -155,32 +156,10 @@ func freePort() (int, error) {
 }
 
 // procCPU is the CPU time of a process and of the children it has
-// reaped: /proc/PID/stat utime+stime+cutime+cstime, in USER_HZ ticks
-// (100 a second on Linux).
+// reaped.
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may contain spaces: skip past ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime..cstime are fields 14..17.
-	if len(f) < 15 {
-		return 0, errors.New("short /proc stat")
-	}
-	var ticks int64
-	for _, s := range f[11:15] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
+	self, children, err := procstat.Process(pid)
+	return self + children, err
 }
 
 // serverCPU is procCPU once the process has reaped every child it
@@ -212,28 +191,10 @@ func copyTree(ctx context.Context, src, dst string) error {
 }
 
 // machineBusy is the CPU time all CPUs have spent busy since boot (not
-// idle, not waiting for I/O), from /proc/stat.
+// idle, not waiting for I/O).
 func machineBusy() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, errors.New("malformed /proc/stat")
-	}
-	var busy int64
-	for i, s := range f[1:8] { // user nice system idle iowait irq softirq
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		if i != 3 && i != 4 {
-			busy += n
-		}
-	}
-	return time.Duration(busy) * (time.Second / 100), nil
+	busy, _, err := procstat.Machine()
+	return busy, err
 }
 
 // waitQuiet waits, up to limit, until the machine is nearly idle: other

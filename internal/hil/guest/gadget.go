@@ -17,11 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"attune.dev/attune/internal/procstat"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
@@ -183,27 +183,6 @@ func netState(nsPid int) string {
 	}
 	fmt.Fprintf(&b, "--- dmesg (last %d lines)\n%s\n", len(lines), strings.Join(lines, "\n"))
 	return b.String()
-}
-
-// vmCPU is the VM's busy and total CPU time so far, in clock ticks, from
-// /proc/stat's first line (idle and iowait count as not busy).
-func vmCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		n, _ := strconv.ParseInt(f, 10, 64)
-		if i >= 8 { // guest and guest_nice are already in user and nice
-			break
-		}
-		total += n
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
-		}
-	}
-	return busy, total
 }
 
 // inLaptop runs argv in the laptop's network namespace (busybox nsenter).
@@ -428,12 +407,12 @@ log_level = "info"
 	onDevice := dirBytes("/data/gadget/recordings")
 	before := dirBytes(laptopHome)
 	devCPU0, _ := procCPU(d.cmd.Process.Pid)
-	busy0, total0 := vmCPU()
+	busy0, total0, _ := procstat.Machine()
 	t := time.Now()
 	out3, err := attune("sync", "--json")
 	syncSecs := time.Since(t).Seconds()
 	devCPU1, _ := procCPU(d.cmd.Process.Pid)
-	busy1, total1 := vmCPU()
+	busy1, total1, _ := procstat.Machine()
 	if err != nil || !strings.Contains(out3, `"event":"result"`) {
 		return failD(fmt.Errorf("attune sync: %v\n%s", err, out3))
 	}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"attune.dev/attune/internal/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -199,21 +200,10 @@ func procMem(pid int) (hwm, rss int64, ok bool) {
 	return hwm, rss, hwm > 0
 }
 
-// procCPU is the user and system time of pid (/proc/pid/stat, in clock
-// ticks of 1/100 s, as Linux's USER_HZ is on these arches).
+// procCPU is the user and system time of pid.
 func procCPU(pid int) (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	_, rest, ok := strings.Cut(string(b), ") ") // after "pid (comm) "
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0, false
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+	self, _, err := procstat.Process(pid)
+	return self, err == nil
 }
 
 // logFields is the key=value fields of the last slog line with msg.
