@@ -17,14 +17,17 @@ func TestReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Work until a tick of CPU time shows (a loaded machine may take long).
-	self1 := self0
-	for end := time.Now().Add(10 * time.Second); self1 == self0 && time.Now().Before(end); {
+	// Work until a tick of CPU time shows in both (the machine's counters
+	// are summed from the CPUs' lazily; a loaded machine may take long).
+	self1, busy1, total1 := self0, busy0, total0
+	for end := time.Now().Add(10 * time.Second); (self1 == self0 || busy1 == busy0) && time.Now().Before(end); {
 		if self1, _, err = Process(os.Getpid()); err != nil {
 			t.Fatal(err)
 		}
+		if busy1, total1, err = Machine(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	busy1, total1, _ := Machine()
 	if self1 <= self0 || busy1 <= busy0 || total1 <= total0 {
 		t.Errorf("after work: self %v → %v, machine busy %v → %v, total %v → %v", self0, self1, busy0, busy1, total0, total1)
 	}
