@@ -1,7 +1,6 @@
 package laptop
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,18 +185,28 @@ func (s *Segments) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 		return buf, storage.Seal{}, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && int64(cap(buf)) < fi.Size() {
-		buf = make([]byte, 0, fi.Size()) // the plaintext is a little smaller than the file
+	fi, err := f.Stat()
+	if err != nil {
+		return buf, storage.Seal{}, err
 	}
-	r, err := age.Decrypt(f, s.id)
+	// Decrypted at once into buf, which takes the whole plaintext: age's
+	// stream reader would allocate a buffer for each 64 KiB chunk.
+	r, size, err := age.DecryptReaderAt(f, fi.Size(), s.id)
 	if err != nil {
 		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	b := bytes.NewBuffer(buf)
-	if _, err := b.ReadFrom(r); err != nil {
-		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
+	if int64(cap(buf)) < size {
+		// Room to spare lets the buffer, recycled, take most later
+		// segments too.
+		buf = make([]byte, size, size+size/4)
 	}
-	buf = b.Bytes()
+	buf = buf[:size]
+	if k, err := r.ReadAt(buf, 0); int64(k) < size {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return buf[:0], storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
+	}
 	seal, serr := storage.ReadSeal(buf)
 	if msg := s.ck.verify(&seal, serr, s.vr.ID, n); msg != "" {
 		return buf[:0], seal, fmt.Errorf("segment %d in the vault: %s", n, msg)

@@ -61,8 +61,8 @@ type Chapter struct {
 //	  Cues         one CuePoint per Cluster, on the video track
 //	  Chapters     one ChapterAtom per chapter, if there are any
 //
-// Memory is bounded by one Cluster: blocks are buffered until their Cluster
-// is complete, written and dropped. The header elements whose content is
+// Memory is bounded by one Cluster: blocks are copied into a buffer until
+// their Cluster is complete and written, and the buffer is reused. The header elements whose content is
 // known only at the end (Segment size, SeekHead, Duration) are written as
 // placeholders and patched in place through out's Seek by Finish; a file
 // left behind before Finish is still a playable live stream.
@@ -86,8 +86,9 @@ type FileWriter struct {
 	tracksAt   int64
 	seekHeadAt int64
 
-	cl        []Packet // the Cluster being gathered
-	clTC      int64    // its timecode, in TimecodeScale units
+	cl        []Packet // the Cluster being gathered, their data in clData
+	clData    []byte
+	clTC      int64 // its timecode, in TimecodeScale units
 	clStart   time.Duration
 	cues      []cuePoint
 	lastVideo time.Duration // PTS of the last video frame, -1 before the first
@@ -187,7 +188,8 @@ func (x *FileWriter) writeHead() error {
 
 // WritePacket places a block in the Cluster being gathered, first writing
 // that Cluster out if the block starts a new one. Packets of a kind without
-// a track are left out.
+// a track are left out. The data is copied: p.Data may be reused once
+// WritePacket returns.
 func (x *FileWriter) WritePacket(p Packet) error {
 	if _, ok := x.number[p.Kind]; !ok {
 		return nil
@@ -212,6 +214,9 @@ func (x *FileWriter) WritePacket(p Packet) error {
 		x.stats.Dropped++ // far out of order: Matroska cannot place it here
 		return nil
 	}
+	at := len(x.clData)
+	x.clData = append(x.clData, p.Data...)
+	p.Data = x.clData[at:len(x.clData):len(x.clData)] // a larger clData later leaves this one whole
 	x.cl = append(x.cl, p)
 
 	var dur time.Duration
@@ -277,8 +282,8 @@ func (x *FileWriter) flushCluster() error {
 	if x.w.pos-body != size {
 		return fmt.Errorf("internal error: cluster at %d is %d bytes, not %d", at, x.w.pos-body, size)
 	}
-	clear(x.cl) // drop the frames for the collector
-	x.cl = x.cl[:0]
+	clear(x.cl)
+	x.cl, x.clData = x.cl[:0], x.clData[:0]
 	x.stats.Clusters++
 	x.stats.Bytes = x.w.pos
 	if x.opts.Progress != nil {

@@ -62,10 +62,12 @@ type mkvReader struct {
 	clTime    int64    // cluster timecode, in ticks
 	pending   mkvrElem // read but not handled; valid if hasPend
 	hasPend   bool
-	skipTo    int64 // rest of a BlockGroup to skip before reading on
-	noVideo   bool  // video blocks' data is skipped, not read
-	dataOff   int64 // where the last packet's data began
-	dataSize  int64 // and its size
+	skipTo    int64    // rest of a BlockGroup to skip before reading on
+	noVideo   bool     // video blocks' data is skipped, not read
+	dataOff   int64    // where the last packet's data began
+	dataSize  int64    // and its size
+	spare     [][]byte // packet buffers given back (Reader.Reuse)
+	reusing   bool     // Reuse was called
 }
 
 // newMatroskaReader reads a Matroska file's headers up to its first Cluster.
@@ -534,11 +536,35 @@ func (m *mkvReader) readBlock(e mkvrElem) (p Packet, ok bool, err error) {
 		}
 		return Packet{Kind: kind, PTS: pts, Key: true}, true, nil
 	}
-	data, err := m.s.ReadBlob(rest)
+	data, err := m.readData(rest)
 	if err != nil {
 		return Packet{}, false, err
 	}
 	return Packet{Kind: kind, PTS: pts, Data: data, Key: true}, true, nil
+}
+
+// readData reads a block's n bytes of data into the smallest buffer given
+// back (Reader.Reuse) that holds them, or a fresh one; once buffers are
+// being given back, a fresh one has room to spare, for a later packet a
+// little larger.
+func (m *mkvReader) readData(n int64) ([]byte, error) {
+	best := -1
+	for i, b := range m.spare {
+		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(m.spare[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := m.spare[best][:n]
+		m.spare[best] = m.spare[len(m.spare)-1]
+		m.spare = m.spare[:len(m.spare)-1]
+		return b, m.s.ReadFull(b)
+	}
+	if m.reusing && n <= 1<<20 {
+		b := make([]byte, n, n+n/4)
+		return b, m.s.ReadFull(b)
+	}
+	return m.s.ReadBlob(n)
 }
 
 // within checks that e fits in a parent ending at end (-1: unknown).

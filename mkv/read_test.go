@@ -230,3 +230,43 @@ func TestSkipVideoData(t *testing.T) {
 		}
 	}
 }
+
+// TestReuse: a packet's data given back is read into again by a later
+// packet that fits, and the packets read are the same as without.
+func TestReuse(t *testing.T) {
+	file := demuxtest.SynthMKV()
+	plain, err := mkv.NewReader(bytes.NewReader(file), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := demuxtest.Demux(plain)
+	d, err := mkv.NewReader(bytes.NewReader(file), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reused := 0
+	var given []byte
+	for i := 0; ; i++ {
+		p, err := d.Next()
+		if err == io.EOF {
+			if i != len(want) {
+				t.Fatalf("%d packets, want %d", i, len(want))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Kind != want[i].Kind || p.PTS != want[i].PTS || !bytes.Equal(p.Data, want[i].Data) {
+			t.Errorf("packet %d differs with reuse", i)
+		}
+		if given != nil && len(p.Data) > 0 && len(p.Data) <= cap(given) && &p.Data[:1][0] == &given[:1][0] {
+			reused++
+		}
+		given = p.Data
+		d.Reuse(p.Data)
+	}
+	if reused == 0 {
+		t.Error("no packet was read into a buffer given back")
+	}
+}

@@ -40,7 +40,7 @@ func (s *Reader) Tracks() []Track { return append([]Track(nil), s.m.tracks()...)
 
 // Next returns the next packet in stream order, with PTS the block's
 // timestamp (cluster timecode plus relative timecode, in TimecodeScale
-// units). Data is freshly allocated and belongs to the caller. At the end of
+// units). Data belongs to the caller (Reuse gives it back). At the end of
 // the stream Next returns io.EOF, also when the stream is cut short mid-element
 // (an interrupted recording): the packets before the cut are all delivered.
 func (s *Reader) Next() (Packet, error) {
@@ -54,6 +54,19 @@ func (s *Reader) Next() (Packet, error) {
 	}
 	return p, nil
 }
+
+// Reuse gives back the Data of a packet Next returned, once the caller is
+// done with it: a later packet's data is read into it (so a stream's
+// packets need not each be allocated afresh). At most maxSpare are kept.
+func (s *Reader) Reuse(b []byte) {
+	s.m.reusing = true
+	if cap(b) > 0 && len(s.m.spare) < maxSpare {
+		s.m.spare = append(s.m.spare, b[:0])
+	}
+}
+
+// maxSpare is how many buffers Reuse keeps.
+const maxSpare = 8
 
 // SkipVideoData makes Next deliver video packets without their data, the
 // bytes read past rather than kept in memory: Data is nil, and DataAt says

@@ -159,7 +159,8 @@ func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, f
 	}
 	var cw *clipWriter
 	next := 0 // frames written
-	emit := func(f *Film, head time.Duration, final bool) error {
+	sp := &span{from: from, to: to}
+	sp.emit = func(f *Film, head time.Duration, final bool) error {
 		for ; next < f.Len(); next++ {
 			b := -1
 			if final {
@@ -176,11 +177,12 @@ func WriteSpan(ctx context.Context, vr laptop.VaultRecording, id age.Identity, f
 			if err := cw.frame(f, next, b, f.PTS[0]); err != nil {
 				return err
 			}
+			sp.reuse(f.frames[next]) // the writers keep no packet's data
 			f.frames[next] = nil
 		}
 		return nil
 	}
-	f, err := loadFilm(ctx, vr, id, &span{from: from, to: to, emit: emit})
+	f, err := loadFilm(ctx, vr, id, sp)
 	if err != nil {
 		if cw != nil {
 			cw.discard()

@@ -297,11 +297,34 @@ type span struct {
 	// last frame read (final: the span is complete), to write it out as it
 	// goes (WriteSpan).
 	emit func(f *Film, head time.Duration, final bool) error
+	// reuse gives back a frame's data, once no longer needed, for a later
+	// packet (mkv.Reader.Reuse).
+	reuse func([]byte)
 }
 
 // spanSlack is how far past a span's end the stream is read for its
 // sound: the device writes sound a little after the pictures of its time.
 const spanSlack = time.Second
+
+// soundBytes is about how much sound a span holds (the slack read before
+// and after it included), to make room for it at once; at most
+// maxSoundReserve, for a span that ends past the recording.
+func (sp *span) soundBytes(f *Film) int {
+	var d time.Duration
+	switch {
+	case sp.from.Frame < 0 && sp.to.Frame < 0:
+		d = sp.to.Time - sp.from.Time
+	case sp.from.Frame >= 0 && sp.to.Frame >= 0 && f.Video.FPS > 0:
+		d = time.Duration(float64(sp.to.Frame-sp.from.Frame+1) / f.Video.FPS * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0
+	}
+	n := (d + 3*spanSlack).Seconds() * float64(f.Audio.SampleRate*f.frameBytes())
+	return int(min(n, maxSoundReserve))
+}
+
+const maxSoundReserve = 64 << 20
 
 func (sp *span) check() error {
 	if sp.from.Frame >= 0 && sp.to.Frame >= 0 && sp.to.Frame < sp.from.Frame ||
@@ -337,6 +360,7 @@ func (sp *span) video(f *Film, i int, p mkv.Packet) (keep, stop bool, err error)
 			if sp.to.Frame >= 0 && sp.to.Frame < i-1 { // from is at frame i-1 or later
 				return false, true, errors.New("the end must not be before the start")
 			}
+			sp.reuse(sp.prev)
 			sp.prev, sp.prevPTS = p.Data, p.PTS
 			return false, false, nil
 		}
@@ -393,6 +417,9 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span, vs *laptop.Record
 	if vs != nil {
 		rd.SkipVideoData()
 	}
+	if sp != nil {
+		sp.reuse = rd.Reuse
+	}
 	f := &Film{}
 	for _, t := range rd.Tracks() {
 		switch t.Kind {
@@ -402,6 +429,9 @@ func readFilm(ctx context.Context, stream io.Reader, sp *span, vs *laptop.Record
 			t := t
 			f.Audio = &t
 		}
+	}
+	if sp != nil && f.Audio != nil {
+		f.PCM = make([]byte, 0, sp.soundBytes(f))
 	}
 	haveAudio := false
 	n := 0 // frames read
@@ -444,6 +474,8 @@ read:
 				if !keep {
 					if !sp.started {
 						f.trimPCM(p.PTS - spanSlack)
+					} else {
+						rd.Reuse(p.Data) // past the end
 					}
 					continue
 				}
@@ -476,6 +508,7 @@ read:
 				return f.finishSpan(sp, n, last)
 			}
 			f.placePCM(p)
+			rd.Reuse(p.Data)
 		}
 	}
 	if sp != nil {
