@@ -231,3 +231,49 @@ func TestStreamAheadAndClose(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamDamagedSegment: a segment in the vault that is cut short, or
+// has a byte changed, stops the stream with an error naming it, after the
+// whole plaintexts of the segments before it and nothing of its own.
+func TestStreamDamagedSegment(t *testing.T) {
+	h, c, rcpt := newSyncCase(t)
+	id, err := h.Identity(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := vaultRecording(t, h, c, rcpt, 5*time.Second)
+	var before []byte // the plaintexts of segments 0 and 1
+	for n := range 2 {
+		p := decryptAll(t, filepath.Join(vr.Dir, storage.SegmentName(n)), id)
+		before = append(before, p[:len(p)-storage.SealSize]...)
+	}
+	seg2 := filepath.Join(vr.Dir, storage.SegmentName(2))
+	orig, err := os.ReadFile(seg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := bytes.Clone(orig)
+	flipped[len(flipped)/2] ^= 0x01
+	for name, b := range map[string][]byte{
+		"cut short":         orig[:len(orig)-100],
+		"a byte flipped":    flipped,
+		"cut to its header": orig[:100],
+	} {
+		if err := os.WriteFile(seg2, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := vr.Stream(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(s)
+		s.Close()
+		t.Logf("%s: %v", name, err)
+		if err == nil || !strings.Contains(err.Error(), storage.SegmentName(2)) {
+			t.Errorf("%s: stream error %v, want one naming %s", name, err, storage.SegmentName(2))
+		}
+		if !bytes.Equal(got, before) {
+			t.Errorf("%s: %d bytes read before the error, want the %d of segments 0 and 1", name, len(got), len(before))
+		}
+	}
+}

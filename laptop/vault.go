@@ -153,7 +153,7 @@ func (s *RecordingStream) run() {
 			defer s.wg.Done()
 			for j := range work {
 				s.loaded.Add(1)
-				j.buf, j.seal, j.err = s.src.load(j.n, s.buffer())
+				j.buf, j.seal, j.err = s.src.load(j.n, s.buffer(), true)
 				close(j.done)
 			}
 		}()
@@ -177,8 +177,9 @@ func (s *RecordingStream) recycle(b []byte) {
 }
 
 // load decrypts segment n into buf and checks its seal; the plaintext is
-// returned without the seal.
-func (s *Segments) load(n int, buf []byte) ([]byte, storage.Seal, error) {
+// returned without the seal. A buffer made for one to be recycled (a
+// stream's) has room to spare.
+func (s *Segments) load(n int, buf []byte, recycled bool) ([]byte, storage.Seal, error) {
 	name := storage.SegmentName(n)
 	f, err := os.Open(filepath.Join(s.vr.Dir, name))
 	if err != nil {
@@ -196,9 +197,11 @@ func (s *Segments) load(n int, buf []byte) ([]byte, storage.Seal, error) {
 		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
 	if int64(cap(buf)) < size {
-		// Room to spare lets the buffer, recycled, take most later
-		// segments too.
-		buf = make([]byte, size, size+size/4)
+		room := int64(0)
+		if recycled {
+			room = size / 4 // for most later segments to fit too
+		}
+		buf = make([]byte, size, size+room)
 	}
 	buf = buf[:size]
 	if k, err := r.ReadAt(buf, 0); int64(k) < size {
@@ -289,7 +292,7 @@ func (s *Segments) Stream(first int) *RecordingStream {
 // recording (the links to its neighbours are checked by Stream). It
 // returns the plaintext without the seal.
 func (s *Segments) Segment(n int) ([]byte, error) {
-	b, _, err := s.load(n, nil)
+	b, _, err := s.load(n, nil, false)
 	return b, err
 }
 
