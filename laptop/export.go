@@ -120,6 +120,7 @@ func Export(ctx context.Context, stream io.Reader, marks []Mark, out io.WriteSee
 		if err := w.WritePacket(p); err != nil {
 			return exportInfo(w.Stats()), fmt.Errorf("export: %w", err)
 		}
+		rd.Reuse(p.Data) // the writer copied it
 	}
 	if err := ctx.Err(); err != nil {
 		return exportInfo(w.Stats()), fmt.Errorf("export: %w", err)
