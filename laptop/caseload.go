@@ -261,11 +261,11 @@ type ExportRecord struct {
 // NewExportRecord describes a plaintext file written at path from
 // recording, for purpose, hashing it as it is on disk.
 func NewExportRecord(recording, purpose, what, path string, now time.Time) (ExportRecord, error) {
-	sum, n, err := fileDigest(path)
+	d, err := FileDigest(path)
 	if err != nil {
 		return ExportRecord{}, fmt.Errorf("record the export: %v", err)
 	}
-	return ExportRecordOf(recording, purpose, what, path, Digest{Bytes: n, SHA256: sum}, now), nil
+	return ExportRecordOf(recording, purpose, what, path, d, now), nil
 }
 
 // Digest is a file's size and SHA-256 (hex), as an export record keeps
@@ -391,15 +391,17 @@ func (h *Home) ExportFor(ctx context.Context, c *Case, vr VaultRecording, id age
 	return path, info, m, err
 }
 
-func fileDigest(path string) (string, int64, error) {
+// FileDigest is the digest of the file at path, read through in large
+// blocks.
+func FileDigest(path string) (Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, err
+		return Digest{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil)), n, err
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)) // the struct hides os.File's WriteTo, which would copy in 32 KiB reads
+	return Digest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, err
 }
 
 // ClearAPI is what closing a case on a device that other cases use

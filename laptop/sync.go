@@ -705,11 +705,7 @@ func (st *syncState) receiveHeld(d *download, in *tee, id age.Identity) error {
 		r, psize, derr = age.DecryptReaderAt(bytes.NewReader(*cbuf), d.seg.Size, id)
 		if derr == nil {
 			pbuf := getBuf(int(psize))
-			_, derr = r.ReadAt(*pbuf, 0)
-			if derr == io.EOF {
-				derr = nil
-			}
-			if derr == nil {
+			if derr = readWhole(r, *pbuf); derr == nil {
 				d.seal, d.sealErr = storage.ReadSeal(*pbuf)
 			}
 			putBuf(pbuf)
@@ -729,7 +725,7 @@ func (d *download) judge(n int64, sum []byte, derr error) {
 	}
 }
 
-// heldPool recycles the whole-segment buffers.
+// heldPool recycles whole-segment buffers: sync's, and a vault stream's.
 var heldPool sync.Pool
 
 func getBuf(n int) *[]byte {
@@ -742,6 +738,19 @@ func getBuf(n int) *[]byte {
 }
 
 func putBuf(b *[]byte) { heldPool.Put(b) }
+
+// readWhole fills p from r, which holds exactly len(p) bytes (an age
+// DecryptReaderAt, which authenticates each chunk it reads).
+func readWhole(r io.ReaderAt, p []byte) error {
+	n, err := r.ReadAt(p, 0)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
 
 // tee is a download's body as its checks read it: what they read is also
 // written to the file (and hashed), and counted. Errors are kept, so that

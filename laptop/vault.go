@@ -38,7 +38,6 @@ type RecordingStream struct {
 	order chan *segmentJob // the segments being decrypted, in order
 	quit  chan struct{}
 	wg    sync.WaitGroup
-	free  chan []byte // buffers handed back for reuse
 
 	prev   *storage.Seal // the seal of the segment before cur, if held
 	pn     int
@@ -101,7 +100,7 @@ func (s *RecordingStream) Read(p []byte) (int, error) {
 			return 0, s.err
 		}
 		if s.cur != nil {
-			s.recycle(s.cur.buf)
+			putBuf(&s.cur.buf)
 			s.cur = nil
 		}
 		j, ok := <-s.order
@@ -127,7 +126,6 @@ func (s *RecordingStream) Read(p []byte) (int, error) {
 // reader in the same order.
 func (s *RecordingStream) run() {
 	s.order = make(chan *segmentJob, streamAhead)
-	s.free = make(chan []byte, streamAhead+2)
 	work := make(chan *segmentJob)
 	s.wg.Add(1 + streamWorkers)
 	go func() {
@@ -153,66 +151,45 @@ func (s *RecordingStream) run() {
 			defer s.wg.Done()
 			for j := range work {
 				s.loaded.Add(1)
-				j.buf, j.seal, j.err = s.src.load(j.n, s.buffer(), true)
+				j.buf, j.seal, j.err = s.src.load(j.n, true)
 				close(j.done)
 			}
 		}()
 	}
 }
 
-func (s *RecordingStream) buffer() []byte {
-	select {
-	case b := <-s.free:
-		return b[:0]
-	default:
-		return nil
-	}
-}
-
-func (s *RecordingStream) recycle(b []byte) {
-	select {
-	case s.free <- b:
-	default:
-	}
-}
-
-// load decrypts segment n into buf and checks its seal; the plaintext is
-// returned without the seal. A buffer made for one to be recycled (a
-// stream's) has room to spare.
-func (s *Segments) load(n int, buf []byte, recycled bool) ([]byte, storage.Seal, error) {
+// load decrypts segment n whole and checks its seal; the plaintext is
+// returned without the seal, in a buffer from the segment buffers' pool
+// (getBuf) if pooled, for the caller to hand back (putBuf).
+func (s *Segments) load(n int, pooled bool) ([]byte, storage.Seal, error) {
 	name := storage.SegmentName(n)
 	f, err := os.Open(filepath.Join(s.vr.Dir, name))
 	if err != nil {
-		return buf, storage.Seal{}, err
+		return nil, storage.Seal{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return buf, storage.Seal{}, err
+		return nil, storage.Seal{}, err
 	}
-	// Decrypted at once into buf, which takes the whole plaintext: age's
+	// Decrypted at once into a buffer of the plaintext's size: age's
 	// stream reader would allocate a buffer for each 64 KiB chunk.
 	r, size, err := age.DecryptReaderAt(f, fi.Size(), s.id)
 	if err != nil {
-		return buf, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
+		return nil, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
-	if int64(cap(buf)) < size {
-		room := int64(0)
-		if recycled {
-			room = size / 4 // for most later segments to fit too
-		}
-		buf = make([]byte, size, size+room)
+	var buf []byte
+	if pooled {
+		buf = *getBuf(int(size))
+	} else {
+		buf = make([]byte, size)
 	}
-	buf = buf[:size]
-	if k, err := r.ReadAt(buf, 0); int64(k) < size {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return buf[:0], storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
+	if err := readWhole(r, buf); err != nil {
+		return nil, storage.Seal{}, fmt.Errorf("decrypt %s: %w", name, err)
 	}
 	seal, serr := storage.ReadSeal(buf)
 	if msg := s.ck.verify(&seal, serr, s.vr.ID, n); msg != "" {
-		return buf[:0], seal, fmt.Errorf("segment %d in the vault: %s", n, msg)
+		return nil, seal, fmt.Errorf("segment %d in the vault: %s", n, msg)
 	}
 	return buf[:len(buf)-storage.SealSize], seal, nil
 }
@@ -292,7 +269,7 @@ func (s *Segments) Stream(first int) *RecordingStream {
 // recording (the links to its neighbours are checked by Stream). It
 // returns the plaintext without the seal.
 func (s *Segments) Segment(n int) ([]byte, error) {
-	b, _, err := s.load(n, nil, false)
+	b, _, err := s.load(n, false)
 	return b, err
 }
 

@@ -3,8 +3,6 @@ package review
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -278,15 +276,14 @@ func syncAndDigest(path string) (laptop.Digest, error) {
 	defer f.Close()
 	synced := make(chan error, 1)
 	go func() { synced <- f.Sync() }()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), make([]byte, 1<<20))
+	d, err := laptop.FileDigest(path)
 	if serr := <-synced; err == nil {
 		err = serr
 	}
 	if err != nil {
 		return laptop.Digest{}, fmt.Errorf("clip: %v", err)
 	}
-	return laptop.Digest{Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return d, nil
 }
 
 func (cw *clipWriter) openLossless(tracks []mkv.Track, format Format) error {
