@@ -140,19 +140,12 @@ func TestReviewBench(t *testing.T) {
 	var results []result
 	for _, size := range []struct{ w, h int }{{1280, 720}, {1920, 1080}} {
 		t.Run(fmt.Sprintf("%dp", size.h), func(t *testing.T) {
-			home, err := laptop.OpenHome(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := home.NewCase("Bench family", true, "")
-			if err != nil {
-				t.Fatal(err)
-			}
+			home, c := newCase(t, "Bench family")
 			vr := vaultRecording(t, home, c, size.w, size.h, 12)
 			_, u := serve(t, home, Options{})
 			ctx := browser(t, 1400, 1000)
 			r := result{w: size.w, h: size.h}
-			err = chromedp.Run(ctx,
+			err := chromedp.Run(ctx,
 				chromedp.Navigate(u),
 				chromedp.WaitVisible(`button.open`, chromedp.ByQuery),
 				chromedp.Click(`button.open`, chromedp.ByQuery),

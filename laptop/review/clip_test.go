@@ -17,7 +17,6 @@ import (
 
 	"attune.dev/attune/avi"
 	"attune.dev/attune/capture"
-	"attune.dev/attune/laptop"
 	"attune.dev/attune/mkv"
 )
 
@@ -291,14 +290,7 @@ func TestReadSpan(t *testing.T) {
 // from the start and knows its frame numbers; one past the end says how
 // long the recording is.
 func TestLoadSpanSeeks(t *testing.T) {
-	home, err := laptop.OpenHome(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := home.NewCase("Seek family", true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	home, c := newCase(t, "Seek family")
 	vr := vaultRecording(t, home, c, 160, 120, 8)
 	if n := len(vr.Index.Segments); n < 5 {
 		t.Fatalf("%d segments: too few to seek in", n)
@@ -390,14 +382,7 @@ func frameOf(t *testing.T, f *Film, i int) []byte {
 // for byte, as the span read whole and then written, in every lossless
 // format, for a seek by times and for frame numbers.
 func TestWriteSpan(t *testing.T) {
-	home, err := laptop.OpenHome(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := home.NewCase("Span family", true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	home, c := newCase(t, "Span family")
 	vr := vaultRecording(t, home, c, 160, 120, 8)
 	id, err := home.Identity(c, nil)
 	if err != nil {

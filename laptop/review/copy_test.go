@@ -17,16 +17,7 @@ import (
 // audit shows). After a withdrawal of family_copy consent it is refused
 // and nothing is written or recorded.
 func TestFamilyCopyRecorded(t *testing.T) {
-	home, err := laptop.OpenHome(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := home.NewCase("The Brook family", true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := testFilm(t)
-	f.ID = "0123456789abcdef"
+	home, c, f := familyCase(t)
 	films := func(string) (*Film, error) { return f, nil }
 	now := time.Date(2025, 3, 4, 10, 0, 0, 0, time.Local)
 	stick := filepath.Join(t.TempDir(), "The Brook family stick")
@@ -98,18 +89,10 @@ func TestFamilyCopyRecorded(t *testing.T) {
 // frames, the first the film's frame 10 byte for byte.
 func TestFamilyCopyWithoutFFmpeg(t *testing.T) {
 	need(t, "ffmpeg", "ffprobe")
-	home, err := laptop.OpenHome(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := home.NewCase("The Brook family", true, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := testFilm(t)
-	f.ID = "0123456789abcdef"
+	home, c, f := familyCase(t)
 	stick := filepath.Join(t.TempDir(), "stick")
 	var res CopyResult
+	var err error
 	t.Run("no ffmpeg", func(t *testing.T) {
 		t.Setenv("PATH", t.TempDir())
 		res, err = FamilyCopy(context.Background(), home, c, func(string) (*Film, error) { return f, nil },
@@ -128,4 +111,28 @@ func TestFamilyCopyWithoutFFmpeg(t *testing.T) {
 	if frames := copiedFrames(t, clip); len(frames) == 0 || !bytes.Equal(frames[0], frameOf(t, f, 10)) {
 		t.Errorf("the family's movie does not start with the film's frame 10 byte for byte (%d frames)", len(frames))
 	}
+}
+
+// familyCase is a fresh home with one case and a test film that belongs
+// to it, for the family copy's tests.
+func familyCase(t *testing.T) (*laptop.Home, *laptop.Case, *Film) {
+	t.Helper()
+	home, c := newCase(t, "The Brook family")
+	f := testFilm(t)
+	f.ID = "0123456789abcdef"
+	return home, c, f
+}
+
+// newCase is a fresh home with one case, its key without a passphrase.
+func newCase(t *testing.T, label string) (*laptop.Home, *laptop.Case) {
+	t.Helper()
+	home, err := laptop.OpenHome(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := home.NewCase(label, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return home, c
 }
